@@ -1,0 +1,60 @@
+# Portside. The README's two commands are `make run` and `make test`; each installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORTSIDE := $(VENV)/bin/portside
+# Base images the e2e tests and the quick start deploy onto (local stand-ins when no registry answers).
+IMAGES ?=
+PYTEST_ARGS ?=
+
+.PHONY: install docker images run test test-unit test-integration test-e2e lint bench clean-docker help
+
+help:
+	@echo "make install   - create .venv with the portside command"
+	@echo "make run       - install, make sure a Docker engine runs, build base images, start Portside"
+	@echo "make test      - install, engine, base images, then every test (unit, integration, e2e)"
+	@echo "make bench     - benchmarks; figures go to bench/results/"
+	@echo "make lint      - ruff"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Portside needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+docker: install
+	@bash scripts/ensure-docker.sh
+
+images: docker
+	@bash deploy/base-images/build.sh $(IMAGES)
+
+run: images
+	$(PORTSIDE) up
+
+test: images
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: images
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check shared services tests bench
+
+bench: images
+	$(PY) bench/run.py
+
+# Remove everything Portside (or a crashed test) left on the engine, found by label.
+clean-docker:
+	-docker ps -aq --filter label=org.portside.managed | xargs -r docker rm -f
+	-docker network ls -q --filter label=org.portside.managed | xargs -r docker network rm
+	-docker volume ls -q --filter label=org.portside.managed | xargs -r docker volume rm

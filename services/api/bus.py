@@ -1,0 +1,69 @@
+"""The API's side of NATS: publish commands, and wait for the fact that answers them (matched by
+correlation id). Facts arrive on a core subscription, so every API replica sees every reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from faststream.nats import NatsBroker, NatsMessage
+
+from shared.config import Settings
+from shared.errors import ErrorCode, PortsideError
+from shared.messaging.events import SUBJECT_PAYLOADS, Event
+from shared.messaging.streams import ensure_streams, make_broker, publish
+from shared.messaging.subjects import Subject
+
+
+class Bus:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker: NatsBroker = make_broker(settings, "api")
+        self._waiters: dict[str, tuple[frozenset[Subject], asyncio.Future[tuple[Subject, Event]]]] = {}
+
+        @self.broker.subscriber("deploy.*.completed")
+        async def on_completed(body: dict, message: NatsMessage) -> None:
+            self._resolve(message.raw_message.subject, body)
+
+        @self.broker.subscriber("deploy.*.failed")
+        async def on_failed(body: dict, message: NatsMessage) -> None:
+            self._resolve(message.raw_message.subject, body)
+
+    def _resolve(self, subject_text: str, body: dict) -> None:
+        try:
+            subject = Subject(subject_text)
+        except ValueError:
+            return
+        waiter = self._waiters.get(body.get("correlation_id", ""))
+        if waiter is None or subject not in waiter[0] or waiter[1].done():
+            return
+        waiter[1].set_result((subject, SUBJECT_PAYLOADS[subject].model_validate(body)))
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await ensure_streams(self.broker, self.settings)
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    async def send(self, subject: Subject, event: Event) -> None:
+        await publish(self.broker, self.settings, subject, event)
+
+    async def request(
+        self, subject: Subject, event: Event, answers: Iterable[Subject], timeout: float | None = None
+    ) -> tuple[Subject, Event]:
+        """Publish a command and wait for the first fact in `answers` with the same correlation id."""
+        future: asyncio.Future[tuple[Subject, Event]] = asyncio.get_running_loop().create_future()
+        self._waiters[event.correlation_id] = (frozenset(answers), future)
+        try:
+            await self.send(subject, event)
+            return await asyncio.wait_for(future, timeout or self.settings.worker_timeout_seconds)
+        except TimeoutError as exc:
+            raise PortsideError(
+                ErrorCode.WORKER_TIMEOUT,
+                f"No worker answered {subject.value} within {timeout or self.settings.worker_timeout_seconds:.0f} s; "
+                "check that the workers run (`portside up` starts them) and see their logs.",
+            ) from exc
+        finally:
+            self._waiters.pop(event.correlation_id, None)

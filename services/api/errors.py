@@ -1,0 +1,58 @@
+"""Every error leaves the API as {"detail": "...", "error_code": "..."} with a fitting HTTP status."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import ErrorCode, PortsideError
+
+STATUS_BY_CODE: dict[str, int] = {
+    ErrorCode.REPOSITORY_NOT_FOUND: 404,
+    ErrorCode.DEPLOYMENT_NOT_FOUND: 404,
+    ErrorCode.REPO_NOT_FOUND: 404,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.PORT_IN_USE: 409,
+    ErrorCode.PORT_OUT_OF_RANGE: 422,
+    ErrorCode.INVALID_REPOSITORY: 422,
+    ErrorCode.INVALID_DOCKERFILE: 422,
+    ErrorCode.INVALID_COMPOSE: 422,
+    ErrorCode.UNSUPPORTED_STACK: 422,
+    ErrorCode.GIT_CLONE_FAILED: 422,
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.DOCKER_UNAVAILABLE: 503,
+    ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
+    ErrorCode.WORKER_TIMEOUT: 504,
+}
+
+
+def error_body(detail: str, code: str) -> dict[str, str]:
+    return {"detail": detail, "error_code": code}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PortsideError)
+    async def portside_error(_: Request, exc: PortsideError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.code), status_code=STATUS_BY_CODE.get(exc.code, 400))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse(error_body("; ".join(parts) or "invalid request", ErrorCode.VALIDATION_ERROR), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "NOT_FOUND" if exc.status_code == 404 else f"HTTP_{exc.status_code}"
+        return JSONResponse(error_body(str(exc.detail), code), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            error_body(f"Unexpected error ({exc.__class__.__name__}); see the API log.", ErrorCode.INTERNAL_ERROR),
+            status_code=500,
+        )

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Body, Query, Response
+from sqlalchemy import select
+
+from services.api import service
+from services.api.deps import BusDep, SessionDep, SettingsDep
+from services.api.schemas import (
+    DeploymentPublic,
+    DeploymentSummary,
+    DeployResult,
+    DetectRequest,
+    Envelope,
+    EventPublic,
+    FilesUpdate,
+    GenerateRequest,
+    GenerateResult,
+    StatusPublic,
+)
+from shared.config import Settings
+from shared.db.models import Deployment, DeploymentEvent
+from shared.db.status import DeploymentStatus as S
+from shared.detection import Detection
+from shared.docker import docker_client
+from shared.docker.containers import app_container, container_stats
+from shared.errors import PortsideError
+
+router = APIRouter(prefix="/api/deployments", tags=["deployments"])
+
+
+def _url(settings: Settings, deployment: Deployment) -> str | None:
+    if deployment.assigned_port is None or deployment.status != S.RUNNING:
+        return None
+    host = "localhost" if settings.bind_address in ("0.0.0.0", "::", "127.0.0.1") else settings.bind_address
+    return f"http://{host}:{deployment.assigned_port}"
+
+
+@router.post("/detect/{repo_id}", response_model=Envelope[Detection])
+async def detect(
+    repo_id: int, session: SessionDep, bus: BusDep,
+    body: Annotated[DetectRequest | None, Body()] = None,
+    app_path: Annotated[str | None, Query(description="subdirectory of the repository (monorepos)")] = None,
+) -> Envelope[Detection]:
+    """Detect the stack; the detector answers over NATS (WORKER_TIMEOUT if none does)."""
+    path = app_path if app_path is not None else (body.app_path if body else "")
+    return Envelope(data=await service.detect(session, bus, repo_id, path))
+
+
+@router.post("/generate/{repo_id}", response_model=Envelope[GenerateResult])
+async def generate(
+    repo_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    body: Annotated[GenerateRequest | None, Body()] = None,
+) -> Envelope[GenerateResult]:
+    """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
+    body = body or GenerateRequest()
+    deployment = await service.generate(
+        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port, host_port=body.host_port
+    )
+    return Envelope(data=GenerateResult(
+        deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
+        compose=deployment.compose_content or "", dockerignore=deployment.dockerignore_content,
+        docker_path=deployment.docker_path,
+    ))
+
+
+@router.get("", response_model=Envelope[list[DeploymentSummary]])
+async def list_deployments(
+    session: SessionDep, repo_id: Annotated[int | None, Query()] = None
+) -> Envelope[list[DeploymentSummary]]:
+    query = select(Deployment).order_by(Deployment.id)
+    if repo_id is not None:
+        query = query.where(Deployment.repository_id == repo_id)
+    rows = (await session.scalars(query)).all()
+    return Envelope(data=[DeploymentSummary.model_validate(d) for d in rows])
+
+
+@router.get("/{deployment_id}", response_model=Envelope[DeploymentPublic])
+async def get_deployment(deployment_id: int, session: SessionDep, settings: SettingsDep) -> Envelope[DeploymentPublic]:
+    deployment = await service.get_deployment(session, deployment_id)
+    data = DeploymentPublic.model_validate(deployment).model_copy(update={"url": _url(settings, deployment)})
+    return Envelope(data=data)
+
+
+@router.put("/{deployment_id}/files", response_model=Envelope[dict])
+async def put_files(deployment_id: int, body: FilesUpdate, session: SessionDep) -> Envelope[dict]:
+    """Save edited files after validating them (422 with an error_code and the offending line if not)."""
+    await service.save_files(session, deployment_id, body.dockerfile, body.compose)
+    return Envelope(data={"saved": True})
+
+
+def _deploy_result(settings: Settings, deployment: Deployment) -> DeployResult:
+    return DeployResult(
+        deployment_id=deployment.id, status=deployment.status, container_id=deployment.container_id,
+        port=deployment.assigned_port, url=_url(settings, deployment),
+        error_code=deployment.error_code, error_message=deployment.error_message,
+    )
+
+
+@router.post("/{deployment_id}/deploy", response_model=Envelope[DeployResult], status_code=202)
+async def deploy(
+    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
+    wait: Annotated[bool, Query(description="answer when the app runs or failed, not when queued")] = False,
+) -> Envelope[DeployResult]:
+    """Build the image and start the app. 202 while in progress; with ?wait=true, 200 with the outcome."""
+    deployment = await service.deploy(session, bus, deployment_id, wait=wait)
+    if wait:
+        response.status_code = 200
+    return Envelope(data=_deploy_result(settings, deployment))
+
+
+@router.post("/{deployment_id}/stop", response_model=Envelope[DeployResult], status_code=202)
+async def stop(
+    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
+    wait: Annotated[bool, Query()] = False,
+) -> Envelope[DeployResult]:
+    """Stop and remove the containers and free the port."""
+    deployment = await service.stop(session, bus, deployment_id, wait=wait)
+    if wait or deployment.status == S.STOPPED:
+        response.status_code = 200
+    return Envelope(data=_deploy_result(settings, deployment))
+
+
+@router.get("/{deployment_id}/status", response_model=Envelope[StatusPublic])
+async def status(deployment_id: int, session: SessionDep, settings: SettingsDep) -> Envelope[StatusPublic]:
+    """The status in Postgres plus live figures read from the engine (CPU, memory, network, uptime)."""
+    deployment = await service.get_deployment(session, deployment_id)
+    data = StatusPublic(
+        deployment_id=deployment.id, status=deployment.status, container_id=deployment.container_id,
+        port=deployment.assigned_port, url=_url(settings, deployment),
+    )
+
+    def read_engine() -> StatusPublic:
+        client = docker_client(settings, timeout=10)
+        try:
+            container = app_container(client, deployment.id)
+            if container is None:
+                return data
+            stats = container_stats(container)
+            return data.model_copy(update={
+                "container_id": container.id, "container_state": stats.state, "health": stats.health,
+                "uptime_seconds": stats.uptime_seconds, "cpu_percent": stats.cpu_percent,
+                "memory_mb": stats.memory_mb, "memory_limit_mb": stats.memory_limit_mb,
+                "network_rx_bytes": stats.network_rx_bytes, "network_tx_bytes": stats.network_tx_bytes,
+                "ip_address": stats.ip_address, "ports": stats.ports,
+            })
+        finally:
+            client.close()
+
+    try:
+        data = await anyio.to_thread.run_sync(read_engine)
+    except PortsideError as exc:
+        data = data.model_copy(update={"engine_error": exc.message})
+    return Envelope(data=data)
+
+
+@router.get("/{deployment_id}/events", response_model=Envelope[list[EventPublic]])
+async def events(deployment_id: int, session: SessionDep) -> Envelope[list[EventPublic]]:
+    """The deployment's timeline: every status change with its time and reason."""
+    await service.get_deployment(session, deployment_id)
+    rows = (await session.scalars(
+        select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id).order_by(DeploymentEvent.id)
+    )).all()
+    return Envelope(data=[EventPublic.model_validate(e) for e in rows])

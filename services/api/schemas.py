@@ -1,0 +1,161 @@
+"""Request and response bodies (DTO families: XCreate / XPublic / XsPublic) and the success envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    success: bool = True
+    data: T
+
+
+class RepositoryCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(default=None, description="Absolute path of a local directory")
+    url: str | None = Field(default=None, description="A git URL to clone")
+    branch: str | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> RepositoryCreate:
+        if bool(self.path) == bool(self.url):
+            raise ValueError("give exactly one of `path` (a local directory) or `url` (a git repository)")
+        return self
+
+
+class RepositoryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    path: str
+    url: str | None
+    branch: str | None
+    created_at: datetime
+
+
+class DetectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_path: str = ""
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stack: str | None = Field(default=None, description="Override the detected stack")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Port the app listens on in the container")
+    host_port: int | None = Field(default=None, ge=1, le=65535, description="Host port to publish on (else a free one)")
+    app_path: str = Field(default="", description="Subdirectory of the repository holding the app (monorepos)")
+
+
+class GenerateResult(BaseModel):
+    deployment_id: int
+    dockerfile: str
+    compose: str
+    dockerignore: str | None
+    docker_path: str | None
+
+
+class FilesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dockerfile: str | None = None
+    compose: str | None = None
+
+
+class DeploymentSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    repository_id: int
+    repo_name: str
+    stack: str | None
+    app_path: str
+    port: int | None = Field(validation_alias="assigned_port")
+    status: str
+    created_at: datetime
+    container_id: str | None
+
+
+class DeploymentPublic(BaseModel):
+    """Every column, files included."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    repository_id: int
+    repo_name: str
+    stack: str | None
+    framework: str | None
+    package_manager: str | None
+    app_path: str
+    confidence_score: int | None
+    internal_port: int | None
+    detected_db: str | None
+    assigned_port: int | None
+    requested_port: int | None
+    domain: str | None
+    status: str
+    docker_path: str | None
+    dockerfile_content: str | None
+    compose_content: str | None
+    dockerignore_content: str | None
+    error_message: str | None
+    error_code: str | None
+    image_id: str | None
+    image_tag: str | None
+    build_seconds: float | None
+    exit_code: int | None
+    container_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    url: str | None = None
+
+
+class DeployResult(BaseModel):
+    deployment_id: int
+    status: str
+    container_id: str | None = None
+    port: int | None = None
+    url: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class StatusPublic(BaseModel):
+    deployment_id: int
+    status: str
+    container_id: str | None
+    port: int | None
+    url: str | None
+    container_state: str | None = None
+    health: str | None = None
+    uptime_seconds: float | None = None
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+    memory_limit_mb: float | None = None
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
+    ip_address: str | None = None
+    ports: dict[str, list[str]] = Field(default_factory=dict)
+    engine_error: str | None = None
+
+
+class EventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: str
+    message: str | None
+    error_code: str | None
+    created_at: datetime

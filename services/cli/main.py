@@ -1,0 +1,210 @@
+"""`portside`: start the system (`up`), look at a repository offline (`detect`, `generate`), and drive
+deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.client import Api, ApiError, default_api_url
+
+app = typer.Typer(help="Portside: point it at a git repository, get a running container.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+ApiOpt = Annotated[str, typer.Option("--api", envvar="PORTSIDE_API_URL", help="Portside API base URL")]
+
+
+def _api(url: str | None) -> Api:
+    return Api(url or default_api_url())
+
+
+def _fail(exc: ApiError) -> typer.Exit:
+    err.print(f"[red]error[/] {exc.code}: {exc.detail}")
+    return typer.Exit(1)
+
+
+@app.command()
+def up(
+    replicas: Annotated[list[str] | None, typer.Option("--replicas", help="e.g. detector=3 (repeatable)")] = None,
+) -> None:
+    """Start Portside: embedded NATS and Postgres (unless PORTSIDE_NATS_URL / PORTSIDE_DATABASE_URL are set),
+    then the API, logstream, detector, builder and runner as separate processes."""
+    from services.cli.supervisor import Supervisor, parse_replicas
+    from shared.config import get_settings
+
+    try:
+        counts = parse_replicas(replicas or [])
+    except ValueError as exc:
+        err.print(f"[red]error[/] {exc}")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(Supervisor(get_settings(), counts).run())
+
+
+@app.command()
+def detect(
+    path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
+    as_json: Annotated[bool, typer.Option("--json", help="print the detection as JSON")] = False,
+    app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
+) -> None:
+    """Detect a directory's stack offline and explain why."""
+    # The CLI is a client, not a service: it may call the detector's pure function to work offline.
+    from services.detector.service import detect as run_detect
+
+    detection = run_detect(path, app_path)
+    if as_json:
+        out.print_json(detection.model_dump_json())
+        return
+    table = Table(title=f"Detection for {path / app_path}", show_header=False)
+    for field in ("stack", "framework", "package_manager", "runtime_version", "internal_port", "start_command",
+                  "build_command", "detected_db", "has_dockerfile", "has_compose", "confidence"):
+        value = getattr(detection, field)
+        table.add_row(field, "" if value is None else str(value))
+    if detection.start_command_help:
+        table.add_row("how to fix", detection.start_command_help)
+    out.print(table)
+    if detection.evidence:
+        ev = Table("file", "reason", title="Evidence")
+        for item in detection.evidence:
+            ev.add_row(item.file, item.reason)
+        out.print(ev)
+    for warning in detection.warnings:
+        out.print(f"[yellow]warning[/] {warning}")
+    if detection.apps:
+        apps = Table("path", "stack", "framework", "port", title="Apps in this repository")
+        for sub in detection.apps:
+            apps.add_row(sub.app_path, sub.stack, sub.framework or "", str(sub.internal_port or ""))
+        out.print(apps)
+
+
+@app.command()
+def generate(
+    path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")],
+    app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
+    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+) -> None:
+    """Write the Dockerfile, compose file and .dockerignore Portside would use, without deploying."""
+    from services.builder.service import generate_files
+    from services.detector.service import detect as run_detect
+
+    detection = run_detect(path, app_path)
+    try:
+        files = generate_files(detection, path / app_path, deployment_id=0, repo_name=path.name, port_override=port)
+    except ValueError as exc:
+        err.print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
+        raise typer.Exit(1) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "Dockerfile").write_text(files.dockerfile)
+    (out_dir / "docker-compose.yml").write_text(files.compose)
+    (out_dir / ".dockerignore").write_text(files.dockerignore)
+    out.print(f"wrote Dockerfile, docker-compose.yml and .dockerignore to {out_dir} "
+              f"({detection.stack}/{detection.framework or '-'}, confidence {detection.confidence})")
+
+
+@app.command()
+def deploy(
+    source: Annotated[str, typer.Argument(help="a local directory or a git URL")],
+    branch: Annotated[str | None, typer.Option(help="branch to clone (git URLs)")] = None,
+    app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
+    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+    host_port: Annotated[int | None, typer.Option(help="host port to publish on (default: a free one)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the logs once running")] = False,
+    api: ApiOpt = "",
+) -> None:
+    """Register, detect, generate and deploy, then print the URL."""
+    client = _api(api)
+    local = Path(source)
+    body = {"path": str(local.resolve())} if local.exists() else {"url": source, "branch": branch}
+    try:
+        repo = client.call("POST", "/api/repositories", json=body)
+        detection = client.call("POST", f"/api/deployments/detect/{repo['id']}", json={"app_path": app_path})
+        err.print(f"detected [bold]{detection['stack']}[/] / {detection.get('framework') or '-'} "
+                  f"(confidence {detection['confidence']})")
+        generated = client.call("POST", f"/api/deployments/generate/{repo['id']}",
+                                json={"app_path": app_path, "port": port, "host_port": host_port})
+        deployment_id = generated["deployment_id"]
+        err.print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")
+        result = client.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=3600)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    if result["status"] != "running":
+        err.print(f"[red]deployment {deployment_id} is {result['status']}[/]: {result.get('error_code')}: {result.get('error_message')}")
+        err.print(f"see `portside logs {deployment_id}`")
+        raise typer.Exit(1)
+    out.print(f"deployment {deployment_id} is running at [bold green]{result['url']}[/]")
+    if follow:
+        logs(deployment_id, follow=True, lines=100, api=api)
+
+
+@app.command()
+def logs(
+    deployment_id: int,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep streaming new lines")] = False,
+    lines: Annotated[int, typer.Option(help="how many past lines to show")] = 100,
+    api: ApiOpt = "",
+) -> None:
+    """Show a deployment's build and app logs; -f follows them live (Server-Sent Events)."""
+    client = _api(api)
+    try:
+        if not follow:
+            data = client.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": lines})
+            for entry in data.get("entries", []):
+                out.print(entry["line"], markup=False, highlight=False)
+            return
+        for event, _, data in client.sse(f"/api/deployments/{deployment_id}/logs/stream"):
+            if event != "progress":
+                out.print(data, markup=False, highlight=False)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        return
+
+
+@app.command()
+def status(deployment_id: int, api: ApiOpt = "") -> None:
+    """Status, URL, CPU and memory of a deployment."""
+    try:
+        data = _api(api).call("GET", f"/api/deployments/{deployment_id}/status")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    table = Table(show_header=False, title=f"Deployment {deployment_id}")
+    for key, value in data.items():
+        if value not in (None, {}, []):
+            table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command()
+def stop(deployment_id: int, api: ApiOpt = "") -> None:
+    """Stop a deployment: remove its containers and free its port."""
+    try:
+        data = _api(api).call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    out.print(f"deployment {deployment_id} is {data['status']}")
+
+
+@app.command("ls")
+def list_deployments(api: ApiOpt = "", as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List deployments."""
+    try:
+        rows = _api(api).call("GET", "/api/deployments")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("id", "repo", "stack", "port", "status", "created")
+    for row in rows:
+        table.add_row(str(row["id"]), row["repo_name"], row["stack"] or "", str(row["port"] or ""), row["status"], row["created_at"][:19])
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Logstream: relays container logs to the logs stream and serves build + app logs over SSE."""

@@ -1,0 +1,123 @@
+"""Follows the app containers' output and appends each line to the logs stream (JetStream, on disk), so a
+client that connects late, or after a restart of anything, still gets every line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from datetime import UTC, datetime
+
+import anyio
+from docker.errors import DockerException
+from nats.js.errors import NotFoundError
+from sqlalchemy import select
+
+from shared.db.models import Deployment
+from shared.db.status import DeploymentStatus as S
+from shared.docker import docker_client
+from shared.docker.containers import app_container, parse_docker_time
+from shared.errors import PortsideError
+from shared.messaging.events import LogLine
+from shared.messaging.streams import publish_log
+from shared.messaging.subjects import logs_subject
+from shared.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    """One follower task per running deployment in this process."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.followers: dict[int, asyncio.Task[None]] = {}
+        self.containers: dict[int, str | None] = {}
+
+    def follow(self, deployment_id: int, container_id: str | None, resume: bool = False) -> None:
+        """Follow the deployment's app container; a new container (redeploy) replaces the old follower.
+        `resume` continues after the last stored line instead of from the container's start."""
+        current = self.containers.get(deployment_id)
+        task = self.followers.get(deployment_id)
+        if task is not None and not task.done():
+            if current == container_id:
+                return
+            task.cancel()
+        self.containers[deployment_id] = container_id
+        self.followers[deployment_id] = asyncio.create_task(self._follow(deployment_id, container_id, resume))
+
+    async def resume_all(self) -> None:
+        """At start: follow every deployment Postgres says is running, from where the stream left off."""
+        async with self.ctx.sessions() as session:
+            rows = (await session.execute(
+                select(Deployment.id, Deployment.container_id).where(Deployment.status == S.RUNNING)
+            )).all()
+        for deployment_id, container_id in rows:
+            self.follow(deployment_id, container_id, resume=True)
+
+    async def stop(self) -> None:
+        for task in self.followers.values():
+            task.cancel()
+        for task in self.followers.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _last_app_time(self, deployment_id: int) -> datetime | None:
+        js = self.ctx.broker.config.connection_state.stream
+        try:
+            msg = await js.get_last_msg(self.ctx.settings.logs_stream_name, logs_subject(deployment_id))
+        except NotFoundError:
+            return None
+        try:
+            return LogLine.model_validate_json(msg.data).time
+        except ValueError:
+            return None
+
+    async def _follow(self, deployment_id: int, container_id: str | None, resume: bool) -> None:
+        since = await self._last_app_time(deployment_id) if resume else None
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, datetime] | None] = asyncio.Queue()
+        stop_flag = threading.Event()
+
+        def pump() -> None:
+            # Timestamps from the engine let a restarted relay continue exactly after the last stored line.
+            try:
+                client = docker_client(self.ctx.settings, timeout=3600 * 24 * 365)
+            except PortsideError as exc:
+                log.warning("logs of %s: %s", deployment_id, exc)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+                return
+            try:
+                container = client.containers.get(container_id) if container_id else app_container(client, deployment_id)
+                kwargs = {"stream": True, "follow": True, "timestamps": True}
+                if since is not None:
+                    kwargs["since"] = since.timestamp() + 1e-6
+                buffer = b""
+                for chunk in container.logs(**kwargs):
+                    if stop_flag.is_set():
+                        return
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        raw, buffer = buffer.split(b"\n", 1)
+                        text = raw.decode("utf-8", errors="replace")
+                        stamp, _, line = text.partition(" ")
+                        loop.call_soon_threadsafe(queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC)))
+            except DockerException as exc:  # includes NotFound: the container is gone
+                log.warning("logs of %s stopped: %s", deployment_id, exc)
+            finally:
+                client.close()
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = anyio.to_thread.run_sync(pump, abandon_on_cancel=True)
+        pump_task = asyncio.ensure_future(worker)
+        try:
+            while (item := await queue.get()) is not None:
+                line, when = item
+                await publish_log(
+                    self.ctx.broker, self.ctx.settings,
+                    LogLine(deployment_id=deployment_id, source="app", line=line, time=when),
+                )
+        finally:
+            stop_flag.set()
+            pump_task.cancel()

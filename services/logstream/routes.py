@@ -1,0 +1,104 @@
+"""SSE and history endpoints over the logs stream. Each event carries the stream sequence as its id, so a
+client that reconnects with Last-Event-ID continues exactly where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from sse_starlette.sse import EventSourceResponse
+
+from shared.messaging.events import LogLine
+from shared.messaging.subjects import logs_subject
+from shared.worker import WorkerContext
+
+router = APIRouter(prefix="/deployments", tags=["logs"])
+
+
+def _ctx(request: Request) -> WorkerContext:
+    return request.app.state.ctx
+
+
+async def _count(js: JetStreamContext, stream: str, subject: str) -> int:
+    info = await js.stream_info(stream, subjects_filter=subject)
+    return (info.state.subjects or {}).get(subject, 0)
+
+
+def _entry(line: LogLine, seq: int) -> dict:
+    return {"seq": seq, "source": line.source, "time": line.time.isoformat(), "line": line.line,
+            "step": line.step, "total_steps": line.total_steps}
+
+
+async def history(ctx: WorkerContext, deployment_id: int, lines: int) -> list[dict]:
+    """The last `lines` log lines (build and app) of a deployment."""
+    js = ctx.broker.config.connection_state.stream
+    subject = logs_subject(deployment_id)
+    stream = ctx.settings.logs_stream_name
+    if await _count(js, stream, subject) == 0:
+        return []
+    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    tail: deque[dict] = deque(maxlen=lines)
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            tail.append(_entry(LogLine.model_validate_json(msg.data), msg.metadata.sequence.stream))
+            if msg.metadata.num_pending == 0:
+                break
+    except TimeoutError:
+        pass
+    finally:
+        await sub.unsubscribe()
+    return list(tail)
+
+
+@router.get("/{deployment_id}/logs")
+async def get_logs(
+    deployment_id: int, request: Request, lines: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> dict:
+    entries = await history(_ctx(request), deployment_id, lines)
+    return {"logs": "\n".join(e["line"] for e in entries), "entries": entries}
+
+
+@router.get("/{deployment_id}/logs/stream")
+async def stream_logs(
+    deployment_id: int,
+    request: Request,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(description="resume after this sequence (like Last-Event-ID)")] = None,
+) -> EventSourceResponse:
+    ctx = _ctx(request)
+    start = after
+    if last_event_id and last_event_id.isdigit():
+        start = int(last_event_id)
+    return EventSourceResponse(_events(ctx, deployment_id, request, start), ping=15)
+
+
+async def _events(ctx: WorkerContext, deployment_id: int, request: Request, after: int | None) -> AsyncIterator[dict]:
+    js = ctx.broker.config.connection_state.stream
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+        opt_start_seq=after + 1 if after else None,
+    )
+    sub = await js.subscribe(
+        logs_subject(deployment_id), stream=ctx.settings.logs_stream_name, ordered_consumer=True, config=config
+    )
+    try:
+        while not await request.is_disconnected():
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except TimeoutError:
+                continue
+            line = LogLine.model_validate_json(msg.data)
+            event = {"event": line.source, "id": str(msg.metadata.sequence.stream), "data": line.line.replace("\r", "")}
+            yield event
+            if line.step is not None and line.total_steps:
+                yield {"event": "progress", "data": f'{{"step": {line.step}, "total_steps": {line.total_steps}}}'}
+    except asyncio.CancelledError:
+        raise
+    finally:
+        await sub.unsubscribe()

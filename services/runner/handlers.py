@@ -1,0 +1,34 @@
+"""NATS wiring for the runner: a build that completed is started; run and stop commands are obeyed."""
+
+from __future__ import annotations
+
+from faststream.nats import NatsMessage
+
+from services.runner import service
+from shared.messaging.events import BuildCompleted, RunRequested, StopRequested
+from shared.messaging.streams import in_progress, on_subject, worker_subscriber
+from shared.messaging.subjects import Subject
+from shared.worker import WorkerContext
+
+COMMANDS = (Subject.BUILD_COMPLETED, Subject.RUN_REQUESTED, Subject.STOP_REQUESTED)
+
+
+def register(ctx: WorkerContext) -> None:
+    # Starting mostly waits on the app, so one replica runs several at once.
+    subscriber = worker_subscriber(ctx.broker, ctx.settings, "runner", COMMANDS, max_workers=8)
+    heartbeat = ctx.settings.ack_wait_seconds / 3
+
+    @subscriber(filter=on_subject(Subject.BUILD_COMPLETED))
+    async def on_built(event: BuildCompleted, message: NatsMessage) -> None:
+        async with in_progress(message, heartbeat):
+            await service.run(ctx, event.deployment_id, event.correlation_id)
+
+    @subscriber(filter=on_subject(Subject.RUN_REQUESTED))
+    async def on_run(event: RunRequested, message: NatsMessage) -> None:
+        async with in_progress(message, heartbeat):
+            await service.run(ctx, event.deployment_id, event.correlation_id)
+
+    @subscriber(filter=on_subject(Subject.STOP_REQUESTED))
+    async def on_stop(event: StopRequested, message: NatsMessage) -> None:
+        async with in_progress(message, heartbeat):
+            await service.stop(ctx, event.deployment_id, event.correlation_id)

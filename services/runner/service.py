@@ -1,0 +1,217 @@
+"""Runner business logic: start a built deployment with docker compose and wait until it answers; stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import anyio
+from sqlalchemy import func
+
+from services.runner.ports import allocate_port
+from services.runner.readiness import http_answers
+from shared.config import Settings
+from shared.db.models import Deployment, Repository
+from shared.db.repository import transition
+from shared.db.status import DeploymentStatus as S
+from shared.docker import docker_client
+from shared.docker.compose import ComposeResult, run_compose
+from shared.docker.containers import app_container, logs_tail, project_name, remove_deployment_resources
+from shared.errors import ErrorCode, PortsideError
+from shared.messaging.events import RunCompleted, RunFailed, StopCompleted
+from shared.messaging.subjects import Subject
+from shared.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
+PORT_RETRIES = 3
+
+
+def public_url(settings: Settings, port: int) -> str:
+    host = "localhost" if settings.bind_address in ("0.0.0.0", "::", "127.0.0.1") else settings.bind_address
+    return f"http://{host}:{port}"
+
+
+def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str]:
+    return {
+        "PORTSIDE_IMAGE": image_tag,
+        "PORTSIDE_HOST_PORT": str(port),
+        "PORTSIDE_BIND_ADDRESS": settings.bind_address,
+    }
+
+
+def _port_conflict(result: ComposeResult) -> bool:
+    text = result.stderr.lower()
+    return "port is already allocated" in text or "address already in use" in text
+
+
+class StartFailure(Exception):
+    def __init__(self, code: ErrorCode, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.exit_code = code, message, exit_code
+
+
+async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> None:
+    """Start the deployment's latest image. Idempotent: a redelivered command finds the containers by label
+    and compose converges to the same state."""
+    settings = ctx.settings
+    async with ctx.sessions() as session:
+        result = await transition(session, deployment_id, S.STARTING, "starting container")
+        if not result.applied and result.current != S.STARTING:
+            log.info("run %s skipped: status is %s", deployment_id, result.current)
+            return
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None
+        repo = await session.get(Repository, deployment.repository_id)
+        assert repo is not None
+        try:
+            port = await allocate_port(
+                session, settings, deployment_id,
+                requested=deployment.requested_port, previous=deployment.assigned_port,
+            )
+        except PortsideError as exc:
+            await transition(session, deployment_id, S.ERROR, exc.message, error_code=exc.code, assigned_port=None)
+            await session.commit()
+            await _fail(ctx, deployment_id, correlation_id, exc.code, exc.message)
+            return
+        await session.commit()
+        app_dir = (Path(repo.path) / deployment.app_path).resolve()
+        compose_text = deployment.compose_content or ""
+        image_tag = deployment.image_tag or ""
+
+    await ctx.log(deployment_id, f"starting on port {port}")
+    try:
+        compose_file = await anyio.to_thread.run_sync(_write_compose, app_dir, compose_text)
+        container_id = None
+        for attempt in range(PORT_RETRIES):
+            up = await anyio.to_thread.run_sync(lambda: run_compose(
+                settings, project_name(deployment_id), [compose_file],
+                ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, image_tag, port),
+                project_dir=compose_file.parent,
+            ))
+            if up.ok:
+                break
+            if _port_conflict(up) and attempt + 1 < PORT_RETRIES and deployment.requested_port is None:
+                # Another process took the port between our check and Docker's bind: pick another one.
+                await ctx.log(deployment_id, f"port {port} was taken meanwhile; trying another")
+                async with ctx.sessions() as session:
+                    port = await allocate_port(session, settings, deployment_id, exclude=frozenset({port}))
+                    await session.commit()
+                continue
+            code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
+            raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
+        container_id, exit_code, tail = await _wait_ready(ctx, deployment_id, port)
+        if exit_code is not None or container_id is None:
+            raise StartFailure(
+                ErrorCode.APP_CRASHED if exit_code is not None else ErrorCode.NOT_READY,
+                ("The app exited with code %s before answering on its port." % exit_code
+                 if exit_code is not None else
+                 f"The app did not answer HTTP on port {port} within {settings.ready_timeout_seconds:.0f} s; "
+                 "check that it listens on 0.0.0.0 and on $PORT.")
+                + ("\nLast lines:\n" + "\n".join(tail) if tail else ""),
+                exit_code,
+            )
+    except (StartFailure, PortsideError) as exc:
+        code, message = exc.code, exc.message
+        exit_code = getattr(exc, "exit_code", None)
+        await anyio.to_thread.run_sync(_teardown, settings, deployment_id, False)
+        async with ctx.sessions() as session:
+            target = S.ERROR if code == ErrorCode.DOCKER_UNAVAILABLE else S.CRASHED
+            await transition(session, deployment_id, target, message, error_code=code, exit_code=exit_code)
+            await session.commit()
+        await ctx.log(deployment_id, message.splitlines()[0])
+        await _fail(ctx, deployment_id, correlation_id, code, message)
+        return
+
+    url = public_url(settings, port)
+    async with ctx.sessions() as session:
+        await transition(
+            session, deployment_id, S.RUNNING, f"answering on {url}",
+            container_id=container_id, started_at=func.now(), stopped_at=None,
+            error_message=None, error_code=None, exit_code=None,
+        )
+        await session.commit()
+    await ctx.log(deployment_id, f"running at {url}")
+    await ctx.publish(Subject.RUN_COMPLETED, RunCompleted(
+        correlation_id=correlation_id, deployment_id=deployment_id, container_id=container_id, port=port, url=url))
+
+
+def _write_compose(app_dir: Path, text: str) -> Path:
+    if not app_dir.is_dir():
+        raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {app_dir} no longer exists.")
+    path = app_dir / COMPOSE_FILE
+    path.parent.mkdir(exist_ok=True)
+    if text and (not path.exists() or path.read_text() != text):
+        path.write_text(text)
+        path.chmod(0o600)
+    return path
+
+
+async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tuple[str | None, int | None, list[str]]:
+    """(container id, exit code if it died, last log lines). Polls container state and HTTP."""
+    settings = ctx.settings
+    deadline = time.monotonic() + settings.ready_timeout_seconds
+    client = await anyio.to_thread.run_sync(docker_client, settings)
+    try:
+        container_id = None
+        while time.monotonic() < deadline:
+            container = await anyio.to_thread.run_sync(app_container, client, deployment_id)
+            if container is not None:
+                container_id = container.id
+                state = container.attrs.get("State", {})
+                if state.get("Status") in ("exited", "dead") or (
+                    state.get("Status") == "restarting" and state.get("ExitCode")
+                ):
+                    tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
+                    return container_id, int(state.get("ExitCode") or 0), tail
+                if state.get("Status") == "running" and await anyio.to_thread.run_sync(
+                    http_answers, "127.0.0.1", port
+                ):
+                    return container_id, None, []
+            await asyncio.sleep(0.25)
+        tail = []
+        if container_id:
+            container = await anyio.to_thread.run_sync(app_container, client, deployment_id)
+            tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
+        return None, None, tail
+    finally:
+        client.close()
+
+
+def _teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
+    """`compose down` by project name (works without the file), then anything left with our label."""
+    args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
+    run_compose(settings, project_name(deployment_id), [], args)
+    try:
+        client = docker_client(settings)
+    except PortsideError:
+        return
+    try:
+        remove_deployment_resources(client, deployment_id, volumes=volumes)
+    finally:
+        client.close()
+
+
+async def _fail(ctx: WorkerContext, deployment_id: int, correlation_id: str, code: str, message: str) -> None:
+    await ctx.publish(Subject.RUN_FAILED, RunFailed(
+        correlation_id=correlation_id, deployment_id=deployment_id, error_code=code, message=message))
+
+
+async def stop(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> None:
+    async with ctx.sessions() as session:
+        result = await transition(session, deployment_id, S.STOPPING, "stopping")
+        if not result.applied and result.current != S.STOPPING:
+            if result.current == S.STOPPED:  # redelivery: already done
+                await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
+            return
+        await session.commit()
+    await anyio.to_thread.run_sync(_teardown, ctx.settings, deployment_id, False)
+    async with ctx.sessions() as session:
+        await transition(session, deployment_id, S.STOPPED, "stopped; port released",
+                         stopped_at=func.now(), container_id=None)
+        await session.commit()
+    await ctx.log(deployment_id, "stopped")
+    await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))

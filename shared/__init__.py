@@ -1,0 +1,1 @@
+"""What every Portside service needs: settings, database, messaging, Docker."""

@@ -1,0 +1,57 @@
+"""Settings for every Portside process, read from the environment (PORTSIDE_*)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTSIDE_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".portside")
+    # Unset means "start an embedded server" (see services/supervisor); set means "use this one".
+    nats_url: str | None = None
+    database_url: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    logstream_host: str = "127.0.0.1"
+    logstream_port: int = 8081
+    # Where published host ports listen; 0.0.0.0 makes apps reachable from other machines.
+    bind_address: str = "0.0.0.0"
+    port_range_start: int = 20000
+    port_range_end: int = 40000
+
+    docker_host: str | None = None
+    stream_name: str = "PORTSIDE"
+    logs_stream_name: str = "PORTSIDE_LOGS"
+    # How long the API waits for a worker's reply to detect/generate before WORKER_TIMEOUT.
+    worker_timeout_seconds: float = 30.0
+    # JetStream redelivers a message whose worker stopped heart-beating for this long (e.g. was killed).
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 5
+    build_timeout_seconds: float = 1800.0
+    ready_timeout_seconds: float = 90.0
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.home / "repos"
+
+    def require_nats_url(self) -> str:
+        if not self.nats_url:
+            raise RuntimeError("PORTSIDE_NATS_URL is not set; start Portside with `portside up`.")
+        return self.nats_url
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("PORTSIDE_DATABASE_URL is not set; start Portside with `portside up`.")
+        return self.database_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

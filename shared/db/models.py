@@ -1,0 +1,95 @@
+"""Tables. Alembic migrations in shared/migrations own the schema; these mirror it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db.base import Base
+from shared.db.status import PORT_HOLDING, DeploymentStatus
+
+_PORT_HOLDING_SQL = "status IN (" + ", ".join(f"'{s.value}'" for s in PORT_HOLDING) + ")"
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Repository(TimestampMixin, Base):
+    __tablename__ = "repositories"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    branch: Mapped[str | None] = mapped_column(String(255))
+    detection: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="repository", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Deployment(TimestampMixin, Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index("ix_deployments_repository_id", "repository_id"),
+        Index("ix_deployments_status", "status"),
+        Index("ix_deployments_assigned_port", "assigned_port"),
+        # A port is held by at most one active deployment: the database decides, not a read-then-write.
+        Index(
+            "uq_deployments_active_port",
+            "assigned_port",
+            unique=True,
+            postgresql_where=text(_PORT_HOLDING_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    repo_name: Mapped[str] = mapped_column(String(255))
+    stack: Mapped[str | None] = mapped_column(String(64))
+    framework: Mapped[str | None] = mapped_column(String(64))
+    package_manager: Mapped[str | None] = mapped_column(String(64))
+    app_path: Mapped[str] = mapped_column(Text, server_default="")
+    confidence_score: Mapped[int | None] = mapped_column(Integer)
+    internal_port: Mapped[int | None] = mapped_column(Integer)
+    detected_db: Mapped[str | None] = mapped_column(String(64))
+    assigned_port: Mapped[int | None] = mapped_column(Integer)
+    requested_port: Mapped[int | None] = mapped_column(Integer)
+    domain: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), server_default=DeploymentStatus.PENDING.value)
+    docker_path: Mapped[str | None] = mapped_column(Text)
+    dockerfile_content: Mapped[str | None] = mapped_column(Text)
+    compose_content: Mapped[str | None] = mapped_column(Text)
+    dockerignore_content: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    image_id: Mapped[str | None] = mapped_column(String(128))
+    image_tag: Mapped[str | None] = mapped_column(String(255))
+    build_seconds: Mapped[float | None] = mapped_column(Float)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    container_id: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    repository: Mapped[Repository] = relationship(back_populates="deployments")
+
+
+class DeploymentEvent(Base):
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_deployment_id", "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,82 @@
+"""Deployment writes that must be guarded: status transitions and port claims. No other code writes `status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import Deployment, DeploymentEvent
+from shared.db.status import DeploymentStatus, allowed_sources
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    applied: bool
+    current: str | None  # the status the row has now (None if the deployment does not exist)
+
+
+async def transition(
+    session: AsyncSession,
+    deployment_id: int,
+    to: DeploymentStatus,
+    message: str | None = None,
+    *,
+    error_code: str | None = None,
+    **fields: Any,
+) -> TransitionResult:
+    """Move a deployment to `to` if its current status allows it, record the event, and set `fields`.
+
+    The guard is in the UPDATE's WHERE clause, so two replicas racing on one message cannot both win.
+    The caller commits.
+    """
+    sources = [s.value for s in allowed_sources(to)]
+    values: dict[str, Any] = {"status": to.value, "updated_at": func.now(), **fields}
+    if error_code is not None or to in (DeploymentStatus.ERROR, DeploymentStatus.BUILD_FAILED):
+        values.setdefault("error_code", error_code)
+        values.setdefault("error_message", message)
+    stmt = (
+        update(Deployment)
+        .where(Deployment.id == deployment_id, Deployment.status.in_(sources))
+        .values(**values)
+        .returning(Deployment.status)
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        current = await session.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+        return TransitionResult(applied=False, current=current)
+    await session.execute(
+        insert(DeploymentEvent).values(
+            deployment_id=deployment_id, status=to.value, message=message, error_code=error_code
+        )
+    )
+    return TransitionResult(applied=True, current=to.value)
+
+
+async def record_event(
+    session: AsyncSession, deployment_id: int, status: str, message: str, error_code: str | None = None
+) -> None:
+    """Add a timeline entry that does not change the status (e.g. 'image built in 12 s')."""
+    await session.execute(
+        insert(DeploymentEvent).values(
+            deployment_id=deployment_id, status=status, message=message, error_code=error_code
+        )
+    )
+
+
+async def claim_port(session: AsyncSession, deployment_id: int, port: int) -> bool:
+    """Try to write `port` on the deployment; False when another active deployment holds it.
+
+    Uses a savepoint so a unique violation does not poison the caller's transaction.
+    """
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                update(Deployment).where(Deployment.id == deployment_id).values(assigned_port=port)
+            )
+    except IntegrityError:
+        return False
+    return True

@@ -1,0 +1,102 @@
+"""Image builds through the low-level API, so every output line can be relayed while it happens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+import docker
+from docker.errors import APIError, DockerException
+from docker.utils.build import tar
+
+from shared.errors import ErrorCode, PortsideError
+
+STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+@dataclass
+class BuildLine:
+    text: str
+    step: int | None = None
+    total_steps: int | None = None
+
+
+@dataclass
+class BuildOutcome:
+    image_id: str | None
+    succeeded: bool
+    error: str | None = None
+    failing_step: str | None = None
+    tail: list[str] = field(default_factory=list)
+
+
+def build_context(app_dir: str, dockerfile_name: str, dockerfile_text: str, ignore_patterns: list[str]) -> IO[bytes]:
+    """A tar of the app directory without what .dockerignore excludes, plus the Dockerfile under
+    `dockerfile_name` (it may live in an excluded folder such as .deployment/)."""
+    return tar(app_dir, exclude=list(ignore_patterns), dockerfile=(dockerfile_name, dockerfile_text))
+
+
+def build_image(
+    client: docker.DockerClient,
+    *,
+    context: IO[bytes],
+    dockerfile: str,
+    tag: str,
+    labels: dict[str, str],
+    on_line: Callable[[BuildLine], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    tail_lines: int = 30,
+) -> BuildOutcome:
+    """Build `tag` from a tar `context` with the classic builder, calling `on_line` for each output line."""
+    step = total = None
+    step_text: str | None = None
+    tail: list[str] = []
+    image_id: str | None = None
+    try:
+        stream = client.api.build(
+            fileobj=context,
+            custom_context=True,
+            dockerfile=dockerfile,
+            tag=tag,
+            labels=labels,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            pull=False,
+        )
+        for chunk in stream:
+            if should_stop():
+                return BuildOutcome(None, False, "build cancelled", step_text, tail)
+            if "error" in chunk:
+                message = chunk.get("error", "").strip()
+                on_line(BuildLine(message, step, total))
+                tail.append(message)
+                return BuildOutcome(None, False, message, step_text, tail[-tail_lines:])
+            if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+            text = chunk.get("stream") or chunk.get("status")
+            if not text:
+                continue
+            for raw in text.splitlines():
+                line = raw.rstrip()
+                if not line:
+                    continue
+                match = STEP_RE.match(line)
+                if match:
+                    step, total, step_text = int(match[1]), int(match[2]), line
+                tail.append(line)
+                del tail[:-tail_lines]
+                on_line(BuildLine(line, step, total))
+    except APIError as exc:
+        message = str(exc.explanation or exc)
+        return BuildOutcome(None, False, message, step_text, tail)
+    except DockerException as exc:
+        raise PortsideError(ErrorCode.DOCKER_UNAVAILABLE, f"The Docker engine stopped answering: {exc}") from exc
+    if image_id is None:
+        try:
+            image_id = client.images.get(tag).id
+        except DockerException:
+            return BuildOutcome(None, False, "the build produced no image", step_text, tail)
+    return BuildOutcome(image_id, True, None, step_text, tail)

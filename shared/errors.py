@@ -1,0 +1,44 @@
+"""Errors users see: a code they can branch on and a sentence that says what to do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    DOCKER_UNAVAILABLE = "DOCKER_UNAVAILABLE"
+    PORT_IN_USE = "PORT_IN_USE"
+    PORT_OUT_OF_RANGE = "PORT_OUT_OF_RANGE"
+    NO_FREE_PORT = "NO_FREE_PORT"
+    INVALID_DOCKERFILE = "INVALID_DOCKERFILE"
+    INVALID_COMPOSE = "INVALID_COMPOSE"
+    REPO_NOT_FOUND = "REPO_NOT_FOUND"
+    REPOSITORY_NOT_FOUND = "REPOSITORY_NOT_FOUND"
+    DEPLOYMENT_NOT_FOUND = "DEPLOYMENT_NOT_FOUND"
+    INVALID_STATE = "INVALID_STATE"
+    GIT_CLONE_FAILED = "GIT_CLONE_FAILED"
+    INVALID_REPOSITORY = "INVALID_REPOSITORY"
+    DETECTION_FAILED = "DETECTION_FAILED"
+    UNSUPPORTED_STACK = "UNSUPPORTED_STACK"
+    GENERATION_FAILED = "GENERATION_FAILED"
+    BUILD_FAILED = "BUILD_FAILED"
+    BUILD_TIMEOUT = "BUILD_TIMEOUT"
+    START_FAILED = "START_FAILED"
+    APP_CRASHED = "APP_CRASHED"
+    NOT_READY = "NOT_READY"
+    WORKER_TIMEOUT = "WORKER_TIMEOUT"
+    LOGSTREAM_UNAVAILABLE = "LOGSTREAM_UNAVAILABLE"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class PortsideError(Exception):
+    """An error with a code and an actionable message; the API maps it to {"detail", "error_code"}."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"

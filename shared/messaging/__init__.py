@@ -1,0 +1,1 @@
+"""Subjects, event payloads and JetStream streams: the only contract between services."""

@@ -1,0 +1,129 @@
+"""Event payloads, one frozen model per subject, named after it (`deploy.build.failed` -> BuildFailed).
+IDs travel in the payload; `correlation_id` follows a request through every stage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.detection import Detection
+from shared.messaging.subjects import Subject
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = 1
+    correlation_id: str = Field(default_factory=lambda: uuid4().hex)
+
+
+class Failure(Event):
+    """Shared shape of every `*.failed` fact: a code the client can branch on and a sentence for people."""
+
+    error_code: str
+    message: str
+
+
+# detect
+class DetectRequested(Event):
+    repository_id: int
+    app_path: str = ""
+
+
+class DetectCompleted(Event):
+    repository_id: int
+    app_path: str = ""
+    detection: Detection
+
+
+class DetectFailed(Failure):
+    repository_id: int
+
+
+# generate
+class GenerateRequested(Event):
+    deployment_id: int
+
+
+class GenerateCompleted(Event):
+    deployment_id: int
+
+
+class GenerateFailed(Failure):
+    deployment_id: int
+
+
+# build
+class BuildRequested(Event):
+    deployment_id: int
+
+
+class BuildCompleted(Event):
+    deployment_id: int
+    image_id: str
+    image_tag: str
+    build_seconds: float
+
+
+class BuildFailed(Failure):
+    deployment_id: int
+
+
+# run
+class RunRequested(Event):
+    deployment_id: int
+
+
+class RunCompleted(Event):
+    deployment_id: int
+    container_id: str
+    port: int
+    url: str
+
+
+class RunFailed(Failure):
+    deployment_id: int
+
+
+# stop
+class StopRequested(Event):
+    deployment_id: int
+
+
+class StopCompleted(Event):
+    deployment_id: int
+
+
+class LogLine(BaseModel):
+    """One line of build or app output, stored on the logs stream (not a deploy event)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deployment_id: int
+    source: Literal["build", "app", "system"]
+    line: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Build step counter ("Step 3/9"), for a progress bar.
+    step: int | None = None
+    total_steps: int | None = None
+
+
+SUBJECT_PAYLOADS: dict[Subject, type[Event]] = {
+    Subject.DETECT_REQUESTED: DetectRequested,
+    Subject.DETECT_COMPLETED: DetectCompleted,
+    Subject.DETECT_FAILED: DetectFailed,
+    Subject.GENERATE_REQUESTED: GenerateRequested,
+    Subject.GENERATE_COMPLETED: GenerateCompleted,
+    Subject.GENERATE_FAILED: GenerateFailed,
+    Subject.BUILD_REQUESTED: BuildRequested,
+    Subject.BUILD_COMPLETED: BuildCompleted,
+    Subject.BUILD_FAILED: BuildFailed,
+    Subject.RUN_REQUESTED: RunRequested,
+    Subject.RUN_COMPLETED: RunCompleted,
+    Subject.RUN_FAILED: RunFailed,
+    Subject.STOP_REQUESTED: StopRequested,
+    Subject.STOP_COMPLETED: StopCompleted,
+}

@@ -1,0 +1,129 @@
+"""JetStream streams, the broker factory, the shared durable consumer each worker kind uses, and
+publishing of events. Delivery is at least once; handlers must be idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import ConsumerConfig, StorageType
+
+from shared.config import Settings
+from shared.messaging.events import Event, LogLine
+from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
+
+DAY = 24 * 3600
+
+
+def deploy_stream(settings: Settings, declare: bool = True) -> JStream:
+    return JStream(
+        name=settings.stream_name,
+        subjects=[DEPLOY_WILDCARD],
+        storage=StorageType.FILE,
+        max_age=7 * DAY,
+        declare=declare,
+    )
+
+
+def logs_stream(settings: Settings) -> JStream:
+    # Logs are kept on disk so a client that connects late, or after a restart, still sees the build.
+    return JStream(
+        name=settings.logs_stream_name,
+        subjects=[LOGS_WILDCARD],
+        storage=StorageType.FILE,
+        max_age=7 * DAY,
+        max_msgs_per_subject=20_000,
+        declare=True,
+    )
+
+
+def make_broker(settings: Settings, service: str) -> NatsBroker:
+    # Reconnect forever: a nats-server restart must not kill the workers.
+    return NatsBroker(
+        settings.require_nats_url(),
+        name=f"portside-{service}",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+    )
+
+
+def worker_subscriber(
+    broker: NatsBroker, settings: Settings, durable: str, subjects: Iterable[Subject], max_workers: int = 1
+):  # type: ignore[no-untyped-def]
+    """One durable pull consumer per worker kind, shared by all its replicas (scaling = start a process).
+
+    A message is acknowledged only after its handler returned, i.e. after its work was committed; an
+    exception naks it for redelivery. A worker that dies stops heart-beating and JetStream redelivers
+    after `ack_wait` to another replica.
+    """
+    return broker.subscriber(
+        DEPLOY_WILDCARD,
+        # ensure_streams() declares it before the broker starts; a second declaration here would race it.
+        stream=deploy_stream(settings, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=1, timeout=2.0),
+        config=ConsumerConfig(
+            filter_subjects=[s.value for s in subjects],
+            ack_wait=settings.ack_wait_seconds,
+            max_deliver=settings.max_deliver,
+        ),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_workers=max_workers,
+    )
+
+
+def on_subject(subject: Subject):  # type: ignore[no-untyped-def]
+    """Handler filter for a worker subscriber: route by the message's subject."""
+    return lambda msg: msg.raw_message.subject == subject.value
+
+
+async def publish(broker: NatsBroker, settings: Settings, subject: Subject, event: Event) -> None:
+    await broker.publish(
+        event,
+        subject.value,
+        stream=settings.stream_name,
+        correlation_id=event.correlation_id,
+        timeout=10,
+    )
+
+
+async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> None:
+    await broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def in_progress(message: NatsMessage, interval: float) -> AsyncIterator[None]:
+    """Tell JetStream the job is alive while it runs, so a long build is not redelivered mid-way."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def ensure_streams(broker: NatsBroker, settings: Settings) -> None:
+    """Create (or update) both streams; every service calls this after connecting and before its
+    subscribers start, so start order between services does not matter."""
+    from nats.js.errors import BadRequestError
+
+    js = broker.config.connection_state.stream
+    for stream in (deploy_stream(settings), logs_stream(settings)):
+        # JStream keeps its subjects apart from its config; the server needs them in the config.
+        config = stream.config.evolve(subjects=list(stream.subjects))
+        try:
+            await js.add_stream(config=config)
+        except BadRequestError:
+            await js.update_stream(config=config)

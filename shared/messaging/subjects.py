@@ -1,0 +1,38 @@
+"""Every NATS subject Portside uses. Grammar: `deploy.<stage>.<event>`; commands end in `requested`,
+facts are past tense. Code never spells a subject as a string literal."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Subject(StrEnum):
+    DETECT_REQUESTED = "deploy.detect.requested"
+    DETECT_COMPLETED = "deploy.detect.completed"
+    DETECT_FAILED = "deploy.detect.failed"
+
+    GENERATE_REQUESTED = "deploy.generate.requested"
+    GENERATE_COMPLETED = "deploy.generate.completed"
+    GENERATE_FAILED = "deploy.generate.failed"
+
+    BUILD_REQUESTED = "deploy.build.requested"
+    BUILD_COMPLETED = "deploy.build.completed"
+    BUILD_FAILED = "deploy.build.failed"
+
+    RUN_REQUESTED = "deploy.run.requested"
+    RUN_COMPLETED = "deploy.run.completed"
+    RUN_FAILED = "deploy.run.failed"
+
+    STOP_REQUESTED = "deploy.stop.requested"
+    STOP_COMPLETED = "deploy.stop.completed"
+
+
+# Everything on the deploy stream; one wildcard so the stream never misses a new subject.
+DEPLOY_WILDCARD = "deploy.>"
+# Log lines live on their own stream (different retention); one subject per deployment.
+LOGS_PREFIX = "logs"
+LOGS_WILDCARD = f"{LOGS_PREFIX}.>"
+
+
+def logs_subject(deployment_id: int) -> str:
+    return f"{LOGS_PREFIX}.{deployment_id}"

@@ -1,0 +1,123 @@
+"""The API's commands reach real workers over a real nats-server, which write to a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api import service as api
+from services.api.bus import Bus
+from services.builder.handlers import register as register_builder
+from services.detector.handlers import register as register_detector
+from shared.config import Settings
+from shared.db.models import Deployment
+from shared.db.status import DeploymentStatus as S
+from shared.errors import ErrorCode, PortsideError
+from shared.messaging.events import RunRequested
+from shared.messaging.subjects import Subject
+from shared.worker import WorkerContext, make_context
+from tests.conftest import copy_fixture
+
+
+@pytest.fixture
+async def workers(settings: Settings) -> AsyncIterator[list[WorkerContext]]:
+    # Two detector replicas share one durable consumer; one builder.
+    contexts = []
+    for name, register in (("detector", register_detector), ("detector", register_detector), ("builder", register_builder)):
+        ctx = make_context(name, settings)
+        register(ctx)
+        await ctx.start()
+        contexts.append(ctx)
+    yield contexts
+    for ctx in contexts:
+        await ctx.close()
+
+
+@pytest.fixture
+async def bus(settings: Settings) -> AsyncIterator[Bus]:
+    bus = Bus(settings)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+async def test_detect_and_generate_through_workers_store_results(
+    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    root = copy_fixture("python-flask", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        detection = await api.detect(session, bus, repo.id, "")
+        assert (detection.stack, detection.framework) == ("python", "flask")
+        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None, host_port=None)
+    assert deployment.status == S.READY
+    assert deployment.stack == "python" and deployment.internal_port == 8000
+    assert deployment.dockerfile_content and "FROM python:" in deployment.dockerfile_content
+    saved = root / ".deployment"
+    assert (saved / "Dockerfile").read_text() == deployment.dockerfile_content
+    assert (saved / "docker-compose.yml").read_text() == deployment.compose_content
+    assert (saved / ".dockerignore").is_file()
+
+
+async def test_replicas_share_one_durable_consumer_and_answer_every_request(
+    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    repos = []
+    async with sessions() as session:
+        for i in range(8):
+            root = copy_fixture("node-express", tmp_path / str(i))
+            repos.append((await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)).id)
+
+    async def one(repo_id: int) -> str:
+        async with sessions() as session:
+            return (await api.detect(session, bus, repo_id, "")).stack
+
+    assert await asyncio.gather(*(one(r) for r in repos)) == ["node"] * 8
+    js = bus.broker.config.connection_state.stream
+    consumers = {c.name for c in await js.consumers_info(settings.stream_name)}
+    assert "detector" in consumers
+    assert not any(name.startswith("detector") and name != "detector" for name in consumers)
+
+
+async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
+    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    root = copy_fixture("python-flask", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        with pytest.raises(PortsideError) as info:
+            await api.generate(session, bus, settings, repo.id, app_path="", stack="cobol", port=None, host_port=None)
+        assert info.value.code == ErrorCode.UNSUPPORTED_STACK
+        row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
+    assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+
+
+async def test_request_without_a_worker_times_out_with_worker_timeout(bus: Bus) -> None:
+    with pytest.raises(PortsideError) as info:
+        await bus.request(Subject.RUN_REQUESTED, RunRequested(deployment_id=999_999), answers=(Subject.RUN_COMPLETED,), timeout=1)
+    assert info.value.code == ErrorCode.WORKER_TIMEOUT
+
+
+async def test_register_repository_refuses_relative_and_missing_paths(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    async with sessions() as session:
+        for path, code in (("relative/dir", ErrorCode.INVALID_REPOSITORY), ("/does/not/exist", ErrorCode.REPO_NOT_FOUND)):
+            with pytest.raises(PortsideError) as info:
+                await api.register_repository(session, settings, path=path, url=None, branch=None, name=None)
+            assert info.value.code == code
+
+
+async def test_register_repository_clones_a_git_url_with_real_git(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    origin = copy_fixture("node-express", tmp_path, git=True)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=None, url=f"file://{origin}", branch="main", name=None)
+        assert Path(repo.path).is_relative_to(settings.repos_dir)
+        assert (Path(repo.path) / "package.json").read_text() == (origin / "package.json").read_text()
+        with pytest.raises(PortsideError) as info:
+            await api.register_repository(session, settings, path=None, url=f"file://{origin}", branch="nope", name=None)
+        assert info.value.code == ErrorCode.GIT_CLONE_FAILED

@@ -1,0 +1,102 @@
+"""Generated files for the walking skeleton's stacks: readable, cache-friendly, non-root, valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.builder.compose import render_compose
+from services.builder.dockerfile import render_dockerignore
+from services.builder.plan import plan_for
+from services.builder.service import generate_files
+from services.detector.service import detect
+from shared.detection import Detection
+from shared.docker.validate import dockerfile_instructions, validate_compose, validate_dockerfile
+from tests.conftest import FIXTURE_REPOS
+
+
+def _files(name: str, **kwargs):  # type: ignore[no-untyped-def]
+    root = FIXTURE_REPOS / name
+    return generate_files(detect(root), root, deployment_id=7, repo_name=name, **kwargs)
+
+
+def test_generate_flask_installs_requirements_before_copying_source() -> None:
+    files = _files("python-flask")
+    validate_dockerfile(files.dockerfile)
+    words = [(w, a) for _, w, a in dockerfile_instructions(files.dockerfile)]
+    copy_requirements = words.index(("COPY", "requirements.txt ./"))
+    install = next(i for i, (w, a) in enumerate(words) if w == "RUN" and "pip install" in a)
+    copy_all = next(i for i, (w, a) in enumerate(words) if w == "COPY" and a.endswith(". ."))
+    assert copy_requirements < install < copy_all
+    assert ("USER", "app") in words
+    assert ("EXPOSE", "8000") in words
+    assert words[0] == ("FROM", "python:3.12-slim")
+    assert any(w == "HEALTHCHECK" and "python" in a for w, a in words)
+    assert "gunicorn" in files.dockerfile
+
+
+def test_generate_express_uses_lockfile_exact_install_and_node_user() -> None:
+    files = _files("node-express")
+    validate_dockerfile(files.dockerfile)
+    assert "npm ci --omit=dev" in files.dockerfile
+    assert "COPY package.json package-lock.json ./" in files.dockerfile
+    assert "USER node" in files.dockerfile
+    assert "EXPOSE 3000" in files.dockerfile
+
+
+def test_generate_next_builds_in_a_separate_stage() -> None:
+    files = _files("node-next")
+    assert "AS build" in files.dockerfile
+    assert "npm run build" in files.dockerfile
+    assert "COPY --from=build" in files.dockerfile
+
+
+def test_compose_publishes_host_port_from_environment_and_labels_everything() -> None:
+    text = render_compose(deployment_id=7, repo_name="demo", port=8000, services=[])
+    doc = validate_compose(text)
+    app = doc["services"]["app"]
+    assert app["ports"] == ["${PORTSIDE_BIND_ADDRESS:-0.0.0.0}:${PORTSIDE_HOST_PORT:?Portside sets the host port}:8000"]
+    assert app["labels"]["org.portside.deployment-id"] == "7"
+    assert doc["networks"]["default"]["name"] == "portside-7"
+    assert "&id" not in text  # no YAML anchors in a file people edit
+
+
+def test_compose_adds_postgres_with_healthcheck_and_generated_password() -> None:
+    first = yaml.safe_load(render_compose(deployment_id=1, repo_name="d", port=8000, services=["postgres"]))
+    second = yaml.safe_load(render_compose(deployment_id=1, repo_name="d", port=8000, services=["postgres"]))
+    db = first["services"]["postgres"]
+    assert first["services"]["app"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    assert first["services"]["app"]["environment"]["DATABASE_URL"].startswith("postgresql://app:")
+    assert db["environment"]["POSTGRES_PASSWORD"] != second["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "postgres-data" in first["volumes"]
+
+
+def test_dockerignore_merges_gitignore_with_defaults(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("# comment\n/dist\nsecrets.txt\n.git\n")
+    text = render_dockerignore(tmp_path)
+    lines = text.splitlines()
+    assert ".git" in lines and "**/node_modules" in lines and ".env" in lines
+    assert "dist" in lines and "secrets.txt" in lines
+    assert lines.count(".git") == 1
+
+
+def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
+    detection = Detection(stack="python", internal_port=8000, start_command="gunicorn --bind 0.0.0.0:8000 app:app")
+    plan = plan_for(detection, tmp_path, port_override=9000)
+    assert plan.port == 9000
+    assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"
+
+
+def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="add your own Dockerfile"):
+        plan_for(Detection(stack="cobol"), tmp_path)
+
+
+def test_plan_cmd_uses_shell_only_when_needed(tmp_path: Path) -> None:
+    exec_form = plan_for(Detection(stack="node", start_command="node server.js"), tmp_path).cmd_json
+    shell_form = plan_for(Detection(stack="node", start_command="node server.js --port $PORT"), tmp_path).cmd_json
+    assert exec_form == '["node", "server.js"]'
+    assert shell_form == '["sh", "-c", "exec node server.js --port $PORT"]'
