@@ -51,7 +51,7 @@ lint: install
 	$(VENV)/bin/ruff check shared services tests bench
 
 bench: images
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 # Remove everything Portside (or a crashed test) left on the engine, found by label.
 clean-docker:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     port_range_end: int = 40000
 
     docker_host: str | None = None
+    # Names this installation's Docker resources (compose projects "<instance>-<id>", labels), so two
+    # Portside installations, or test runs, can share one engine without touching each other's containers.
+    instance: str = Field(default="portside", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
     stream_name: str = "PORTSIDE"
     logs_stream_name: str = "PORTSIDE_LOGS"
     # How long the API waits for a worker's reply to detect/generate before WORKER_TIMEOUT.

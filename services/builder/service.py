@@ -18,7 +18,7 @@ from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
-from shared.docker import docker_client, labels_for
+from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
@@ -53,19 +53,17 @@ def generate_files(
     detection: Detection,
     app_dir: Path,
     *,
-    deployment_id: int,
+    owner: Owner,
     repo_name: str,
     port_override: int | None = None,
 ) -> GeneratedFiles:
     """Raises ValueError with a user-facing sentence when no Dockerfile can be generated."""
     plan = plan_for(detection, app_dir, port_override)
+    # sqlite lives in the app's own files: no service container for it.
+    services = detection.services or [detection.detected_db]
     return GeneratedFiles(
         dockerfile=render_dockerfile(plan),
-        compose=render_compose(
-            deployment_id=deployment_id, repo_name=repo_name, port=plan.port, services=detection.services or (
-                [detection.detected_db] if detection.detected_db not in ("none", "sqlite") else []
-            )
-        ),
+        compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=services),
         dockerignore=render_dockerignore(app_dir),
     )
 
@@ -103,7 +101,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         app_dir = app_dir_of(repo, deployment)
         try:
             files = generate_files(
-                detection, app_dir, deployment_id=deployment.id, repo_name=deployment.repo_name,
+                detection, app_dir, owner=Owner.of(ctx.settings, deployment.id), repo_name=deployment.repo_name,
                 port_override=deployment.internal_port,
             )
             docker_path = await anyio.to_thread.run_sync(write_files, app_dir, files)
@@ -150,7 +148,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         dockerfile = deployment.dockerfile_content or ""
         dockerignore = deployment.dockerignore_content or ""
 
-    tag = f"portside/deployment-{deployment_id}:{int(time.time())}"
+    tag = f"{Owner.of(ctx.settings, deployment_id).image_repo}:{int(time.time())}"
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[BuildLine | None] = asyncio.Queue()
 
@@ -168,7 +166,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             context = build_context(str(app_dir), DOCKERFILE, dockerfile, _dockerignore_patterns(dockerignore))
             return build_image(
                 client, context=context, dockerfile=DOCKERFILE, tag=tag,
-                labels=labels_for(deployment_id), on_line=on_line,
+                labels=Owner.of(ctx.settings, deployment_id).labels, on_line=on_line,
             )
         finally:
             client.close()

@@ -92,10 +92,14 @@ def generate(
     """Write the Dockerfile, compose file and .dockerignore Portside would use, without deploying."""
     from services.builder.service import generate_files
     from services.detector.service import detect as run_detect
+    from shared.config import get_settings
+    from shared.docker import Owner
 
     detection = run_detect(path, app_path)
     try:
-        files = generate_files(detection, path / app_path, deployment_id=0, repo_name=path.name, port_override=port)
+        # Offline there is no deployment yet: id 0 marks files not tied to one.
+        owner = Owner(get_settings().instance, 0)
+        files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name, port_override=port)
     except ValueError as exc:
         err.print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
         raise typer.Exit(1) from exc

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from shared.db.models import Deployment
 from shared.db.status import DeploymentStatus as S
-from shared.docker import docker_client
+from shared.docker import Owner, docker_client
 from shared.docker.containers import app_container, parse_docker_time
 from shared.errors import PortsideError
 from shared.messaging.events import LogLine
@@ -89,7 +89,7 @@ class Relay:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
                 return
             try:
-                container = client.containers.get(container_id) if container_id else app_container(client, deployment_id)
+                container = client.containers.get(container_id) if container_id else app_container(client, Owner.of(self.ctx.settings, deployment_id))
                 kwargs = {"stream": True, "follow": True, "timestamps": True}
                 if since is not None:
                     kwargs["since"] = since.timestamp() + 1e-6

@@ -16,9 +16,9 @@ from shared.config import Settings
 from shared.db.models import Deployment, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
-from shared.docker import docker_client
+from shared.docker import Owner, docker_client
 from shared.docker.compose import ComposeResult, run_compose
-from shared.docker.containers import app_container, logs_tail, project_name, remove_deployment_resources
+from shared.docker.containers import app_container, logs_tail, remove_deployment_resources
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject
@@ -88,7 +88,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> No
         container_id = None
         for attempt in range(PORT_RETRIES):
             up = await anyio.to_thread.run_sync(lambda: run_compose(
-                settings, project_name(deployment_id), [compose_file],
+                settings, Owner.of(settings, deployment_id).project, [compose_file],
                 ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, image_tag, port),
                 project_dir=compose_file.parent,
             ))
@@ -158,7 +158,7 @@ async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tupl
     try:
         container_id = None
         while time.monotonic() < deadline:
-            container = await anyio.to_thread.run_sync(app_container, client, deployment_id)
+            container = await anyio.to_thread.run_sync(app_container, client, Owner.of(settings, deployment_id))
             if container is not None:
                 container_id = container.id
                 state = container.attrs.get("State", {})
@@ -174,7 +174,7 @@ async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tupl
             await asyncio.sleep(0.25)
         tail = []
         if container_id:
-            container = await anyio.to_thread.run_sync(app_container, client, deployment_id)
+            container = await anyio.to_thread.run_sync(app_container, client, Owner.of(settings, deployment_id))
             tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
         return None, None, tail
     finally:
@@ -184,13 +184,14 @@ async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tupl
 def _teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
     """`compose down` by project name (works without the file), then anything left with our label."""
     args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
-    run_compose(settings, project_name(deployment_id), [], args)
+    owner = Owner.of(settings, deployment_id)
+    run_compose(settings, owner.project, [], args)
     try:
         client = docker_client(settings)
     except PortsideError:
         return
     try:
-        remove_deployment_resources(client, deployment_id, volumes=volumes)
+        remove_deployment_resources(client, owner, volumes=volumes)
     finally:
         client.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import docker
 from docker.errors import DockerException
 
@@ -10,11 +12,37 @@ from shared.errors import ErrorCode, PortsideError
 
 # Every container, network, volume and image Portside creates carries these; clean-up finds them by label.
 LABEL_MANAGED = "org.portside.managed"
+LABEL_INSTANCE = "org.portside.instance"
 LABEL_DEPLOYMENT = "org.portside.deployment-id"
 
 
-def labels_for(deployment_id: int) -> dict[str, str]:
-    return {LABEL_MANAGED: "true", LABEL_DEPLOYMENT: str(deployment_id)}
+@dataclass(frozen=True)
+class Owner:
+    """The installation and deployment a Docker resource belongs to: its labels, filters and project name."""
+
+    instance: str
+    deployment_id: int
+
+    @classmethod
+    def of(cls, settings: Settings, deployment_id: int) -> Owner:
+        return cls(settings.instance, deployment_id)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance, LABEL_DEPLOYMENT: str(self.deployment_id)}
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        return {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={self.deployment_id}"]}
+
+    @property
+    def project(self) -> str:
+        """Compose project name; also the deployment's network name."""
+        return f"{self.instance}-{self.deployment_id}"
+
+    @property
+    def image_repo(self) -> str:
+        return f"portside/{self.instance}-deployment-{self.deployment_id}"
 
 
 def docker_client(settings: Settings, timeout: int = 120) -> docker.DockerClient:

@@ -9,21 +9,17 @@ import docker
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
-from shared.docker.client import LABEL_DEPLOYMENT
+from shared.docker.client import Owner
 
 COMPOSE_SERVICE = "com.docker.compose.service"
 
 
-def project_name(deployment_id: int) -> str:
-    return f"portside-{deployment_id}"
+def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
+    return client.containers.list(all=True, filters=owner.filters)
 
 
-def deployment_containers(client: docker.DockerClient, deployment_id: int) -> list[Container]:
-    return client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={deployment_id}"})
-
-
-def app_container(client: docker.DockerClient, deployment_id: int) -> Container | None:
-    for container in deployment_containers(client, deployment_id):
+def app_container(client: docker.DockerClient, owner: Owner) -> Container | None:
+    for container in deployment_containers(client, owner):
         if container.labels.get(COMPOSE_SERVICE, "app") == "app":
             return container
     return None
@@ -37,24 +33,23 @@ def logs_tail(container: Container, lines: int = 50) -> list[str]:
     return raw.decode("utf-8", errors="replace").splitlines()
 
 
-def remove_deployment_resources(client: docker.DockerClient, deployment_id: int, volumes: bool = False) -> int:
+def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volumes: bool = False) -> int:
     """Remove every container (and network; volumes only if asked) labelled with the deployment. Returns
     how many containers were removed. Used after `compose down`, in case files were edited or lost."""
     removed = 0
-    label = f"{LABEL_DEPLOYMENT}={deployment_id}"
-    for container in client.containers.list(all=True, filters={"label": label}):
+    for container in client.containers.list(all=True, filters=owner.filters):
         try:
             container.remove(force=True)
             removed += 1
         except NotFound:
             pass
-    for network in client.networks.list(filters={"label": label}):
+    for network in client.networks.list(filters=owner.filters):
         try:
             network.remove()
         except (NotFound, DockerException):
             pass
     if volumes:
-        for volume in client.volumes.list(filters={"label": label}):
+        for volume in client.volumes.list(filters=owner.filters):
             try:
                 volume.remove(force=True)
             except (NotFound, DockerException):

@@ -13,13 +13,14 @@ from services.builder.plan import plan_for
 from services.builder.service import generate_files
 from services.detector.service import detect
 from shared.detection import Detection
+from shared.docker import Owner
 from shared.docker.validate import dockerfile_instructions, validate_compose, validate_dockerfile
 from tests.conftest import FIXTURE_REPOS
 
 
 def _files(name: str, **kwargs):  # type: ignore[no-untyped-def]
     root = FIXTURE_REPOS / name
-    return generate_files(detect(root), root, deployment_id=7, repo_name=name, **kwargs)
+    return generate_files(detect(root), root, owner=Owner("portside", 7), repo_name=name, **kwargs)
 
 
 def test_generate_flask_installs_requirements_before_copying_source() -> None:
@@ -54,18 +55,19 @@ def test_generate_next_builds_in_a_separate_stage() -> None:
 
 
 def test_compose_publishes_host_port_from_environment_and_labels_everything() -> None:
-    text = render_compose(deployment_id=7, repo_name="demo", port=8000, services=[])
+    text = render_compose(owner=Owner("portside", 7), repo_name="demo", port=8000, services=[])
     doc = validate_compose(text)
     app = doc["services"]["app"]
     assert app["ports"] == ["${PORTSIDE_BIND_ADDRESS:-0.0.0.0}:${PORTSIDE_HOST_PORT:?Portside sets the host port}:8000"]
     assert app["labels"]["org.portside.deployment-id"] == "7"
+    assert app["labels"]["org.portside.instance"] == "portside"
     assert doc["networks"]["default"]["name"] == "portside-7"
     assert "&id" not in text  # no YAML anchors in a file people edit
 
 
 def test_compose_adds_postgres_with_healthcheck_and_generated_password() -> None:
-    first = yaml.safe_load(render_compose(deployment_id=1, repo_name="d", port=8000, services=["postgres"]))
-    second = yaml.safe_load(render_compose(deployment_id=1, repo_name="d", port=8000, services=["postgres"]))
+    first = yaml.safe_load(render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"]))
+    second = yaml.safe_load(render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"]))
     db = first["services"]["postgres"]
     assert first["services"]["app"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.db.models import Deployment, DeploymentEvent
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
-from shared.docker import docker_client
+from shared.docker import Owner, docker_client
 from shared.docker.containers import app_container, container_stats
 from shared.errors import PortsideError
 
@@ -135,7 +135,7 @@ async def status(deployment_id: int, session: SessionDep, settings: SettingsDep)
     def read_engine() -> StatusPublic:
         client = docker_client(settings, timeout=10)
         try:
-            container = app_container(client, deployment.id)
+            container = app_container(client, Owner.of(settings, deployment.id))
             if container is None:
                 return data
             stats = container_stats(container)

@@ -1,0 +1,15 @@
+"""`make bench`: every benchmark, each writing its figures to bench/results/<name>.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import runpy
+
+BENCHES = ["bench.detect_bench", "bench.deploy_bench"]
+
+if __name__ == "__main__":
+    for name in BENCHES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        print(f"\n== {name}")
+        runpy.run_module(name, run_name="__main__")

@@ -1,0 +1,145 @@
+"""Start a whole Portside (`portside up` in a subprocess, with its own home, ports and instance name)
+and talk to it like a user: used by the e2e tests and by `make bench`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+import docker
+import httpx
+
+from shared.docker import LABEL_INSTANCE
+from shared.embedded import free_tcp_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StartupFailed(RuntimeError):
+    """`portside up` exited or its API never answered; the message carries the end of its log."""
+
+
+@dataclass
+class System:
+    url: str
+    home: Path
+    instance: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def call(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202), **kwargs) -> dict:  # type: ignore[no-untyped-def]
+        resp = self.client.request(method, path, **kwargs)
+        wanted = (expect,) if isinstance(expect, int) else expect
+        assert resp.status_code in wanted, f"{method} {path} -> {resp.status_code}: {resp.text}"
+        return resp.json()
+
+    def deploy_path(self, path: Path, **generate: object) -> dict:
+        repo = self.call("POST", "/api/repositories", json={"path": str(path)})["data"]
+        generated = self.call("POST", f"/api/deployments/generate/{repo['id']}", json=generate)["data"]
+        return generated
+
+
+class SSECollector:
+    """Reads an SSE stream in a thread and keeps every (event, data) pair."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=httpx.Timeout(10, read=None)) as client, client.stream("GET", self.url) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            event = "message"
+            for line in resp.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    self.events.append((event, line.split(":", 1)[1].removeprefix(" ")))
+                elif line == "":
+                    event = "message"
+
+    def wait_for(self, text: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in data for _, data in self.events):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+@contextmanager
+def running_system(home: Path, engine: docker.DockerClient, extra_env: dict[str, str] | None = None) -> Iterator[System]:
+    """`portside up` with embedded NATS and Postgres; on exit, stop it and remove whatever its instance left."""
+    instance = f"pst-{uuid4().hex[:8]}"
+    api_port = free_tcp_port()
+    env = {
+        **os.environ,
+        "PORTSIDE_HOME": str(home),
+        "PORTSIDE_API_PORT": str(api_port),
+        "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
+        "PORTSIDE_INSTANCE": instance,
+        "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
+        **(extra_env or {}),
+    }
+    env.pop("PORTSIDE_NATS_URL", None)
+    env.pop("PORTSIDE_DATABASE_URL", None)
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "up.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    url = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise StartupFailed(f"portside up exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"the API did not come up:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
+        yield System(url, home, instance, process, log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        remove_instance_resources(engine, instance)
+
+
+def remove_instance_resources(engine: docker.DockerClient, instance: str) -> None:
+    """Whatever a failed test left behind for this instance (never another installation's resources)."""
+    label = {"label": f"{LABEL_INSTANCE}={instance}"}
+    for container in engine.containers.list(all=True, filters=label):
+        container.remove(force=True)
+    for network in engine.networks.list(filters=label):
+        network.remove()
+    for image in engine.images.list(filters=label):
+        engine.images.remove(image.id, force=True)
