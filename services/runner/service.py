@@ -80,17 +80,19 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> No
         await session.commit()
         app_dir = (Path(repo.path) / deployment.app_path).resolve()
         compose_text = deployment.compose_content or ""
+        compose_files = list(deployment.compose_files or [str(COMPOSE_FILE)])
+        app_service = deployment.app_service or "app"
         image_tag = deployment.image_tag or ""
 
     await ctx.log(deployment_id, f"starting on port {port}")
     try:
-        compose_file = await anyio.to_thread.run_sync(_write_compose, app_dir, compose_text)
+        await anyio.to_thread.run_sync(_write_compose, app_dir, compose_text)
+        files = [app_dir / name for name in compose_files]
         container_id = None
         for attempt in range(PORT_RETRIES):
             up = await anyio.to_thread.run_sync(lambda: run_compose(
-                settings, Owner.of(settings, deployment_id).project, [compose_file],
+                settings, Owner.of(settings, deployment_id).project, files,
                 ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, image_tag, port),
-                project_dir=compose_file.parent,
             ))
             if up.ok:
                 break
@@ -103,7 +105,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> No
                 continue
             code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
             raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
-        container_id, exit_code, tail = await _wait_ready(ctx, deployment_id, port)
+        container_id, exit_code, tail = await _wait_ready(ctx, deployment_id, port, app_service)
         if exit_code is not None or container_id is None:
             raise StartFailure(
                 ErrorCode.APP_CRASHED if exit_code is not None else ErrorCode.NOT_READY,
@@ -150,15 +152,18 @@ def _write_compose(app_dir: Path, text: str) -> Path:
     return path
 
 
-async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tuple[str | None, int | None, list[str]]:
+async def _wait_ready(
+    ctx: WorkerContext, deployment_id: int, port: int, service: str
+) -> tuple[str | None, int | None, list[str]]:
     """(container id, exit code if it died, last log lines). Polls container state and HTTP."""
     settings = ctx.settings
+    owner = Owner.of(settings, deployment_id)
     deadline = time.monotonic() + settings.ready_timeout_seconds
     client = await anyio.to_thread.run_sync(docker_client, settings)
     try:
         container_id = None
         while time.monotonic() < deadline:
-            container = await anyio.to_thread.run_sync(app_container, client, Owner.of(settings, deployment_id))
+            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
             if container is not None:
                 container_id = container.id
                 state = container.attrs.get("State", {})
@@ -174,7 +179,7 @@ async def _wait_ready(ctx: WorkerContext, deployment_id: int, port: int) -> tupl
             await asyncio.sleep(0.25)
         tail = []
         if container_id:
-            container = await anyio.to_thread.run_sync(app_container, client, Owner.of(settings, deployment_id))
+            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
             tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
         return None, None, tail
     finally:

@@ -77,6 +77,15 @@ class Deployment(TimestampMixin, Base):
     build_seconds: Mapped[float | None] = mapped_column(Float)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     container_id: Mapped[str | None] = mapped_column(String(128))
+    # Relative to the app directory, in `docker compose -f` order (a repo's own compose file, then Portside's).
+    compose_files: Mapped[list[str]] = mapped_column(
+        JSONB, server_default=text("'[\".deployment/docker-compose.yml\"]'::jsonb")
+    )
+    app_service: Mapped[str] = mapped_column(String(128), server_default="app")
+    image_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    previous_image_tag: Mapped[str | None] = mapped_column(String(255))
+    cpu_limit: Mapped[float | None] = mapped_column(Float)
+    memory_limit: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -18,9 +18,10 @@ def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Con
     return client.containers.list(all=True, filters=owner.filters)
 
 
-def app_container(client: docker.DockerClient, owner: Owner) -> Container | None:
+def app_container(client: docker.DockerClient, owner: Owner, service: str = "app") -> Container | None:
+    """The container of the compose service that serves the app (`app` unless the repo's own compose names it)."""
     for container in deployment_containers(client, owner):
-        if container.labels.get(COMPOSE_SERVICE, "app") == "app":
+        if container.labels.get(COMPOSE_SERVICE, service) == service:
             return container
     return None
 

@@ -135,7 +135,7 @@ async def status(deployment_id: int, session: SessionDep, settings: SettingsDep)
     def read_engine() -> StatusPublic:
         client = docker_client(settings, timeout=10)
         try:
-            container = app_container(client, Owner.of(settings, deployment.id))
+            container = app_container(client, Owner.of(settings, deployment.id), deployment.app_service)
             if container is None:
                 return data
             stats = container_stats(container)
