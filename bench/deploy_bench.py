@@ -19,7 +19,7 @@ import httpx
 
 from tests.conftest import copy_fixture
 from tests.support import ROOT, running_system
-from shared.embedded import free_tcp_port
+from shared.net import free_tcp_port
 
 APPS = {"python-flask": 8000, "node-express": 3000}
 ROUNDS = 3

@@ -39,6 +39,25 @@ class Settings(BaseSettings):
     max_deliver: int = 5
     build_timeout_seconds: float = 1800.0
     ready_timeout_seconds: float = 90.0
+    # Pre-flight: refuse to build when the Docker data disk has less free space than this.
+    min_free_disk_mb: int = 1024
+    # The runner compares containers with Postgres this often (and at start).
+    reconcile_interval_seconds: float = 60.0
+    # A queued job no worker picked up within this long is published again (once), then failed.
+    queued_timeout_seconds: float = 300.0
+    # An app that Docker restarted this many times in a row is marked crashed and taken down.
+    crash_restart_limit: int = 3
+    # Images kept per deployment for rollback (the running and the previous one are always kept).
+    keep_images: int = 3
+    # Registries that Dockerfiles (FROM) and compose files (image:) may pull from; anything else is refused.
+    # Docker Hub's official and user images count as docker.io; mcr.microsoft.com hosts the .NET images.
+    allowed_registries: list[str] = Field(
+        default_factory=lambda: ["docker.io", "mcr.microsoft.com", "ghcr.io", "gcr.io", "quay.io", "public.ecr.aws"]
+    )
+    # A build whose deployment left `building` (stopped by the user) is abandoned; its status is read this often.
+    build_cancel_poll_seconds: float = 2.0
+    # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
+    buildkit: bool = False
 
     @property
     def repos_dir(self) -> Path:

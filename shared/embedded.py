@@ -4,31 +4,13 @@ PostgreSQL (from pgserver), both keeping their data under PORTSIDE_HOME. Used wh
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ErrorCode, PortsideError
-
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_for_tcp(host: str, port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+from shared.net import free_tcp_port, wait_for_tcp
 
 
 def nats_server_binary() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,10 +65,26 @@ def configure_logging(service: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
 
 
-def build_worker(service: str, register: Callable[[WorkerContext], None], settings: Settings | None = None) -> tuple[FastStream, WorkerContext]:
+# A worker's register() subscribes its handlers and may return background loops (e.g. the runner's
+# reconciler), started once the broker runs and cancelled at shutdown.
+Register = Callable[[WorkerContext], list[Callable[[], Awaitable[None]]] | None]
+
+
+def build_worker(service: str, register: Register, settings: Settings | None = None) -> tuple[FastStream, WorkerContext]:
     ctx = make_context(service, settings)
-    register(ctx)
+    loops = register(ctx) or []
+    tasks: list[asyncio.Task[None]] = []
     app = FastStream(ctx.broker, logger=logging.getLogger(f"portside.{service}"))
+
+    @app.after_startup
+    async def start_loops() -> None:
+        tasks.extend(asyncio.create_task(loop()) for loop in loops)
+
+    @app.on_shutdown
+    async def stop_loops() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @app.on_startup
     async def declare_streams() -> None:
@@ -83,7 +99,7 @@ def build_worker(service: str, register: Callable[[WorkerContext], None], settin
     return app, ctx
 
 
-def run_worker(service: str, register: Callable[[WorkerContext], None]) -> None:
+def run_worker(service: str, register: Register) -> None:
     configure_logging(service)
     app, _ = build_worker(service, register)
     asyncio.run(app.run())

@@ -19,7 +19,7 @@ import docker
 import httpx
 
 from shared.docker import LABEL_INSTANCE
-from shared.embedded import free_tcp_port
+from shared.net import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

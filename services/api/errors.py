@@ -22,7 +22,11 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.UNSUPPORTED_STACK: 422,
     ErrorCode.GIT_CLONE_FAILED: 422,
     ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.LINT_FAILED: 422,
+    ErrorCode.POLICY_VIOLATION: 422,
     ErrorCode.DOCKER_UNAVAILABLE: 503,
+    ErrorCode.INSUFFICIENT_DISK: 507,
+    ErrorCode.NO_PREVIOUS_IMAGE: 409,
     ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
     ErrorCode.WORKER_TIMEOUT: 504,
 }

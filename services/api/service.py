@@ -17,17 +17,20 @@ from shared.config import Settings
 from shared.db.models import Deployment, DeploymentEvent, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
-from shared.db.status import allowed_sources
+from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.detection import Detection
 from shared.docker.validate import validate_compose, validate_dockerfile
 from shared.errors import ErrorCode, PortsideError
+from shared.preflight import preflight
 from shared.messaging.events import (
     BuildRequested,
+    DeleteRequested,
     DetectCompleted,
     DetectFailed,
     DetectRequested,
     Failure,
     GenerateRequested,
+    RunRequested,
     StopRequested,
 )
 from shared.messaging.subjects import Subject
@@ -180,6 +183,9 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
     deployment = await get_deployment(session, deployment_id)
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
+    if S(deployment.status) not in allowed_sources(S.QUEUED):
+        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
+    await _preflight_or_error(session, bus.settings, deployment)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested", error_message=None, error_code=None)
     if not result.applied:
         raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
@@ -196,6 +202,49 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
         await bus.send(Subject.BUILD_REQUESTED, command)
     await session.refresh(deployment)
     return deployment
+
+
+async def _preflight_or_error(session: AsyncSession, settings: Settings, deployment: Deployment) -> None:
+    """Engine, disk, repository and port checks; a failure leaves the deployment in `error` with the code."""
+    repo = await get_repository(session, deployment.repository_id)
+    holds_port = deployment.assigned_port == deployment.requested_port and S(deployment.status) in PORT_HOLDING
+    requested = None if holds_port else deployment.requested_port
+    try:
+        await anyio.to_thread.run_sync(preflight, settings, Path(repo.path) / deployment.app_path, requested)
+    except PortsideError as exc:
+        await transition(session, deployment.id, S.ERROR, exc.message, error_code=exc.code)
+        await session.commit()
+        raise
+
+
+async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
+    """Start the previous successful image again, without a build."""
+    deployment = await get_deployment(session, deployment_id)
+    if not deployment.previous_image_tag:
+        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to.")
+    if S(deployment.status) not in allowed_sources(S.QUEUED):
+        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes.")
+    await _preflight_or_error(session, bus.settings, deployment)
+    result = await transition(session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested")
+    if not result.applied:
+        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes.")
+    await session.commit()
+    command = RunRequested(deployment_id=deployment_id, image_tag=deployment.previous_image_tag)
+    if wait:
+        await bus.request(Subject.RUN_REQUESTED, command, answers=(Subject.RUN_COMPLETED, Subject.RUN_FAILED),
+                          timeout=bus.settings.ready_timeout_seconds + 120)
+    else:
+        await bus.send(Subject.RUN_REQUESTED, command)
+    await session.refresh(deployment)
+    return deployment
+
+
+async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: bool) -> None:
+    """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
+    await get_deployment(session, deployment_id)
+    await session.close()  # the runner deletes the row; do not hold it open meanwhile
+    await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
+                      answers=(Subject.DELETE_COMPLETED,), timeout=180)
 
 
 async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:

@@ -4,7 +4,6 @@ index decides, not a read-then-write) or when the OS refuses to bind it."""
 from __future__ import annotations
 
 import random
-import socket
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,19 +13,9 @@ from shared.db.models import Deployment
 from shared.db.repository import claim_port
 from shared.db.status import PORT_HOLDING
 from shared.errors import ErrorCode, PortsideError
+from shared.net import os_port_free
 
 MAX_CANDIDATES = 200
-
-
-def os_port_free(bind_address: str, port: int) -> bool:
-    """True when nothing on this machine listens on `port` at `bind_address` (the address Docker publishes on)."""
-    family = socket.AF_INET6 if ":" in bind_address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((bind_address, port))
-        except OSError:
-            return False
-    return True
 
 
 def check_requested_port(settings: Settings, port: int) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
 from services.runner.ports import allocate_port
@@ -18,10 +22,10 @@ from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
 from shared.docker.compose import ComposeResult, run_compose
-from shared.docker.containers import app_container, logs_tail, remove_deployment_resources
+from shared.docker.containers import app_container, logs_tail, prune_images, remove_deployment_resources
 from shared.errors import ErrorCode, PortsideError
-from shared.messaging.events import RunCompleted, RunFailed, StopCompleted
-from shared.messaging.subjects import Subject
+from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
+from shared.messaging.subjects import Subject, logs_subject
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -54,12 +58,25 @@ class StartFailure(Exception):
         self.code, self.message, self.exit_code = code, message, exit_code
 
 
-async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> None:
-    """Start the deployment's latest image. Idempotent: a redelivered command finds the containers by label
-    and compose converges to the same state."""
+@dataclass(frozen=True)
+class StartPlan:
+    deployment_id: int
+    app_dir: Path
+    compose_text: str
+    compose_files: list[str]
+    app_service: str
+    image_tag: str
+    port: int
+    requested_port: int | None
+
+
+async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image_tag: str | None = None) -> None:
+    """Start the deployment's latest image (or `image_tag`, for a rollback). Idempotent: a redelivered command
+    finds the containers by label and compose converges to the same state. If a new image fails to become
+    ready and an earlier one ran, that one is started again and the deployment says so."""
     settings = ctx.settings
     async with ctx.sessions() as session:
-        result = await transition(session, deployment_id, S.STARTING, "starting container")
+        result = await transition(session, deployment_id, S.STARTING, f"starting container (runner pid {os.getpid()})")
         if not result.applied and result.current != S.STARTING:
             log.info("run %s skipped: status is %s", deployment_id, result.current)
             return
@@ -78,67 +95,104 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> No
             await _fail(ctx, deployment_id, correlation_id, exc.code, exc.message)
             return
         await session.commit()
-        app_dir = (Path(repo.path) / deployment.app_path).resolve()
-        compose_text = deployment.compose_content or ""
-        compose_files = list(deployment.compose_files or [str(COMPOSE_FILE)])
-        app_service = deployment.app_service or "app"
-        image_tag = deployment.image_tag or ""
+        plan = StartPlan(
+            deployment_id=deployment_id,
+            app_dir=(Path(repo.path) / deployment.app_path).resolve(),
+            compose_text=deployment.compose_content or "",
+            compose_files=list(deployment.compose_files or [str(COMPOSE_FILE)]),
+            app_service=deployment.app_service or "app",
+            image_tag=image_tag or deployment.image_tag or "",
+            port=port,
+            requested_port=deployment.requested_port,
+        )
+        fallback = deployment.running_image_tag
 
-    await ctx.log(deployment_id, f"starting on port {port}")
+    await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
+    fallback_note = None
     try:
-        await anyio.to_thread.run_sync(_write_compose, app_dir, compose_text)
-        files = [app_dir / name for name in compose_files]
-        container_id = None
-        for attempt in range(PORT_RETRIES):
-            up = await anyio.to_thread.run_sync(lambda: run_compose(
-                settings, Owner.of(settings, deployment_id).project, files,
-                ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, image_tag, port),
-            ))
-            if up.ok:
-                break
-            if _port_conflict(up) and attempt + 1 < PORT_RETRIES and deployment.requested_port is None:
-                # Another process took the port between our check and Docker's bind: pick another one.
-                await ctx.log(deployment_id, f"port {port} was taken meanwhile; trying another")
-                async with ctx.sessions() as session:
-                    port = await allocate_port(session, settings, deployment_id, exclude=frozenset({port}))
-                    await session.commit()
-                continue
-            code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
-            raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
-        container_id, exit_code, tail = await _wait_ready(ctx, deployment_id, port, app_service)
-        if exit_code is not None or container_id is None:
-            raise StartFailure(
-                ErrorCode.APP_CRASHED if exit_code is not None else ErrorCode.NOT_READY,
-                ("The app exited with code %s before answering on its port." % exit_code
-                 if exit_code is not None else
-                 f"The app did not answer HTTP on port {port} within {settings.ready_timeout_seconds:.0f} s; "
-                 "check that it listens on 0.0.0.0 and on $PORT.")
-                + ("\nLast lines:\n" + "\n".join(tail) if tail else ""),
-                exit_code,
-            )
+        plan, container_id = await _start(ctx, plan)
     except (StartFailure, PortsideError) as exc:
-        code, message = exc.code, exc.message
-        exit_code = getattr(exc, "exit_code", None)
-        await anyio.to_thread.run_sync(_teardown, settings, deployment_id, False)
-        async with ctx.sessions() as session:
-            target = S.ERROR if code == ErrorCode.DOCKER_UNAVAILABLE else S.CRASHED
-            await transition(session, deployment_id, target, message, error_code=code, exit_code=exit_code)
-            await session.commit()
-        await ctx.log(deployment_id, message.splitlines()[0])
-        await _fail(ctx, deployment_id, correlation_id, code, message)
-        return
+        failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
+        recovered = None
+        if fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
+            await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again")
+            try:
+                recovered = await _start(ctx, replace(plan, image_tag=fallback))
+            except (StartFailure, PortsideError):
+                recovered = None
+        if recovered is None:
+            await _crash(ctx, plan.deployment_id, failure, correlation_id)
+            return
+        plan, container_id = recovered
+        fallback_note = (failure.code, f"The new image failed ({failure.message.splitlines()[0]}); "
+                                       f"the previous image {fallback} runs again.")
 
-    url = public_url(settings, port)
+    url = public_url(settings, plan.port)
     async with ctx.sessions() as session:
+        previous = fallback if fallback and fallback != plan.image_tag else None
+        fields: dict = {"previous_image_tag": previous} if previous else {}
         await transition(
-            session, deployment_id, S.RUNNING, f"answering on {url}",
-            container_id=container_id, started_at=func.now(), stopped_at=None,
-            error_message=None, error_code=None, exit_code=None,
+            session, deployment_id, S.RUNNING,
+            f"answering on {url}" + (f"; {fallback_note[1]}" if fallback_note else ""),
+            container_id=container_id, started_at=func.now(), stopped_at=None, running_image_tag=plan.image_tag,
+            error_code=fallback_note[0] if fallback_note else None,
+            error_message=fallback_note[1] if fallback_note else None,
+            exit_code=None, **fields,
         )
         await session.commit()
+        keep = {plan.image_tag, previous}
     await ctx.log(deployment_id, f"running at {url}")
+    await anyio.to_thread.run_sync(_prune_images, settings, deployment_id, {k for k in keep if k})
     await ctx.publish(Subject.RUN_COMPLETED, RunCompleted(
-        correlation_id=correlation_id, deployment_id=deployment_id, container_id=container_id, port=port, url=url))
+        correlation_id=correlation_id, deployment_id=deployment_id, container_id=container_id, port=plan.port, url=url))
+
+
+async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
+    """compose up (moving to another port if the chosen one was grabbed meanwhile), then wait until the app
+    answers. Returns the plan actually used and the app container id; raises StartFailure."""
+    settings = ctx.settings
+    await anyio.to_thread.run_sync(_write_compose, plan.app_dir, plan.compose_text)
+    files = [plan.app_dir / name for name in plan.compose_files]
+    for attempt in range(PORT_RETRIES):
+        up = await anyio.to_thread.run_sync(lambda: run_compose(
+            settings, Owner.of(settings, plan.deployment_id).project, files,
+            ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, plan.image_tag, plan.port),
+        ))
+        if up.ok:
+            break
+        if _port_conflict(up) and attempt + 1 < PORT_RETRIES and plan.requested_port is None:
+            # Another process took the port between our check and Docker's bind: pick another one.
+            await ctx.log(plan.deployment_id, f"port {plan.port} was taken meanwhile; trying another")
+            async with ctx.sessions() as session:
+                port = await allocate_port(session, settings, plan.deployment_id, exclude=frozenset({plan.port}))
+                await session.commit()
+            plan = replace(plan, port=port)
+            continue
+        code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
+        raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
+    container_id, exit_code, tail = await _wait_ready(ctx, plan.deployment_id, plan.port, plan.app_service)
+    if exit_code is not None or container_id is None:
+        raise StartFailure(
+            ErrorCode.APP_CRASHED if exit_code is not None else ErrorCode.NOT_READY,
+            (f"The app exited with code {exit_code} before answering on its port."
+             if exit_code is not None else
+             f"The app did not answer HTTP on port {plan.port} within {settings.ready_timeout_seconds:.0f} s; "
+             "check that it listens on 0.0.0.0 and on $PORT.")
+            + ("\nLast lines:\n" + "\n".join(tail) if tail else ""),
+            exit_code,
+        )
+    return plan, container_id
+
+
+async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, correlation_id: str) -> None:
+    """Take everything down (the port is freed with the status) and say why."""
+    await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
+    async with ctx.sessions() as session:
+        target = S.ERROR if failure.code == ErrorCode.DOCKER_UNAVAILABLE else S.CRASHED
+        await transition(session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code)
+        await session.commit()
+    await ctx.log(deployment_id, failure.message.splitlines()[0])
+    await _fail(ctx, deployment_id, correlation_id, failure.code, failure.message)
 
 
 def _write_compose(app_dir: Path, text: str) -> Path:
@@ -186,7 +240,21 @@ async def _wait_ready(
         client.close()
 
 
-def _teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
+def _prune_images(settings: Settings, deployment_id: int, keep: set[str], keep_newest: int | None = None) -> None:
+    try:
+        client = docker_client(settings)
+    except PortsideError:
+        return
+    try:
+        newest = settings.keep_images if keep_newest is None else keep_newest
+        removed = prune_images(client, Owner.of(settings, deployment_id), keep, newest)
+        if removed:
+            log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
+    finally:
+        client.close()
+
+
+def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
     """`compose down` by project name (works without the file), then anything left with our label."""
     args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
     owner = Owner.of(settings, deployment_id)
@@ -214,10 +282,23 @@ async def stop(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> N
                 await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
             return
         await session.commit()
-    await anyio.to_thread.run_sync(_teardown, ctx.settings, deployment_id, False)
+    await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
     async with ctx.sessions() as session:
         await transition(session, deployment_id, S.STOPPED, "stopped; port released",
                          stopped_at=func.now(), container_id=None)
         await session.commit()
     await ctx.log(deployment_id, "stopped")
     await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
+
+
+async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlation_id: str) -> None:
+    """Remove containers, network, images (and volumes with `purge`), the logs, then the row."""
+    await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, purge)
+    await anyio.to_thread.run_sync(_prune_images, ctx.settings, deployment_id, set(), 0)
+    js = ctx.broker.config.connection_state.stream
+    with contextlib.suppress(Exception):  # no logs yet is fine
+        await js.purge_stream(ctx.settings.logs_stream_name, subject=logs_subject(deployment_id))
+    async with ctx.sessions() as session:
+        await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
+        await session.commit()
+    await ctx.publish(Subject.DELETE_COMPLETED, DeleteCompleted(correlation_id=correlation_id, deployment_id=deployment_id))

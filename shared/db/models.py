@@ -84,6 +84,8 @@ class Deployment(TimestampMixin, Base):
     app_service: Mapped[str] = mapped_column(String(128), server_default="app")
     image_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     previous_image_tag: Mapped[str | None] = mapped_column(String(255))
+    # The image of the last successful start: what a failed redeploy falls back to.
+    running_image_tag: Mapped[str | None] = mapped_column(String(255))
     cpu_limit: Mapped[float | None] = mapped_column(Float)
     memory_limit: Mapped[str | None] = mapped_column(String(32))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -141,3 +141,21 @@ def _cpu_percent(sample: dict) -> float | None:
     if system_delta <= 0 or cpu_delta < 0:
         return 0.0
     return round(cpu_delta / system_delta * cpus * 100, 2)
+
+
+def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str], keep_newest: int) -> list[str]:
+    """Remove the deployment's images except the newest `keep_newest` and those tagged in `keep_tags`.
+    Removes by tag, never by id: an id can be shared with a tagged base image."""
+    images = sorted(client.images.list(filters={"label": owner.filters["label"]}), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    removed: list[str] = []
+    for index, image in enumerate(images):
+        tags = [t for t in image.tags if t.startswith(owner.image_repo + ":")]
+        if index < keep_newest or any(t in keep_tags for t in tags):
+            continue
+        for tag in tags:
+            try:
+                client.images.remove(tag)
+                removed.append(tag)
+            except (NotFound, DockerException):
+                pass
+    return removed

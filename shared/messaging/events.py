@@ -75,6 +75,8 @@ class BuildFailed(Failure):
 # run
 class RunRequested(Event):
     deployment_id: int
+    # Start this image instead of the latest build (rollback).
+    image_tag: str | None = None
 
 
 class RunCompleted(Event):
@@ -94,6 +96,17 @@ class StopRequested(Event):
 
 
 class StopCompleted(Event):
+    deployment_id: int
+
+
+# delete
+class DeleteRequested(Event):
+    deployment_id: int
+    # Also remove the deployment's volumes (its database data).
+    purge: bool = False
+
+
+class DeleteCompleted(Event):
     deployment_id: int
 
 
@@ -126,4 +139,6 @@ SUBJECT_PAYLOADS: dict[Subject, type[Event]] = {
     Subject.RUN_FAILED: RunFailed,
     Subject.STOP_REQUESTED: StopRequested,
     Subject.STOP_COMPLETED: StopCompleted,
+    Subject.DELETE_REQUESTED: DeleteRequested,
+    Subject.DELETE_COMPLETED: DeleteCompleted,
 }

@@ -26,6 +26,9 @@ class Subject(StrEnum):
     STOP_REQUESTED = "deploy.stop.requested"
     STOP_COMPLETED = "deploy.stop.completed"
 
+    DELETE_REQUESTED = "deploy.delete.requested"
+    DELETE_COMPLETED = "deploy.delete.completed"
+
 
 # Everything on the deploy stream; one wildcard so the stream never misses a new subject.
 DEPLOY_WILDCARD = "deploy.>"

@@ -12,7 +12,7 @@ import docker
 import httpx
 import pytest
 
-from services.runner.ports import os_port_free
+from shared.net import os_port_free
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
 from tests.conftest import copy_fixture
 from tests.support import ROOT, SSECollector, System

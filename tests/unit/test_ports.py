@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from services.runner.ports import check_requested_port, os_port_free
+from services.runner.ports import check_requested_port
+from shared.net import os_port_free
 from services.runner.readiness import http_answers
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError

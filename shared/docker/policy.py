@@ -1,0 +1,215 @@
+"""The security policy for Dockerfiles and compose files, generated or edited: no privileged containers, no host
+namespaces, no Docker socket or host paths, no added capabilities or devices, images only from allowed
+registries. Each refusal is a POLICY_VIOLATION naming the file's line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from shared.errors import ErrorCode, PortsideError
+
+HOST_NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
+UNCONFINED = re.compile(r"^(seccomp[:=]unconfined|apparmor[:=]unconfined|label[:=]disable|systempaths[:=]unconfined)$")
+DOCKER_SOCKET = re.compile(r"(^|/)docker\.sock$|^/var/run/docker|^/run/docker")
+
+
+def _refuse(line: int | None, message: str) -> PortsideError:
+    where = f"line {line}: " if line else ""
+    return PortsideError(ErrorCode.POLICY_VIOLATION, where + message)
+
+
+# ---- images ------------------------------------------------------------------------------------------------
+
+def image_registry(reference: str) -> str:
+    """The registry host of an image reference (`python:3.12-slim` -> docker.io, `ghcr.io/a/b` -> ghcr.io)."""
+    first, sep, _ = reference.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return "docker.io"
+
+
+def check_image(reference: str, allowed: Iterable[str], line: int | None = None, what: str = "image") -> None:
+    registry = image_registry(reference)
+    allowed = [a.lower().rstrip("/") for a in allowed]
+    if registry == "index.docker.io" or registry == "registry-1.docker.io":
+        registry = "docker.io"
+    if registry not in allowed:
+        raise _refuse(line, f"{what} `{reference}` comes from {registry}, which is not an allowed registry "
+                            f"({', '.join(allowed)}); use an image from one of those, or ask the administrator to "
+                            "add the registry to PORTSIDE_ALLOWED_REGISTRIES.")
+
+
+# ---- Dockerfile ----------------------------------------------------------------------------------------------
+
+def check_dockerfile_policy(instructions: list[tuple[int, str, str]], allowed_registries: Iterable[str]) -> None:
+    """`instructions` as from shared.docker.validate.dockerfile_instructions."""
+    allowed = list(allowed_registries)
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    for line, word, rest in instructions:
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip().strip('"\'')
+            continue
+        if word == "FROM":
+            words = [w for w in rest.split() if not w.startswith("--")]
+            if not words:
+                continue
+            image = re.sub(r"\$\{?(\w+)(?::?-[^}]*)?\}?", lambda m: args.get(m[1], m[0]), words[0])
+            if len(words) >= 3 and words[1].upper() == "AS":
+                stage_name = words[2].lower()
+            else:
+                stage_name = None
+            if "$" in image:
+                raise _refuse(line, f"FROM `{words[0]}` uses a variable without a default; Portside checks every "
+                                    "base image against the allowed registries, so name it (or give the ARG a default).")
+            if image.lower() not in stages and image.lower() != "scratch":
+                check_image(image, allowed, line, "base image")
+            if stage_name:
+                stages.add(stage_name)
+            continue
+        if word == "RUN" and re.search(r"--security=insecure", rest):
+            raise _refuse(line, "RUN --security=insecure asks for a privileged build step; remove the flag.")
+        if word in ("COPY", "ADD"):
+            match = re.search(r"--from=(\S+)", rest)
+            if match and match[1].lower() not in stages and not match[1].isdigit():
+                check_image(match[1], allowed, line, "COPY --from image")
+
+
+# ---- compose ------------------------------------------------------------------------------------------------
+
+def _node_lines(node: yaml.Node) -> dict[tuple[str, ...], int]:
+    """Every mapping key / sequence item path in a composed YAML tree -> its 1-based line."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(n: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                sub = (*path, str(key.value))
+                lines[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(n, yaml.SequenceNode):
+            for index, item in enumerate(n.value):
+                sub = (*path, str(index))
+                lines[sub] = item.start_mark.line + 1
+                walk(item, sub)
+
+    walk(node, ())
+    return lines
+
+
+class _Loader(yaml.SafeLoader):
+    """Accepts compose's `!reset` / `!override` tags."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_multi_constructor("!", _tagged)
+
+
+def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
+    """The document and the line of every key, or INVALID_COMPOSE with the line of the YAML error."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise PortsideError(ErrorCode.INVALID_COMPOSE,
+                            f"{where}the compose file is not valid YAML ({getattr(exc, 'problem', exc)}).") from exc
+    return (doc if isinstance(doc, dict) else {}), (_node_lines(node) if node is not None else {})
+
+
+def _volume_source(volume: Any) -> tuple[str | None, str]:
+    """(host source or None for a named/anonymous volume, type)."""
+    if isinstance(volume, dict):
+        kind = str(volume.get("type", "volume"))
+        source = volume.get("source")
+        if kind == "bind":
+            return str(source or ""), kind
+        return None, kind
+    text = str(volume)
+    if ":" not in text:
+        return None, "volume"
+    source = text.split(":", 1)[0]
+    if source.startswith((".", "/", "~", "$")) or "/" in source:
+        return source, "bind"
+    return None, "volume"
+
+
+def _bind_allowed(source: str) -> bool:
+    """Only paths inside the project (relative, not climbing out) may be bound; never the Docker socket."""
+    if DOCKER_SOCKET.search(source):
+        return False
+    if source.startswith(("/", "~", "$")):
+        return False
+    parts = PurePosixPath(source).parts
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return False
+    return True
+
+
+def _services(doc: dict) -> Iterator[tuple[str, dict]]:
+    services = doc.get("services")
+    if not isinstance(services, dict):
+        return
+    for name, service in services.items():
+        if isinstance(service, dict):
+            yield str(name), service
+
+
+def check_compose_policy(text: str, allowed_registries: Iterable[str]) -> dict:
+    """Check one compose file as written (so the line numbers are the user's). Returns the parsed document."""
+    doc, lines = load_compose(text)
+    allowed = list(allowed_registries)
+    for name, service in _services(doc):
+        def at(*key: str) -> int | None:
+            return lines.get(("services", name, *key)) or lines.get(("services", name))
+
+        if service.get("privileged") in (True, "true", "True"):
+            raise _refuse(at("privileged"), f"service `{name}` asks for a privileged container; remove `privileged`.")
+        for key in HOST_NAMESPACE_KEYS:
+            value = str(service.get(key, ""))
+            if value == "host" or (key == "network_mode" and value.startswith("container:")) or \
+                    (key in ("pid", "ipc") and value.startswith("container:")):
+                raise _refuse(at(key), f"service `{name}` shares the host's (or another container's) {key.split('_')[0]} "
+                                       f"namespace (`{key}: {value}`); remove it, Portside gives each deployment its own network.")
+        if service.get("cap_add"):
+            raise _refuse(at("cap_add"), f"service `{name}` adds Linux capabilities ({service['cap_add']}); remove `cap_add`.")
+        for key in ("devices", "device_cgroup_rules"):
+            if service.get(key):
+                raise _refuse(at(key), f"service `{name}` maps host devices (`{key}`); remove it.")
+        for index, option in enumerate(service.get("security_opt") or []):
+            if UNCONFINED.match(str(option).replace(" ", "")):
+                raise _refuse(at("security_opt", str(index)), f"service `{name}` turns off a confinement (`{option}`); remove it.")
+        for index, volume in enumerate(service.get("volumes") or []):
+            source, kind = _volume_source(volume)
+            if source is not None and not _bind_allowed(source):
+                what = "the Docker socket" if DOCKER_SOCKET.search(source) else f"the host path `{source}`"
+                raise _refuse(at("volumes", str(index)),
+                              f"service `{name}` mounts {what}; use a named volume, or a path inside the repository.")
+        image = service.get("image")
+        if isinstance(image, str) and image and "$" not in image:
+            check_image(image, allowed, at("image"), f"service `{name}` image")
+    volumes = doc.get("volumes") if isinstance(doc.get("volumes"), dict) else {}
+    for name, volume in volumes.items():
+        options = (volume or {}).get("driver_opts") if isinstance(volume, dict) else None
+        device = str((options or {}).get("device", ""))
+        if device and not _bind_allowed(device):
+            raise _refuse(lines.get(("volumes", str(name), "driver_opts")),
+                          f"volume `{name}` binds the host path `{device}`; use a plain named volume.")
+    return doc
