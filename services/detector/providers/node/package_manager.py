@@ -1,0 +1,99 @@
+"""Which Node package manager installs the app, and which Node version runs it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from services.detector.providers.base import W_LOCKFILE, W_VERSION, note
+from services.detector.source import SourceTree
+from shared.detection import Detection
+
+# Lockfile -> manager. Looked up from the app dir to the repo root, because a workspace has one lockfile at the
+# top. When a dir holds several lockfiles (a migration left one behind), this order decides.
+LOCKFILES = (
+    ("bun.lock", "bun"), ("bun.lockb", "bun"), ("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"),
+    ("package-lock.json", "npm"), ("npm-shrinkwrap.json", "npm"),
+)
+# Node release codenames used in .nvmrc (`lts/iron`).
+_CODENAMES = {"argon": "4", "boron": "6", "carbon": "8", "dubnium": "10", "erbium": "12", "fermium": "14",
+              "gallium": "16", "hydrogen": "18", "iron": "20", "jod": "22", "krypton": "24"}
+LTS = "22"
+
+
+def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection) -> str:
+    """The `packageManager` field wins over lockfiles (it is what corepack enforces); npm when nothing says."""
+    field = pkg.get("packageManager")
+    if isinstance(field, str):
+        m = re.match(r"^(npm|yarn|pnpm|bun)@", field.strip())
+        if m:
+            note(det, "package.json", f"packageManager is {field}", W_LOCKFILE)
+            return m.group(1)
+    depth_best: tuple[int, str, str] | None = None
+    for lock, pm in LOCKFILES:
+        found = src.find_up(lock)
+        if found is None:
+            continue
+        depth = found[0].count("../")
+        if depth_best is None or depth < depth_best[0]:
+            depth_best = (depth, found[0], pm)
+    if depth_best:
+        _, path, pm = depth_best
+        note(det, path, f"{path.rsplit('/', 1)[-1]} is the lockfile: {pm}", W_LOCKFILE)
+        return pm
+    engines = pkg.get("engines") if isinstance(pkg.get("engines"), dict) else {}
+    for pm in ("pnpm", "yarn", "bun"):
+        if pm in engines:
+            note(det, "package.json", f"engines names {pm}")
+            return pm
+    return "npm"
+
+
+def yarn_berry(src: SourceTree, pkg: dict[str, Any]) -> bool:
+    """Yarn 2+ (berry) rather than classic: `.yarnrc.yml`, a berry lockfile, or packageManager yarn@2+."""
+    field = str(pkg.get("packageManager") or "")
+    if re.match(r"^yarn@[2-9]", field):
+        return True
+    if src.find_up(".yarnrc.yml"):
+        return True
+    lock = src.find_up("yarn.lock")
+    return bool(lock and "__metadata:" in (lock[1].read_text("yarn.lock", max_bytes=4096) or "")[:4000])
+
+
+def node_major(spec: str) -> str | None:
+    spec = spec.strip().lower().removeprefix("v")
+    if spec.startswith("lts/"):
+        name = spec[4:]
+        return _CODENAMES.get(name, LTS)
+    if spec in ("node", "latest", "current", "stable", "lts"):
+        return LTS
+    m = re.search(r"(\d+)", spec)
+    return m.group(1) if m else None
+
+
+def detect_node_version(src: SourceTree, pkg: dict[str, Any], det: Detection) -> str | None:
+    for name in (".nvmrc", ".node-version"):
+        found = src.find_up(name)
+        if found:
+            text = (found[1].read_text(name) or "").strip().splitlines()
+            v = node_major(text[0]) if text else None
+            if v:
+                note(det, found[0], f"{name} pins Node {text[0].strip()}", W_VERSION)
+                return v
+    found = src.find_up(".tool-versions")
+    if found:
+        m = re.search(r"^\s*(?:nodejs|node)\s+(\S+)", found[1].read_text(".tool-versions") or "", re.MULTILINE)
+        if m and node_major(m.group(1)):
+            note(det, found[0], f".tool-versions pins Node {m.group(1)}", W_VERSION)
+            return node_major(m.group(1))
+    volta = pkg.get("volta")
+    if isinstance(volta, dict) and isinstance(volta.get("node"), str):
+        note(det, "package.json", f"volta pins Node {volta['node']}", W_VERSION)
+        return node_major(volta["node"])
+    engines = pkg.get("engines")
+    if isinstance(engines, dict) and isinstance(engines.get("node"), str):
+        v = node_major(engines["node"])
+        if v:
+            note(det, "package.json", f"engines.node is {engines['node']}", W_VERSION)
+            return v
+    return None

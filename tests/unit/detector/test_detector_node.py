@@ -1,0 +1,86 @@
+"""Node provider: package managers, versions, frameworks, ports and start commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.detector.providers.node import is_dev_command, port_in_js
+from services.detector.providers.node.package_manager import node_major
+from services.detector.service import detect
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(("lock", "pm"), [
+    ("bun.lockb", "bun"), ("bun.lock", "bun"), ("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"),
+    ("package-lock.json", "npm"),
+])
+def test_node_package_manager_from_lockfile(repo, lock: str, pm: str) -> None:
+    assert detect(repo({"package.json": {"name": "a"}, lock: "x"})).package_manager == pm
+
+
+def test_node_package_manager_field_wins_over_lockfile(repo) -> None:
+    root = repo({"package.json": {"name": "a", "packageManager": "pnpm@9.1.0"}, "package-lock.json": "{}"})
+    assert detect(root).package_manager == "pnpm"
+
+
+@pytest.mark.parametrize(("spec", "major"), [
+    ("20.11.1", "20"), ("v18", "18"), (">=18.17.0", "18"), ("lts/iron", "20"), ("^22", "22"), ("20.x", "20"),
+])
+def test_node_major_from_version_specs(spec: str, major: str) -> None:
+    assert node_major(spec) == major
+
+
+def test_node_nvmrc_wins_over_engines(repo) -> None:
+    root = repo({"package.json": {"engines": {"node": ">=16"}}, ".nvmrc": "22\n"})
+    assert detect(root).runtime_version == "22"
+
+
+@pytest.mark.parametrize(("code", "port"), [
+    ("const port = process.env.PORT || 4000;", 4000),
+    ("app.listen(process.env.PORT ?? 5000)", 5000),
+    ("server.listen(8081, () => {})", 8081),
+    ("await fastify.listen({ port: 3005, host: '0.0.0.0' })", 3005),
+    ("const PORT = parseInt(process.env.PORT, 10) || 7070", 7070),
+    ("app.listen(port)", None),
+])
+def test_node_port_in_code(code: str, port: int | None) -> None:
+    assert port_in_js(code) == port
+
+
+@pytest.mark.parametrize(("cmd", "dev"), [
+    ("nodemon server.js", True), ("vite", True), ("react-scripts start", True), ("node server.js", False),
+    ("next start", False), ("NODE_ENV=production node dist/main.js", False),
+])
+def test_node_is_dev_command(cmd: str, dev: bool) -> None:
+    assert is_dev_command(cmd) is dev
+
+
+def test_node_dev_start_script_falls_back_to_entry_file(repo) -> None:
+    root = repo({"package.json": {"scripts": {"start": "nodemon server.js"}, "dependencies": {"express": "4"}},
+                 "server.js": "app.listen(3000)"})
+    assert detect(root).start_command == "node server.js"
+
+
+def test_node_start_script_port_flag(repo) -> None:
+    root = repo({"package.json": {"scripts": {"start": "next start -p 4100"}, "dependencies": {"next": "14"}}})
+    assert detect(root).internal_port == 4100
+
+
+def test_node_spa_has_no_start_command_but_an_output_dir(repo) -> None:
+    det = detect(repo({"package.json": {"scripts": {"build": "vite build"}, "devDependencies": {"vite": "5"}},
+                       "index.html": "<div id=app></div>"}))
+    assert (det.framework, det.output_dir, det.start_command, det.internal_port) == ("vite", "dist", None, 80)
+    assert det.start_command_help is None
+
+
+def test_node_prisma_provider_sets_database(repo) -> None:
+    root = repo({"package.json": {"dependencies": {"@prisma/client": "5"}},
+                 "prisma/schema.prisma": 'datasource db {\n  provider = "sqlite"\n  url = "file:dev.db"\n}\n'})
+    assert detect(root).detected_db == "sqlite"
+
+
+def test_node_missing_start_gives_help(repo) -> None:
+    det = detect(repo({"package.json": {"name": "lib", "dependencies": {"lodash": "4"}}}))
+    assert det.start_command is None
+    assert det.start_command_help and '"start"' in det.start_command_help
