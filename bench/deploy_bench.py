@@ -17,9 +17,9 @@ from pathlib import Path
 import docker
 import httpx
 
+from shared.net import free_tcp_port
 from tests.conftest import copy_fixture
 from tests.support import ROOT, running_system
-from shared.net import free_tcp_port
 
 APPS = {"python-flask": 8000, "node-express": 3000}
 ROUNDS = 3
@@ -52,7 +52,7 @@ def by_hand(app_dir: Path, internal_port: int, tag: str) -> float:
     try:
         return first_200(f"http://127.0.0.1:{port}/", started)
     finally:
-        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
         shutil.rmtree(context, ignore_errors=True)
 
 
@@ -83,7 +83,7 @@ def main() -> dict:
                     portside_times.append(elapsed)
                     hand_times.append(hand)
             for round_ in range(ROUNDS + 1):
-                subprocess.run(["docker", "rmi", "-f", f"portside-bench/{app}:{round_}"], capture_output=True)
+                subprocess.run(["docker", "rmi", "-f", f"portside-bench/{app}:{round_}"], capture_output=True, check=False)
             p, h = statistics.median(portside_times), statistics.median(hand_times)
             results[app] = {
                 "portside_deploy_to_200_s": round(p, 2),

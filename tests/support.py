@@ -46,6 +46,19 @@ class System:
         assert resp.status_code in wanted, f"{method} {path} -> {resp.status_code}: {resp.text}"
         return resp.json()
 
+    def deploy(self, deployment_id: int, expect: int | tuple[int, ...] = 200) -> dict:
+        """POST deploy?wait=true and return the outcome (data, or the error body when `expect` is an error)."""
+        body = self.call("POST", f"/api/deployments/{deployment_id}/deploy", expect=expect, params={"wait": "true"}, timeout=900)
+        return body.get("data", body)
+
+    def wait_status(self, deployment_id: int, wanted: set[str], timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.call("GET", f"/api/deployments/{deployment_id}")["data"]
+            if data["status"] in wanted or time.monotonic() > deadline:
+                return data
+            time.sleep(0.2)
+
     def deploy_path(self, path: Path, **generate: object) -> dict:
         repo = self.call("POST", "/api/repositories", json={"path": str(path)})["data"]
         generated = self.call("POST", f"/api/deployments/generate/{repo['id']}", json=generate)["data"]
@@ -89,8 +102,11 @@ class SSECollector:
 
 
 @contextmanager
-def running_system(home: Path, engine: docker.DockerClient, extra_env: dict[str, str] | None = None) -> Iterator[System]:
-    """`portside up` with embedded NATS and Postgres; on exit, stop it and remove whatever its instance left."""
+def running_system(
+    home: Path, engine: docker.DockerClient, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+) -> Iterator[System]:
+    """`portside up [args]` with embedded NATS and Postgres unless `extra_env` names servers; on exit, stop it
+    and remove whatever its instance left."""
     instance = f"pst-{uuid4().hex[:8]}"
     api_port = free_tcp_port()
     env = {
@@ -100,15 +116,17 @@ def running_system(home: Path, engine: docker.DockerClient, extra_env: dict[str,
         "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
         "PORTSIDE_INSTANCE": instance,
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
-        **(extra_env or {}),
+        "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
     }
     env.pop("PORTSIDE_NATS_URL", None)
     env.pop("PORTSIDE_DATABASE_URL", None)
+    env.update(extra_env or {})
     home.mkdir(parents=True, exist_ok=True)
     log = home / "up.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "up"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            [sys.executable, "-m", "services.cli.main", "up", *(args or [])],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
         )
     url = f"http://127.0.0.1:{api_port}"
     try:

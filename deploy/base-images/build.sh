@@ -35,6 +35,11 @@
 #   nginx:stable         bookworm nginx-light with the official layout (/etc/nginx/conf.d/default.conf serving
 #                        /usr/share/nginx/html on :80, logs to stdout/stderr, /docker-entrypoint.d, templates)
 #   debian:bookworm-slim bookworm minbase + ca-certificates (a minimal runtime stage)
+#   golang:1.24-bookworm trixie golang-go (1.24) with GOPATH=/go and GOTOOLCHAIN=local like the official image.
+#   golang:1.22-bookworm, golang:1.23-bookworm: THE SAME IMAGE (Debian has one Go; 1.24 builds any module
+#                        that asks for go <= 1.24, and the binaries Portside builds are static). Only modules
+#                        without external dependencies build here: the Go module proxy is not reachable.
+#   php:8.4-cli          trixie php-cli (8.4), `php` in /usr/local/bin like the official image.
 # Like the official images: pip installs system-wide are allowed (Debian's EXTERNALLY-MANAGED marker is
 # removed), ENV PATH is set, Node images use the official docker-entrypoint.sh behaviour.
 #
@@ -67,7 +72,7 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 DEFAULT_TAGS=(python:3.12-slim python:3.11-slim python:3.13-slim node:20-slim node:22-slim nginx:stable
-    debian:bookworm-slim)
+    debian:bookworm-slim golang:1.24-bookworm golang:1.23-bookworm golang:1.22-bookworm php:8.4-cli)
 
 say() { echo "[base-images] $*"; }
 die() { echo "[base-images] ERROR: $*" >&2; exit 1; }
@@ -80,6 +85,8 @@ recipe_for_tag() {
         node:22-slim) echo node22 ;;
         nginx:stable) echo nginx ;;
         debian:bookworm-slim) echo debian-bookworm ;;
+        golang:1.22-bookworm | golang:1.23-bookworm | golang:1.24-bookworm) echo golang ;;
+        php:8.4-cli) echo php ;;
         *) return 1 ;;
     esac
 }
@@ -87,7 +94,7 @@ recipe_for_tag() {
 suite_for_recipe() {
     case "$1" in
         python-bookworm | nginx | debian-bookworm) echo bookworm ;;
-        python-trixie | node20 | node22) echo trixie ;;
+        python-trixie | node20 | node22 | golang | php) echo trixie ;;
         *) return 1 ;;
     esac
 }
@@ -431,6 +438,26 @@ recipe_debian-bookworm() {
     IMPORT_CHANGES+=(-c 'CMD ["bash"]')
 }
 
+recipe_golang() {
+    local root=$1 ver
+    apt_install "$root" golang-go gcc libc6-dev git
+    mkdir -p "$root/go/bin" "$root/go/src"
+    chmod -R 1777 "$root/go"
+    ver="$(in_chroot "$root" go env GOVERSION)"
+    echo "go ${ver#go}"
+    IMPORT_CHANGES+=(-c "ENV GOLANG_VERSION=${ver#go} GOPATH=/go GOTOOLCHAIN=local"
+        -c "ENV PATH=/go/bin:/usr/lib/go/bin:$STD_PATH" -c 'WORKDIR /go' -c 'CMD ["bash"]')
+}
+
+recipe_php() {
+    local root=$1 ver
+    apt_install "$root" php-cli
+    ln -sf /usr/bin/php "$root/usr/local/bin/php"
+    ver="$(in_chroot "$root" php -r 'echo PHP_VERSION;')"
+    echo "php $ver"
+    IMPORT_CHANGES+=(-c "ENV PHP_VERSION=$ver" -c 'CMD ["php", "-a"]')
+}
+
 # build_recipe RECIPE TAG... : one image from the cached minbase, tagged with every TAG.
 build_recipe() {
     local recipe=$1 suite dir root tarball first tag
@@ -661,7 +688,7 @@ if [ ${#BUILD[@]} -gt 0 ]; then
         read -r -a rtags <<<"${RECIPE_TAGS[$recipe]}"
         secs="$(job_secs "$recipe")"
         if [ "$(job_rc "$recipe")" = 0 ]; then
-            info="$(grep -E '^(python|node|nginx) [0-9]' "$LOG_DIR/$recipe.log" | tail -n 1 || true)"
+            info="$(grep -E '^(python|node|nginx|go|php) [0-9]' "$LOG_DIR/$recipe.log" | tail -n 1 || true)"
             for tag in "${rtags[@]}"; do
                 STATUS[$tag]=built
                 SECS[$tag]=$secs

@@ -112,6 +112,13 @@ class DeploymentPublic(BaseModel):
     error_code: str | None
     image_id: str | None
     image_tag: str | None
+    image_size_bytes: int | None
+    running_image_tag: str | None
+    previous_image_tag: str | None
+    compose_files: list[str]
+    app_service: str
+    cpu_limit: float | None
+    memory_limit: str | None
     build_seconds: float | None
     exit_code: int | None
     container_id: str | None

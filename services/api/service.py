@@ -16,12 +16,11 @@ from services.api.bus import Bus
 from shared.config import Settings
 from shared.db.models import Deployment, DeploymentEvent, Repository
 from shared.db.repository import transition
-from shared.db.status import DeploymentStatus as S
 from shared.db.status import PORT_HOLDING, allowed_sources
+from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
-from shared.docker.validate import validate_compose, validate_dockerfile
+from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
-from shared.preflight import preflight
 from shared.messaging.events import (
     BuildRequested,
     DeleteRequested,
@@ -34,6 +33,7 @@ from shared.messaging.events import (
     StopRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.preflight import preflight
 
 
 def _repo_name(source: str) -> str:
@@ -114,7 +114,7 @@ def _raise_failure(event: Failure) -> None:
 async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -> Detection:
     repo = await get_repository(session, repo_id)
     app_path = _check_app_path(repo, app_path)
-    subject, event = await bus.request(
+    _, event = await bus.request(
         Subject.DETECT_REQUESTED, DetectRequested(repository_id=repo.id, app_path=app_path),
         answers=(Subject.DETECT_COMPLETED, Subject.DETECT_FAILED),
     )
@@ -142,7 +142,7 @@ async def generate(
     await session.flush()
     session.add(DeploymentEvent(deployment_id=deployment.id, status=S.GENERATING.value, message="generating files"))
     await session.commit()
-    subject, event = await bus.request(
+    _, event = await bus.request(
         Subject.GENERATE_REQUESTED, GenerateRequested(deployment_id=deployment.id),
         answers=(Subject.GENERATE_COMPLETED, Subject.GENERATE_FAILED),
     )
@@ -152,15 +152,31 @@ async def generate(
     return deployment
 
 
-async def save_files(session: AsyncSession, deployment_id: int, dockerfile: str | None, compose: str | None) -> Deployment:
+async def save_files(
+    session: AsyncSession, settings: Settings, deployment_id: int, dockerfile: str | None, compose: str | None,
+) -> list[str]:
+    """Validate (syntax, hadolint, security policy, `docker compose config`) and save. A refusal is a 422 with the
+    offending line; hadolint warnings are kept on the event and returned."""
     deployment = await get_deployment(session, deployment_id)
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
+    repo = await get_repository(session, deployment.repository_id)
+    app_dir = (Path(repo.path) / deployment.app_path).resolve()
+    compose_files = list(deployment.compose_files or [".deployment/docker-compose.yml"])
+    theirs = [f for f in compose_files if f != ".deployment/docker-compose.yml"]
+
+    def check() -> list[str]:
+        found: list[str] = []
+        if dockerfile is not None:
+            found = check_dockerfile(dockerfile, settings.allowed_registries)
+        if compose is not None:
+            check_compose(settings, compose, app_service=deployment.app_service or "app", app_dir=app_dir, before=theirs)
+        return found
+
+    warnings = await anyio.to_thread.run_sync(check)
     if dockerfile is not None:
-        validate_dockerfile(dockerfile)
         deployment.dockerfile_content = dockerfile
     if compose is not None:
-        validate_compose(compose)
         deployment.compose_content = compose
     if deployment.docker_path:
         target = Path(deployment.docker_path)
@@ -173,9 +189,10 @@ async def save_files(session: AsyncSession, deployment_id: int, dockerfile: str 
                 (target / "docker-compose.yml").write_text(compose)
 
         await anyio.to_thread.run_sync(write)
-    session.add(DeploymentEvent(deployment_id=deployment.id, status=deployment.status, message="files edited by the user"))
+    message = "files edited by the user" + ("; hadolint warnings: " + "; ".join(warnings) if warnings else "")
+    session.add(DeploymentEvent(deployment_id=deployment.id, status=deployment.status, message=message))
     await session.commit()
-    return deployment
+    return warnings
 
 
 async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
@@ -186,7 +203,7 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
     if S(deployment.status) not in allowed_sources(S.QUEUED):
         raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
     await _preflight_or_error(session, bus.settings, deployment)
-    result = await transition(session, deployment_id, S.QUEUED, "deploy requested", error_message=None, error_code=None)
+    result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
         raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
     await session.commit()

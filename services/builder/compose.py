@@ -4,6 +4,7 @@ labels on everything, generated passwords, optional resource limits."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,17 @@ SERVICES: dict[str, ServiceSpec] = {
         "mongodb", "mongo:7", 27017, "/data/db",
         ["CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping')"],
     ),
+    "rabbitmq": ServiceSpec(
+        "rabbitmq", "rabbitmq:3.13", 5672, "/var/lib/rabbitmq", ["CMD", "rabbitmq-diagnostics", "-q", "ping"],
+    ),
 }
 
 
-def _service_env(kind: str, password: str) -> tuple[dict[str, str], dict[str, str]]:
+def new_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _service_env(kind: str, password: str, root_password: str) -> tuple[dict[str, str], dict[str, str]]:
     """(environment of the service, connection environment for the app)."""
     if kind == "postgres":
         return (
@@ -48,11 +56,16 @@ def _service_env(kind: str, password: str) -> tuple[dict[str, str], dict[str, st
     if kind == "mysql":
         return (
             {"MYSQL_USER": "app", "MYSQL_PASSWORD": password, "MYSQL_DATABASE": "app",
-             "MYSQL_ROOT_PASSWORD": secrets.token_urlsafe(18)},
+             "MYSQL_ROOT_PASSWORD": root_password},
             {"DATABASE_URL": f"mysql://app:{password}@mysql:3306/app"},
         )
     if kind == "redis":
         return {}, {"REDIS_URL": "redis://redis:6379/0"}
+    if kind == "rabbitmq":
+        return (
+            {"RABBITMQ_DEFAULT_USER": "app", "RABBITMQ_DEFAULT_PASS": password},
+            {"AMQP_URL": f"amqp://app:{password}@rabbitmq:5672/", "RABBITMQ_URL": f"amqp://app:{password}@rabbitmq:5672/"},
+        )
     if kind == "mongodb":
         return (
             {"MONGO_INITDB_ROOT_USERNAME": "app", "MONGO_INITDB_ROOT_PASSWORD": password},
@@ -72,27 +85,34 @@ def render_compose(
     *,
     owner: Owner,
     repo_name: str,
-    port: int,
+    port: int | None,
     services: list[str],
     cpus: float | None = None,
     memory: str | None = None,
+    password: Callable[[], str] = new_password,
+    dockerfile: str = ".deployment/Dockerfile",
 ) -> str:
+    """The app (built by Portside: compose only runs the image) and each backing service it needs.
+    `port` None: a worker that publishes nothing."""
     labels = owner.labels
     wanted = [s for s in dict.fromkeys(services) if s in SERVICES]
-    app_env: dict[str, str] = {"PORT": str(port), "HOST": "0.0.0.0"}
+    app_env: dict[str, str] = {"PORT": str(port), "HOST": "0.0.0.0"} if port else {}
     app: dict[str, Any] = {
-        "build": {"context": "..", "dockerfile": ".deployment/Dockerfile"},
+        "build": {"context": "..", "dockerfile": dockerfile},
         "image": f"${{PORTSIDE_IMAGE:-{owner.image_repo}:latest}}",
         "restart": "unless-stopped",
-        "ports": [f"${{PORTSIDE_BIND_ADDRESS:-0.0.0.0}}:${{PORTSIDE_HOST_PORT:?Portside sets the host port}}:{port}"],
-        "environment": app_env,
-        "labels": labels,
     }
+    if port:
+        app["ports"] = [f"${{PORTSIDE_BIND_ADDRESS:-0.0.0.0}}:${{PORTSIDE_HOST_PORT:?Portside sets the host port}}:{port}"]
+    app["environment"] = app_env
+    # A process in the app cannot gain privileges (setuid binaries) beyond the user it starts as.
+    app["security_opt"] = ["no-new-privileges:true"]
+    app["labels"] = labels
     doc: dict[str, Any] = {"services": {"app": app}}
     volumes: dict[str, Any] = {}
     for kind in wanted:
         spec = SERVICES[kind]
-        service_env, connection_env = _service_env(kind, secrets.token_urlsafe(18))
+        service_env, connection_env = _service_env(kind, password(), password())
         app_env.update(connection_env)
         service: dict[str, Any] = {"image": spec.image, "restart": "unless-stopped"}
         if service_env:
@@ -102,6 +122,8 @@ def render_compose(
         service["labels"] = labels
         doc["services"][kind] = service
         volumes[f"{kind}-data"] = {"labels": labels}
+    if not app_env:
+        del app["environment"]
     if wanted:
         app["depends_on"] = {kind: {"condition": "service_healthy"} for kind in wanted}
     if cpus or memory:

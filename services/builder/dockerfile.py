@@ -6,15 +6,16 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.builder.plan import BuildPlan, node_install, node_prune
+from services.builder.plan import PY_TOOLS, BuildPlan
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
-    trim_blocks=False,
-    autoescape=False,  # noqa: S701  (Dockerfiles, not HTML)
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
 )
 
 # Never sent to the engine: VCS data, local dependencies and caches (rebuilt in the image), secrets, and
@@ -43,15 +44,8 @@ DEFAULT_IGNORES = [
 
 
 def render_dockerfile(plan: BuildPlan) -> str:
-    template = _env.get_template(f"{plan.stack}/Dockerfile.j2")
-    extra = {}
-    if plan.stack == "node":
-        extra = {
-            "install_all": node_install(plan, production_only=False),
-            "install_prod": node_install(plan, production_only=True),
-            "prune": node_prune(plan),
-        }
-    text = template.render(plan=plan, **extra)
+    template = _env.get_template(plan.template or f"{plan.stack}/Dockerfile.j2")
+    text = template.render(plan=plan, tools=PY_TOOLS)
     # Collapse the blank lines Jinja blocks leave behind, so the file reads as if written by hand.
     lines: list[str] = []
     for line in text.splitlines():

@@ -1,16 +1,29 @@
-"""What the templates need to know, derived once from the detection and the files in the app directory."""
+"""What the templates need to know, derived once from the detection and the files in the app directory.
+
+One planner per stack (`_python`, `_node`, ...). Each picks a template under templates/<stack>/, the official
+image tags pinned to the detected runtime version, the manifests to copy before the source (so a source-only
+change reuses the dependency layer), and the lockfile-exact install command."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.detection import Detection
 
-DEFAULT_VERSIONS = {"python": "3.12", "node": "20"}
-DEFAULT_PORTS = {"python": 8000, "node": 3000, "static": 80}
+# Used when the repository names no version: current LTS / stable lines that have official images.
+DEFAULT_VERSIONS = {
+    "python": "3.12", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
+    "php": "8.4", "ruby": "3.3", "elixir": "1.17", "deno": "2.1.4",
+}
+DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
+                 "php": 8000, "ruby": 3000, "elixir": 4000, "deno": 8000}
+# Static sites are served by an unprivileged nginx on a port above 1024, so no capability is needed.
+STATIC_PORT = 8080
 
 NODE_LOCKFILES = {
     "npm": ["package-lock.json", "npm-shrinkwrap.json"],
@@ -18,7 +31,11 @@ NODE_LOCKFILES = {
     "pnpm": ["pnpm-lock.yaml"],
     "bun": ["bun.lockb", "bun.lock"],
 }
-PYTHON_MANIFESTS = ["requirements.txt", "pyproject.toml", "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock"]
+PYTHON_MANIFESTS = ["requirements.txt", "pyproject.toml", "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock", "pdm.lock"]
+# Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
+PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
+PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
+SHELL_CHARS = "$&|;<>*`()"
 
 
 @dataclass(frozen=True)
@@ -27,25 +44,43 @@ class BuildPlan:
     framework: str | None
     package_manager: str
     version: str
-    port: int
+    # None for a worker that listens on no port (no EXPOSE, no HEALTHCHECK, no published port).
+    port: int | None
     start_command: str
     build_command: str | None
     manifests: list[str] = field(default_factory=list)
-    # Python: extra production servers to install when the app's requirements lack them.
+    # Python: production servers the start command needs that the app's requirements lack.
     extra_packages: list[str] = field(default_factory=list)
+    template: str = ""
+    # The lockfile-exact dependency install (and, for Node apps with a build, the production-only one).
+    install: str = ""
+    prod_install: str = ""
+    # Where a build writes a static site, served by nginx (None: the app serves itself).
+    output_dir: str | None = None
+    spa: bool = False
+    # Stack specifics: the binary / jar / project / package a template builds and runs.
+    artifact: str = ""
+    target: str = "."
+    locked: bool = True
+    build_packages: list[str] = field(default_factory=list)
+    runtime_packages: list[str] = field(default_factory=list)
+    # Lines the template puts in the header: what Portside assumed and how to change it.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cmd_json(self) -> str:
         """The start command in exec form when it has no shell syntax, else through `sh -c` with exec."""
-        if any(ch in self.start_command for ch in "$&|;<>*`"):
-            return _json_list(["sh", "-c", f"exec {self.start_command}"])
-        return _json_list(shlex.split(self.start_command))
+        return cmd_json(self.start_command)
+
+    @property
+    def static(self) -> bool:
+        return self.output_dir is not None
 
 
-def _json_list(items: list[str]) -> str:
-    import json
-
-    return json.dumps(items)
+def cmd_json(command: str) -> str:
+    if any(ch in command for ch in SHELL_CHARS):
+        return json.dumps(["sh", "-c", f"exec {command}"])
+    return json.dumps(shlex.split(command))
 
 
 def _major_minor(version: str | None, default: str) -> str:
@@ -57,6 +92,19 @@ def _major_minor(version: str | None, default: str) -> str:
     return ".".join(digits[:2]) if len(digits) > 1 and digits[1].isdigit() else digits[0]
 
 
+def _read(app_dir: Path, name: str) -> str:
+    path = app_dir / name
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _package_json(app_dir: Path) -> dict:
+    try:
+        data = json.loads(_read(app_dir, "package.json") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def plan_for(detection: Detection, app_dir: Path, port_override: int | None = None) -> BuildPlan:
     """Raises ValueError with a user-facing sentence when the stack cannot be built yet."""
     stack = detection.stack
@@ -66,46 +114,80 @@ def plan_for(detection: Detection, app_dir: Path, port_override: int | None = No
         # The detected command binds the detected port; the user asked for another one.
         start_command = re.sub(rf"(?<=[:= ]){detection.internal_port}\b", str(port_override), start_command)
     detection = detection.model_copy(update={"start_command": start_command})
-    present = lambda name: (app_dir / name).is_file()  # noqa: E731
-    if stack == "python":
-        pm = detection.package_manager or "pip"
-        manifests = [m for m in PYTHON_MANIFESTS if present(m)]
-        start = detection.start_command or ""
-        if not start:
-            raise ValueError(detection.start_command_help or "No start command found; add a Procfile with a `web:` line.")
-        extras = []
-        reqs = "\n".join((app_dir / m).read_text(errors="replace").lower() for m in manifests if m.endswith((".txt", ".toml")))
-        first = start.split()[0]
-        if first in ("gunicorn", "uvicorn") and first not in reqs:
-            extras.append({"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.30.6"}[first])
-        version = _major_minor(detection.runtime_version, DEFAULT_VERSIONS["python"])
-        return BuildPlan(stack, detection.framework, pm, version, port, start, detection.build_command, manifests, extras)
-    if stack == "node":
-        pm = detection.package_manager or "npm"
-        lockfiles = [f for f in NODE_LOCKFILES.get(pm, []) if present(f)]
-        manifests = ["package.json", *lockfiles]
-        start = detection.start_command or ""
-        if not start:
-            raise ValueError(detection.start_command_help or 'No start command found; add a "start" script to package.json.')
-        major = _major_minor(detection.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
-        return BuildPlan(stack, detection.framework, pm, major, port, start, detection.build_command, manifests)
-    raise ValueError(
-        f"Portside cannot generate a Dockerfile for a '{stack}' app yet; add your own Dockerfile to the repository."
+    planner = PLANNERS.get(stack)
+    if planner is None:
+        raise ValueError(
+            f"Portside cannot generate a Dockerfile for a '{stack}' app yet; add your own Dockerfile to the repository."
+        )
+    if detection.output_dir is not None and not detection.start_command:
+        # A site built to files: served by nginx whatever the language of its build.
+        port = port_override or STATIC_PORT
+    return planner(detection, app_dir, port)
+
+
+def _need_start(detection: Detection, default_help: str) -> str:
+    if detection.start_command:
+        return detection.start_command
+    raise ValueError(detection.start_command_help or default_help)
+
+
+# ---- Python ------------------------------------------------------------------------------------------------
+
+def _python(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["python"])
+    present = [m for m in PYTHON_MANIFESTS if (app_dir / m).is_file()]
+    pm = d.package_manager or "pip"
+    # The lockfile decides how dependencies are installed; each tool only exports it to a pinned requirements file.
+    if "poetry.lock" in present:
+        pm, manifests = "poetry", ["pyproject.toml", "poetry.lock"]
+    elif "uv.lock" in present:
+        pm, manifests = "uv", ["pyproject.toml", "uv.lock"]
+    elif "Pipfile.lock" in present:
+        pm, manifests = "pipenv", ["Pipfile", "Pipfile.lock"]
+    elif "pdm.lock" in present:
+        pm, manifests = "pdm", ["pyproject.toml", "pdm.lock"]
+    elif "requirements.txt" in present:
+        pm, manifests = "pip", ["requirements.txt"]
+    elif "pyproject.toml" in present:
+        pm, manifests = "pip-project", ["pyproject.toml"]
+    else:
+        pm, manifests = "pip-none", []
+    notes = []
+    if pm in ("pip-project",):
+        notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
+    text = "\n".join(_read(app_dir, m).lower() for m in present if not m.endswith(".lock"))
+    static = d.output_dir is not None and not d.start_command
+    start = "" if static else _need_start(d, "No start command found; add a Procfile with a `web:` line.")
+    extras = []
+    first = start.split()[0] if start else ""
+    if first in PY_SERVERS and first not in text and first not in _read(app_dir, "poetry.lock").lower():
+        extras.append(PY_SERVERS[first])
+    template = "python/static.Dockerfile.j2" if static else "python/Dockerfile.j2"
+    return BuildPlan(
+        "python", d.framework, pm, version, port, start, d.build_command, manifests, extras, template,
+        output_dir=d.output_dir if static else None, notes=notes,
     )
 
 
+# ---- Node.js -----------------------------------------------------------------------------------------------
+
 def node_install(plan: BuildPlan, production_only: bool) -> str:
     """The lockfile-exact install for the plan's package manager (falls back to a plain install without one)."""
-    locked = len(plan.manifests) > 1
-    pm = plan.package_manager
+    return _node_install(plan.package_manager, len(plan.manifests) > 1, production_only)
+
+
+def _node_install(pm: str, locked: bool, production_only: bool) -> str:
+    if pm == "yarn-berry":
+        # Yarn 2+ through corepack, as pinned by package.json's packageManager field.
+        return "corepack enable && yarn install --immutable" + (" && yarn workspaces focus --all --production"
+                                                                if production_only else "")
     if pm == "yarn":
-        return "yarn install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
+        return ("yarn install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
+                + " && yarn cache clean")
     if pm == "pnpm":
-        cmd = "pnpm install" + (" --frozen-lockfile" if locked else "") + (" --prod" if production_only else "")
-        return f"npm install -g pnpm@9 && {cmd}"
+        return "pnpm install" + (" --frozen-lockfile" if locked else "") + (" --prod" if production_only else "")
     if pm == "bun":
-        cmd = "bun install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
-        return f"npm install -g bun@1 && {cmd}"
+        return "bun install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
     base = "npm ci" if locked else "npm install"
     return base + (" --omit=dev" if production_only else "") + " --no-audit --no-fund"
 
@@ -114,3 +196,225 @@ def node_prune(plan: BuildPlan) -> str:
     return {"yarn": "yarn install --production --ignore-scripts --prefer-offline", "pnpm": "pnpm prune --prod"}.get(
         plan.package_manager, "npm prune --omit=dev"
     )
+
+
+def _resolve_script(command: str, package: dict) -> str:
+    """`npm start` -> the script itself (`node server.js`): node receives signals directly and no npm process
+    stays around. Kept as it is when the script chains commands or runs other scripts."""
+    words = command.split()
+    scripts = package.get("scripts") if isinstance(package.get("scripts"), dict) else {}
+    name = None
+    if words[:2] in (["npm", "start"], ["yarn", "start"], ["pnpm", "start"]) and len(words) == 2:
+        name = "start"
+    elif len(words) == 3 and words[0] in ("npm", "yarn", "pnpm") and words[1] == "run":
+        name = words[2]
+    elif len(words) == 2 and words[0] in ("yarn", "pnpm") and words[1] in scripts:
+        name = words[1]
+    script = scripts.get(name) if name else None
+    if not isinstance(script, str) or not script.strip() or any(ch in script for ch in SHELL_CHARS + "=") \
+            or re.search(r"\b(npm|yarn|pnpm|npx|nodemon|ts-node-dev)\b", script):
+        return command
+    return script.strip()
+
+
+def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    package = _package_json(app_dir)
+    pm = d.package_manager or "npm"
+    lock = _read(app_dir, "yarn.lock")
+    if pm == "yarn" and ("__metadata:" in lock or (app_dir / ".yarnrc.yml").is_file()):
+        pm = "yarn-berry"
+    lockfiles = [f for f in NODE_LOCKFILES.get(pm.split("-")[0], []) if (app_dir / f).is_file()]
+    manifests = ["package.json", *lockfiles]
+    if pm == "yarn-berry":
+        manifests += [f for f in (".yarnrc.yml",) if (app_dir / f).is_file()]
+    if pm == "pnpm" and (app_dir / "pnpm-workspace.yaml").is_file():
+        manifests.append("pnpm-workspace.yaml")
+    locked = bool(lockfiles)
+    notes = []
+    if not locked:
+        notes.append(f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds.")
+    major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
+    static = d.output_dir is not None and not d.start_command
+    start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
+    if start:
+        start = _resolve_script(start, package)
+    config = " ".join(_read(app_dir, n) for n in ("next.config.js", "next.config.mjs", "next.config.ts"))
+    standalone = d.framework == "next" and "standalone" in config
+    build = d.build_command
+    template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
+    return BuildPlan(
+        "node", d.framework, pm, major, port, start, build, manifests, template=template,
+        install=_node_install(pm, locked, production_only=False),
+        prod_install=_node_install(pm, locked, production_only=True),
+        output_dir=d.output_dir if static else None, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
+        artifact="standalone" if standalone else "", locked=locked, notes=notes,
+    )
+
+
+# ---- Static sites ------------------------------------------------------------------------------------------
+
+def _static(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    out = d.output_dir or "."
+    if d.framework == "hugo":
+        return BuildPlan("static", "hugo", "hugo", "0.139.4", port, "", d.build_command or "hugo --minify", [],
+                         template="static/hugo.Dockerfile.j2", output_dir=out or "public")
+    return BuildPlan("static", d.framework, "none", "stable", port, "", None, [], template="static/Dockerfile.j2",
+                     output_dir=out)
+
+
+# ---- Go ----------------------------------------------------------------------------------------------------
+
+def _go(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    mod = _read(app_dir, "go.mod")
+    match = re.search(r"^go (\d+\.\d+)", mod, re.MULTILINE)
+    version = _major_minor(d.runtime_version or (match[1] if match else None), DEFAULT_VERSIONS["go"])
+    words = shlex.split(d.build_command or "go build -o bin/app .")
+    target = "."
+    if "-o" in words:
+        rest = words[words.index("-o") + 2:]
+        target = next((w for w in rest if not w.startswith("-")), ".")
+    manifests = [m for m in ("go.mod", "go.sum") if (app_dir / m).is_file()]
+    if "go.mod" not in manifests:
+        raise ValueError("No go.mod found; run `go mod init` and commit go.mod (and go.sum).")
+    return BuildPlan("go", d.framework, "go", version, port, "/usr/local/bin/app", d.build_command, manifests,
+                     template="go/Dockerfile.j2", target=target, artifact="app")
+
+
+# ---- Rust --------------------------------------------------------------------------------------------------
+
+def _rust(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    cargo = _read(app_dir, "Cargo.toml")
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["rust"])
+    binary = (d.start_command or "").rsplit("/", 1)[-1].split()[0] if d.start_command else ""
+    if not binary:
+        match = re.search(r'^\s*name\s*=\s*"([^"]+)"', cargo, re.MULTILINE)
+        binary = match[1] if match else "app"
+    locked = (app_dir / "Cargo.lock").is_file()
+    manifests = ["Cargo.toml", *(["Cargo.lock"] if locked else [])]
+    return BuildPlan("rust", d.framework, "cargo", version, port, f"/usr/local/bin/{binary}", d.build_command,
+                     manifests, template="rust/Dockerfile.j2", artifact=binary, locked=locked,
+                     notes=[] if locked else ["No Cargo.lock: dependencies resolve at build time; commit Cargo.lock."])
+
+
+# ---- Java --------------------------------------------------------------------------------------------------
+
+def _java(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["java"]).split(".")[0]
+    start = d.start_command or ""
+    jar = next((w for w in start.split() if w.endswith(".jar")), "")
+    pm = d.package_manager or ("gradle" if any((app_dir / f).is_file() for f in ("build.gradle", "build.gradle.kts"))
+                               else "maven")
+    if not jar:
+        jar = "target/*.jar" if pm == "maven" else "build/libs/*.jar"
+    build_words = (d.build_command or "").split()
+    if pm == "gradle":
+        tasks = [w for w in build_words[1:] if not w.startswith("-")] or ["build"]
+        manifests = [f for f in ("settings.gradle", "settings.gradle.kts", "build.gradle", "build.gradle.kts",
+                                 "gradle.properties") if (app_dir / f).is_file()]
+        build = "gradle --no-daemon -x test " + " ".join(tasks)
+    else:
+        manifests = ["pom.xml"]
+        build = "mvn -B -DskipTests package"
+    # Quarkus' fast-jar is a directory, not one jar: the whole directory goes to the runtime image.
+    artifact_dir = jar.rsplit("/", 1)[0] if "quarkus-app" in jar else ""
+    return BuildPlan("java", d.framework, pm, version, port, "", build, manifests, template="java/Dockerfile.j2",
+                     artifact=jar, target=artifact_dir)
+
+
+# ---- .NET --------------------------------------------------------------------------------------------------
+
+def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["dotnet"])
+    words = (d.build_command or "").split()
+    project = next((w for w in words if w.endswith(".csproj")), "")
+    if not project:
+        found = sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower())
+        if not found:
+            raise ValueError("No .csproj found; Portside builds the project that `dotnet publish` would.")
+        project = found[0]
+    # Every project file, so `dotnet restore` of the app's project sees its project references.
+    manifests = sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj"))
+    manifests += [f for f in ("global.json", "nuget.config", "NuGet.Config", "Directory.Build.props",
+                              "Directory.Packages.props") if (app_dir / f).is_file()]
+    dll = next((w for w in (d.start_command or "").split() if w.endswith(".dll")), "")
+    dll = dll.rsplit("/", 1)[-1] or Path(project).stem + ".dll"
+    web = d.framework == "aspnetcore" or d.internal_port is not None
+    return BuildPlan("dotnet", d.framework, "dotnet", version, port if web else None, "", d.build_command, manifests,
+                     template="dotnet/Dockerfile.j2", artifact=dll, target=project)
+
+
+# ---- PHP ---------------------------------------------------------------------------------------------------
+
+def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"])
+    composer = (app_dir / "composer.json").is_file()
+    locked = (app_dir / "composer.lock").is_file()
+    manifests = ["composer.json", *(["composer.lock"] if locked else [])] if composer else []
+    start = d.start_command or f"php -S 0.0.0.0:{port} -t ."
+    match = re.search(r"-t\s+(\S+)", start)
+    docroot = match[1] if match else ("public" if (app_dir / "public").is_dir() else ".")
+    assets = bool(d.build_command) and (app_dir / "package.json").is_file()
+    node_locks = [f for f in NODE_LOCKFILES["npm"] if (app_dir / f).is_file()]
+    notes = ["PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; for heavy traffic put php-fpm behind nginx."]
+    return BuildPlan(
+        "php", d.framework, "composer" if composer else "none", version, port,
+        f"php -S 0.0.0.0:{port} -t {docroot}", d.build_command if assets else None, manifests,
+        template="php/Dockerfile.j2", target=docroot, locked=locked,
+        install=_node_install("npm", bool(node_locks), production_only=False) if assets else "",
+        artifact=" ".join(["package.json", *node_locks]) if assets else "", notes=notes,
+    )
+
+
+# ---- Ruby --------------------------------------------------------------------------------------------------
+
+def _ruby(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["ruby"])
+    locked = (app_dir / "Gemfile.lock").is_file()
+    manifests = ["Gemfile", *(["Gemfile.lock"] if locked else [])]
+    gemfile = _read(app_dir, "Gemfile")
+    build_pkgs, run_pkgs = ["build-essential", "libyaml-dev"], []
+    if re.search(r"gem ['\"]pg['\"]", gemfile):
+        build_pkgs.append("libpq-dev")
+        run_pkgs.append("libpq5")
+    if re.search(r"gem ['\"](mysql2|trilogy)['\"]", gemfile):
+        build_pkgs.append("default-libmysqlclient-dev")
+        run_pkgs.append("libmariadb3")
+    if re.search(r"gem ['\"]sqlite3['\"]", gemfile):
+        run_pkgs.append("libsqlite3-0")
+    static = d.output_dir is not None and not d.start_command
+    start = "" if static else _need_start(d, "No start command found; add a Procfile with a `web:` line.")
+    return BuildPlan(
+        "ruby", d.framework, "bundler", version, port, start, d.build_command, manifests,
+        template="ruby/static.Dockerfile.j2" if static else "ruby/Dockerfile.j2", locked=locked,
+        output_dir=d.output_dir if static else None, build_packages=build_pkgs, runtime_packages=run_pkgs,
+    )
+
+
+# ---- Elixir ------------------------------------------------------------------------------------------------
+
+def _elixir(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["elixir"])
+    match = re.search(r"app:\s*:(\w+)", _read(app_dir, "mix.exs"))
+    if not match:
+        raise ValueError("mix.exs names no `app:`; Portside builds a release named after it.")
+    manifests = ["mix.exs", *(["mix.lock"] if (app_dir / "mix.lock").is_file() else [])]
+    return BuildPlan("elixir", d.framework, "mix", version, port, f"/app/bin/{match[1]} start", d.build_command,
+                     manifests, template="elixir/Dockerfile.j2", artifact=match[1])
+
+
+# ---- Deno --------------------------------------------------------------------------------------------------
+
+def _deno(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    start = _need_start(d, 'No start command found; add a "start" task to deno.json.')
+    manifests = [f for f in ("deno.json", "deno.jsonc", "deno.lock", "import_map.json") if (app_dir / f).is_file()]
+    entry = next((w for w in reversed(start.split()) if w.endswith((".ts", ".js", ".tsx", ".mjs"))), "")
+    if not entry:
+        entry = next((f for f in ("main.ts", "mod.ts", "server.ts", "main.js") if (app_dir / f).is_file()), "main.ts")
+    return BuildPlan("deno", d.framework, "deno", d.runtime_version or DEFAULT_VERSIONS["deno"], port, start,
+                     d.build_command, manifests, template="deno/Dockerfile.j2", artifact=entry)
+
+
+PLANNERS: dict[str, Callable[[Detection, Path, int], BuildPlan]] = {
+    "python": _python, "node": _node, "static": _static, "go": _go, "rust": _rust, "java": _java,
+    "dotnet": _dotnet, "php": _php, "ruby": _ruby, "elixir": _elixir, "deno": _deno,
+}

@@ -5,21 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+from docker.errors import DockerException
+from sqlalchemy import select
 
-from services.builder.compose import render_compose
+from services.builder.compose import new_password, render_compose
 from services.builder.dockerfile import render_dockerfile, render_dockerignore
+from services.builder.own_files import (
+    build_targets,
+    own_compose,
+    own_dockerfile,
+    own_dockerignore,
+    render_override,
+    service_image,
+)
 from services.builder.plan import plan_for
+from shared.config import Settings
 from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
+from shared.docker.policy import load_compose
+from shared.docker.validate import check_compose, check_dockerfile, dockerfile_instructions
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
     BuildCompleted,
@@ -36,6 +51,7 @@ log = logging.getLogger(__name__)
 
 DEPLOYMENT_DIR = ".deployment"
 DOCKERFILE = f"{DEPLOYMENT_DIR}/Dockerfile"
+COMPOSE_FILE = f"{DEPLOYMENT_DIR}/docker-compose.yml"
 
 
 @dataclass(frozen=True)
@@ -43,10 +59,32 @@ class GeneratedFiles:
     dockerfile: str
     compose: str
     dockerignore: str
+    # Compose files relative to the app directory, in `-f` order (a repository's own file, then the override).
+    compose_files: list[str] = field(default_factory=lambda: [COMPOSE_FILE])
+    app_service: str = "app"
+    port: int | None = None
+    # What Portside did that the user should know (own files used, assumptions); logged and recorded.
+    notes: list[str] = field(default_factory=list)
+    # The directory the files are for, when a monorepo's primary app was picked (else the one given).
+    app_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def app_dir_of(repo: Repository, deployment: Deployment) -> Path:
     return (Path(repo.path) / deployment.app_path).resolve()
+
+
+def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list[str]]:
+    """In a monorepo the detection describes the primary app: generate for that app's own directory."""
+    if not detection.primary_app or not detection.apps:
+        return detection, app_dir, []
+    sub = next((a for a in detection.apps if a.app_path == detection.primary_app), None)
+    if sub is None:
+        return detection, app_dir, []
+    relative = Path(detection.primary_app).relative_to(detection.app_path) if detection.app_path else Path(detection.primary_app)
+    note = (f"Monorepo: building {detection.primary_app} (the primary app); deploy another one with "
+            f"app_path ({', '.join(a.app_path for a in detection.apps)}).")
+    return sub, app_dir / relative, [note]
 
 
 def generate_files(
@@ -56,16 +94,85 @@ def generate_files(
     owner: Owner,
     repo_name: str,
     port_override: int | None = None,
+    cpus: float | None = None,
+    memory: str | None = None,
+    password: Callable[[], str] = new_password,
 ) -> GeneratedFiles:
     """Raises ValueError with a user-facing sentence when no Dockerfile can be generated."""
+    # The repository's own compose file at the directory asked for wins (in a monorepo it usually runs every app);
+    # otherwise, in a monorepo, the primary app's directory is what gets built.
+    notes: list[str] = []
+    if not own_compose(app_dir) and not own_dockerfile(app_dir):
+        detection, app_dir, notes = _primary(detection, app_dir)
+    their_dockerfile = own_dockerfile(app_dir)
+    their_compose = own_compose(app_dir)
+    if their_compose:
+        text = (app_dir / their_compose).read_text(errors="replace")
+        override = render_override(owner, their_compose, text, port_override or detection.internal_port)
+        doc, _ = load_compose(text)
+        notes += override.notes
+        app_build = next((t for t in build_targets(doc) if t.service == override.app_service), None)
+        dockerignore = own_dockerignore(app_dir)
+        if app_build is None:
+            # Nothing to build for the app: it runs a published image. The file below is informational only.
+            image = str((doc.get("services") or {}).get(override.app_service, {}).get("image", ""))
+            dockerfile = (f"# The app service `{override.app_service}` runs the image {image} from {their_compose}; "
+                          f"nothing is built.\nFROM {image or 'scratch'}\n")
+        elif (app_dir / app_build.context / app_build.dockerfile).is_file():
+            dockerfile = (app_dir / app_build.context / app_build.dockerfile).read_text(errors="replace")
+        elif app_build.context.strip("./") == "":
+            # Their compose file builds the app from a Dockerfile the repository does not have: Portside writes it.
+            plan = plan_for(detection, app_dir, override.port)
+            dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
+            notes.append(f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
+                         "the repository: Portside generated it.")
+        else:
+            raise ValueError(f"{their_compose} builds `{override.app_service}` from "
+                             f"{app_build.context}/{app_build.dockerfile}, which does not exist.")
+        return GeneratedFiles(
+            dockerfile=dockerfile, compose=override.text, dockerignore=dockerignore,
+            compose_files=[their_compose, COMPOSE_FILE], app_service=override.app_service, port=override.port,
+            notes=notes, app_dir=app_dir,
+        )
+    if their_dockerfile:
+        port = port_override or detection.internal_port or _exposed_port((app_dir / their_dockerfile).read_text(errors="replace"))
+        compose = render_compose(owner=owner, repo_name=repo_name, port=port or 8080, services=_services(detection),
+                                 cpus=cpus, memory=memory, password=password, dockerfile=their_dockerfile)
+        return GeneratedFiles(
+            dockerfile=(app_dir / their_dockerfile).read_text(errors="replace"), compose=compose,
+            dockerignore=own_dockerignore(app_dir), port=port or 8080, app_dir=app_dir,
+            notes=notes + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
+        )
     plan = plan_for(detection, app_dir, port_override)
-    # sqlite lives in the app's own files: no service container for it.
-    services = detection.services or [detection.detected_db]
     return GeneratedFiles(
         dockerfile=render_dockerfile(plan),
-        compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=services),
+        compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=_services(detection),
+                               cpus=cpus, memory=memory, password=password),
         dockerignore=render_dockerignore(app_dir),
+        port=plan.port, notes=notes, app_dir=app_dir,
     )
+
+
+def _services(detection: Detection) -> list[str]:
+    # sqlite lives in the app's own files: no service container for it (render_compose skips unknown kinds).
+    return detection.services or [detection.detected_db]
+
+
+def _exposed_port(dockerfile: str) -> int | None:
+    ports = [a.split()[0].split("/")[0] for _, w, a in dockerfile_instructions(dockerfile) if w == "EXPOSE" and a]
+    return int(ports[-1]) if ports and ports[-1].isdigit() else None
+
+
+def check_files(settings: Settings, files: GeneratedFiles | Deployment, app_dir: Path) -> list[str]:
+    """Syntax, lint and policy of a deployment's files; raises PortsideError, returns the lint warnings."""
+    dockerfile = files.dockerfile if isinstance(files, GeneratedFiles) else files.dockerfile_content or ""
+    compose = files.compose if isinstance(files, GeneratedFiles) else files.compose_content or ""
+    compose_files = list(files.compose_files or [COMPOSE_FILE])
+    app_service = files.app_service or "app"
+    warnings = check_dockerfile(dockerfile, settings.allowed_registries)
+    check_compose(settings, compose, app_service=app_service, app_dir=app_dir,
+                  before=[f for f in compose_files if f != COMPOSE_FILE])
+    return warnings
 
 
 def write_files(app_dir: Path, files: GeneratedFiles) -> Path:
@@ -99,26 +206,45 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         if deployment.stack and deployment.stack != detection.stack:
             detection = detection.model_copy(update={"stack": deployment.stack})
         app_dir = app_dir_of(repo, deployment)
-        try:
-            files = generate_files(
-                detection, app_dir, owner=Owner.of(ctx.settings, deployment.id), repo_name=deployment.repo_name,
-                port_override=deployment.internal_port,
+        settings = ctx.settings
+
+        def make() -> tuple[GeneratedFiles, list[str], Path]:
+            made = generate_files(
+                detection, app_dir, owner=Owner.of(settings, deployment.id), repo_name=deployment.repo_name,
+                port_override=deployment.internal_port, cpus=deployment.cpu_limit, memory=deployment.memory_limit,
             )
-            docker_path = await anyio.to_thread.run_sync(write_files, app_dir, files)
-        except (ValueError, OSError) as exc:
-            code = ErrorCode.UNSUPPORTED_STACK if isinstance(exc, ValueError) else ErrorCode.GENERATION_FAILED
-            await transition(session, deployment.id, S.ERROR, str(exc), error_code=code)
+            target_dir = made.app_dir or app_dir
+            # What Portside writes must pass the same checks as a user's edit.
+            found = check_files(settings, made, target_dir)
+            return made, found, write_files(target_dir, made)
+
+        try:
+            files, warnings, docker_path = await anyio.to_thread.run_sync(make)
+        except (ValueError, OSError, PortsideError) as exc:
+            if isinstance(exc, PortsideError):
+                code, message = exc.code, exc.message
+            else:
+                code = ErrorCode.UNSUPPORTED_STACK if isinstance(exc, ValueError) else ErrorCode.GENERATION_FAILED
+                message = str(exc)
+            await transition(session, deployment.id, S.ERROR, message, error_code=code)
             failure = GenerateFailed(correlation_id=event.correlation_id, deployment_id=deployment.id,
-                                     error_code=code, message=str(exc))
+                                     error_code=code, message=message)
         else:
+            used_dir = files.app_dir or app_dir
+            app_path = used_dir.relative_to(Path(repo.path).resolve()).as_posix() if used_dir != app_dir else deployment.app_path
+            summary = "; ".join(files.notes)
             await transition(
-                session, deployment.id, S.READY, "Dockerfile and compose file generated",
+                session, deployment.id, S.READY,
+                "Dockerfile and compose file generated" + (f". {summary}" if summary else ""),
                 dockerfile_content=files.dockerfile, compose_content=files.compose,
                 dockerignore_content=files.dockerignore, docker_path=str(docker_path),
+                compose_files=files.compose_files, app_service=files.app_service, app_path=app_path,
                 stack=detection.stack, framework=detection.framework,
                 package_manager=detection.package_manager, confidence_score=detection.confidence,
-                detected_db=detection.detected_db, internal_port=plan_for(detection, app_dir, deployment.internal_port).port,
+                detected_db=detection.detected_db, internal_port=files.port,
             )
+            for line in [*files.notes, *(f"hadolint: {w}" for w in warnings)]:
+                await ctx.log(deployment.id, line)
         await session.commit()
     if failure:
         await ctx.publish(Subject.GENERATE_FAILED, failure)
@@ -131,9 +257,59 @@ def _dockerignore_patterns(text: str) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
 
+@dataclass(frozen=True)
+class BuildJob:
+    """One image to build: the app's (from the Dockerfile saved in Postgres) or another service of the
+    repository's own compose file (from its Dockerfile on disk)."""
+
+    service: str
+    context_dir: Path
+    dockerfile_name: str
+    dockerfile: str
+    ignore: list[str]
+    tag: str
+    target: str | None = None
+    args: dict[str, str] = field(default_factory=dict)
+
+
+def build_jobs(deployment: Deployment, app_dir: Path, owner: Owner, tag: str) -> list[BuildJob]:
+    """What to build for a deployment: the app image, plus every other service the repository's compose file
+    builds (compose runs with --no-build). Empty when the app runs a published image."""
+    app_job = BuildJob("app", app_dir, DOCKERFILE, deployment.dockerfile_content or "",
+                       _dockerignore_patterns(deployment.dockerignore_content or ""), tag)
+    theirs = [f for f in (deployment.compose_files or []) if f != COMPOSE_FILE]
+    if not theirs or not (app_dir / theirs[0]).is_file():
+        return [app_job]
+    doc, _ = load_compose((app_dir / theirs[0]).read_text(errors="replace"))
+    app_service = deployment.app_service or "app"
+    jobs = []
+    for target in build_targets(doc):
+        context = (app_dir / target.context).resolve()
+        if not context.is_relative_to(app_dir):
+            raise PortsideError(ErrorCode.POLICY_VIOLATION,
+                                f"{theirs[0]}: service `{target.service}` builds from {target.context}, outside the repository.")
+        ignore_file = context / ".dockerignore"
+        ignore = _dockerignore_patterns(ignore_file.read_text(errors="replace")) if ignore_file.is_file() else [".git"]
+        if target.service == app_service:
+            # The saved (possibly edited) Dockerfile, under the path the compose file names.
+            jobs.append(BuildJob(target.service, context, target.dockerfile, deployment.dockerfile_content or "",
+                                 [*ignore, ".deployment"], tag, target.target, target.args))
+            continue
+        path = context / target.dockerfile
+        if not path.is_file():
+            raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"{theirs[0]}: service `{target.service}` builds from "
+                                                              f"{target.context}/{target.dockerfile}, which does not exist.")
+        jobs.append(BuildJob(target.service, context, target.dockerfile, path.read_text(errors="replace"),
+                             [*ignore, ".deployment"], service_image(owner, target.service, app_service),
+                             target.target, target.args))
+    return jobs
+
+
 async def build(ctx: WorkerContext, event: BuildRequested) -> None:
-    """Build the deployment's image from the files saved in Postgres (the user's edits included)."""
+    """Build the deployment's image from the files saved in Postgres (the user's edits included), after the
+    same checks as an edit. Abandoned when the deployment leaves `building` (stopped) or the timeout passes."""
     deployment_id = event.deployment_id
+    settings = ctx.settings
     async with ctx.sessions() as session:
         result = await transition(session, deployment_id, S.BUILDING, "build started")
         if not result.applied and result.current != S.BUILDING:
@@ -145,12 +321,13 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         repo = await session.get(Repository, deployment.repository_id)
         assert repo is not None
         app_dir = app_dir_of(repo, deployment)
-        dockerfile = deployment.dockerfile_content or ""
-        dockerignore = deployment.dockerignore_content or ""
 
-    tag = f"{Owner.of(ctx.settings, deployment_id).image_repo}:{int(time.time())}"
+    owner = Owner.of(settings, deployment_id)
+    tag = f"{owner.image_repo}:{int(time.time())}"
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[BuildLine | None] = asyncio.Queue()
+    stop = threading.Event()
+    stop_reason: list[str] = []
 
     def on_line(line: BuildLine) -> None:
         loop.call_soon_threadsafe(lines.put_nowait, line)
@@ -160,44 +337,101 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         while (line := await lines.get()) is not None:
             await ctx.log(deployment_id, line.text, "build", step=line.step, total_steps=line.total_steps)
 
-    def run_build() -> BuildOutcome:
-        client = docker_client(ctx.settings)
+    async def watch(deadline: float) -> None:
+        """Cancel and timeout: checked between output lines through `stop` (the DB at most every poll)."""
+        while not stop.is_set():
+            await anyio.sleep(min(settings.build_cancel_poll_seconds, max(deadline - time.monotonic(), 0.05)))
+            if time.monotonic() >= deadline:
+                stop_reason.append("timeout")
+                stop.set()
+                return
+            async with ctx.sessions() as check:
+                status = await check.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+            if status != S.BUILDING:
+                stop_reason.append(f"cancel:{status}")
+                stop.set()
+                return
+
+    def run_build() -> tuple[list[str], BuildOutcome | None, int | None]:
+        warnings = check_files(settings, deployment, app_dir)
+        jobs = build_jobs(deployment, app_dir, owner, tag)
+        client = docker_client(settings)
         try:
-            context = build_context(str(app_dir), DOCKERFILE, dockerfile, _dockerignore_patterns(dockerignore))
-            return build_image(
-                client, context=context, dockerfile=DOCKERFILE, tag=tag,
-                labels=Owner.of(ctx.settings, deployment_id).labels, on_line=on_line,
-            )
+            app_outcome: BuildOutcome | None = None
+            for job in jobs:
+                if len(jobs) > 1 or job.service != "app":
+                    on_line(BuildLine(f"building service `{job.service}` as {job.tag}"))
+                context = build_context(str(job.context_dir), job.dockerfile_name, job.dockerfile, job.ignore)
+                outcome = build_image(
+                    client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
+                    on_line=on_line, should_stop=stop.is_set, target=job.target, buildargs=job.args,
+                )
+                if not outcome.succeeded:
+                    return warnings, outcome, None
+                if job.tag == tag:
+                    app_outcome = outcome
+            size = None
+            if app_outcome is not None and app_outcome.image_id:
+                try:
+                    size = int(client.images.get(app_outcome.image_id).attrs.get("Size") or 0) or None
+                except DockerException:
+                    size = None
+            return warnings, app_outcome, size
         finally:
             client.close()
 
     relay_task = asyncio.create_task(relay())
     started = time.monotonic()
+    watch_task = asyncio.create_task(watch(started + settings.build_timeout_seconds))
     error: PortsideError | None = None
     outcome: BuildOutcome | None = None
+    size: int | None = None
+    warnings: list[str] = []
     try:
         if not app_dir.is_dir():
             raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {app_dir} no longer exists; register the repository again.")
-        with anyio.fail_after(ctx.settings.build_timeout_seconds):
-            outcome = await anyio.to_thread.run_sync(run_build, abandon_on_cancel=True)
+        # The hard limit only matters for a step that prints nothing: `stop` ends a talking build sooner.
+        with anyio.fail_after(settings.build_timeout_seconds + 30):
+            warnings, outcome, size = await anyio.to_thread.run_sync(run_build, abandon_on_cancel=True)
     except PortsideError as exc:
         error = exc
     except TimeoutError:
-        error = PortsideError(ErrorCode.BUILD_TIMEOUT, f"The build took longer than {ctx.settings.build_timeout_seconds:.0f} s; raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.")
+        stop_reason.append("timeout")
     finally:
+        stop.set()
+        watch_task.cancel()
         lines.put_nowait(None)
         await relay_task
     seconds = round(time.monotonic() - started, 2)
+    for warning in warnings:
+        await ctx.log(deployment_id, f"hadolint: {warning}")
+    if error is None and (outcome is None or not outcome.succeeded) and stop_reason:
+        if stop_reason[0] == "timeout":
+            error = PortsideError(ErrorCode.BUILD_TIMEOUT, f"The build took longer than {settings.build_timeout_seconds:.0f} s; raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.")
+        else:
+            # The user stopped the deployment: whoever moved it on owns its status now.
+            await ctx.log(deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})")
+            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
+                correlation_id=event.correlation_id, deployment_id=deployment_id,
+                error_code=ErrorCode.BUILD_CANCELLED, message="The build was cancelled: the deployment was stopped."))
+            return
 
     async with ctx.sessions() as session:
         if error is not None:
-            target = S.ERROR if error.code == ErrorCode.DOCKER_UNAVAILABLE or error.code == ErrorCode.REPO_NOT_FOUND else S.BUILD_FAILED
+            target = S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
             await transition(session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds)
             await session.commit()
             await ctx.log(deployment_id, f"build failed: {error.message}")
             await ctx.publish(Subject.BUILD_FAILED, BuildFailed(correlation_id=event.correlation_id, deployment_id=deployment_id, error_code=error.code, message=error.message))
             return
-        assert outcome is not None
+        if outcome is None:
+            # The app runs a published image from the repository's compose file: nothing to build.
+            image = _published_image(deployment.dockerfile_content or "")
+            await record_event(session, deployment_id, S.BUILDING, f"nothing to build: the app runs {image}")
+            await session.commit()
+            await ctx.log(deployment_id, f"nothing to build: service `{deployment.app_service}` runs the image {image}")
+            await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id="", image_tag=image, build_seconds=seconds))
+            return
         if not outcome.succeeded:
             where = f" at {outcome.failing_step}" if outcome.failing_step else ""
             message = f"The build failed{where}: {outcome.error}\n" + "\n".join(outcome.tail[-15:])
@@ -208,9 +442,15 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             return
         await session.execute(
             Deployment.__table__.update().where(Deployment.id == deployment_id).values(
-                image_id=outcome.image_id, image_tag=tag, build_seconds=seconds)
+                image_id=outcome.image_id, image_tag=tag, build_seconds=seconds, image_size_bytes=size)
         )
-        await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s")
+        size_text = f", {size / 1e6:.0f} MB" if size else ""
+        await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s{size_text}")
         await session.commit()
-    await ctx.log(deployment_id, f"image {tag} built in {seconds} s")
+    await ctx.log(deployment_id, f"image {tag} built in {seconds} s{size_text}")
     await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id=outcome.image_id or "", image_tag=tag, build_seconds=seconds))
+
+
+def _published_image(dockerfile: str) -> str:
+    words = [a for _, w, a in dockerfile_instructions(dockerfile) if w == "FROM"]
+    return words[0].split()[0] if words else ""

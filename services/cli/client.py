@@ -54,7 +54,7 @@ class Api:
                     continue
                 else:
                     field, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
+                    value = value.removeprefix(" ")
                     if field == "event":
                         event = value
                     elif field == "id":

@@ -3,7 +3,6 @@ client that reconnects with Last-Event-ID continues exactly where it stopped."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -98,7 +97,5 @@ async def _events(ctx: WorkerContext, deployment_id: int, request: Request, afte
             yield event
             if line.step is not None and line.total_steps:
                 yield {"event": "progress", "data": f'{{"step": {line.step}, "total_steps": {line.total_steps}}}'}
-    except asyncio.CancelledError:
-        raise
     finally:
         await sub.unsubscribe()

@@ -45,13 +45,15 @@ async def allocate_port(
     *,
     requested: int | None = None,
     previous: int | None = None,
+    previous_is_ours: bool = False,
     exclude: frozenset[int] = frozenset(),
 ) -> int:
     """Claim a host port for the deployment (the caller commits). A requested port is all-or-nothing;
     otherwise the previous port is preferred (stable URLs across redeploys), then random free ones."""
     if requested is not None:
         check_requested_port(settings, requested)
-        if requested in exclude or not os_port_free(settings.bind_address, requested) or not await claim_port(
+        busy = not (previous_is_ours and previous == requested) and not os_port_free(settings.bind_address, requested)
+        if requested in exclude or busy or not await claim_port(
             session, deployment_id, requested
         ):
             raise PortsideError(
@@ -62,6 +64,9 @@ async def allocate_port(
         return requested
 
     taken = await held_ports(session, deployment_id) | set(exclude)
+    in_range = previous is not None and settings.port_range_start <= previous <= settings.port_range_end
+    if previous_is_ours and in_range and previous not in taken and await claim_port(session, deployment_id, previous):
+        return previous
     candidates: list[int] = []
     if previous and previous not in taken and settings.port_range_start <= previous <= settings.port_range_end:
         candidates.append(previous)

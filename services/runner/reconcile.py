@@ -115,7 +115,7 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
                 await session.commit()
             report.unstuck.append(row.id)
         elif (rule := _stuck_rule(settings, row.status)) and age > rule[0]:
-            limit, target, code, reason = rule
+            _, target, code, reason = rule
             async with ctx.sessions() as session:
                 result = await transition(session, row.id, target, f"{row.status} for {age:.0f} s: {reason}", error_code=code)
                 await session.commit()
@@ -133,7 +133,7 @@ async def reconcile_forever(ctx: WorkerContext, wake: asyncio.Event | None = Non
     while True:
         try:
             await reconcile_once(ctx)
-        except Exception:  # noqa: BLE001  a failed pass is retried at the next one
+        except Exception:
             log.exception("reconcile pass failed")
         if wake is None:
             await asyncio.sleep(ctx.settings.reconcile_interval_seconds)

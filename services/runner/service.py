@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -22,7 +23,13 @@ from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
 from shared.docker.compose import ComposeResult, run_compose
-from shared.docker.containers import app_container, logs_tail, prune_images, remove_deployment_resources
+from shared.docker.containers import (
+    app_container,
+    last_exit_code,
+    logs_tail,
+    prune_images,
+    remove_deployment_resources,
+)
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
@@ -84,10 +91,13 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         assert deployment is not None
         repo = await session.get(Repository, deployment.repository_id)
         assert repo is not None
+        # A redeploy replaces a container that still listens on the deployment's port: that port is ours.
+        own_container = await anyio.to_thread.run_sync(_app_running, settings, deployment_id, deployment.app_service)
         try:
             port = await allocate_port(
                 session, settings, deployment_id,
                 requested=deployment.requested_port, previous=deployment.assigned_port,
+                previous_is_ours=own_container,
             )
         except PortsideError as exc:
             await transition(session, deployment_id, S.ERROR, exc.message, error_code=exc.code, assigned_port=None)
@@ -124,8 +134,8 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             await _crash(ctx, plan.deployment_id, failure, correlation_id)
             return
         plan, container_id = recovered
-        fallback_note = (failure.code, f"The new image failed ({failure.message.splitlines()[0]}); "
-                                       f"the previous image {fallback} runs again.")
+        first_line = failure.message.splitlines()[0]
+        fallback_note = (failure.code, f"The new image failed ({first_line}); the previous image {fallback} runs again.")
 
     url = public_url(settings, plan.port)
     async with ctx.sessions() as session:
@@ -151,12 +161,17 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     """compose up (moving to another port if the chosen one was grabbed meanwhile), then wait until the app
     answers. Returns the plan actually used and the app container id; raises StartFailure."""
     settings = ctx.settings
-    await anyio.to_thread.run_sync(_write_compose, plan.app_dir, plan.compose_text)
-    files = [plan.app_dir / name for name in plan.compose_files]
+    if not plan.app_dir.is_dir():
+        raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {plan.app_dir} no longer exists.")
+    # Portside's compose file goes in through stdin from Postgres (the user's edits included), so two
+    # deployments of one directory never race on the file; relative paths resolve from where it lives.
+    files: list[Path | str] = ["-" if name == str(COMPOSE_FILE) else plan.app_dir / name for name in plan.compose_files]
+    project_dir = (plan.app_dir / plan.compose_files[0]).parent
+    project = Owner.of(settings, plan.deployment_id).project
     for attempt in range(PORT_RETRIES):
-        up = await anyio.to_thread.run_sync(lambda: run_compose(
-            settings, Owner.of(settings, plan.deployment_id).project, files,
-            ["up", "-d", "--no-build", "--remove-orphans"], env=_compose_env(settings, plan.image_tag, plan.port),
+        up = await anyio.to_thread.run_sync(functools.partial(
+            run_compose, settings, project, files, ["up", "-d", "--no-build", "--remove-orphans"],
+            env=_compose_env(settings, plan.image_tag, plan.port), project_dir=project_dir, stdin=plan.compose_text,
         ))
         if up.ok:
             break
@@ -195,17 +210,6 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
     await _fail(ctx, deployment_id, correlation_id, failure.code, failure.message)
 
 
-def _write_compose(app_dir: Path, text: str) -> Path:
-    if not app_dir.is_dir():
-        raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {app_dir} no longer exists.")
-    path = app_dir / COMPOSE_FILE
-    path.parent.mkdir(exist_ok=True)
-    if text and (not path.exists() or path.read_text() != text):
-        path.write_text(text)
-        path.chmod(0o600)
-    return path
-
-
 async def _wait_ready(
     ctx: WorkerContext, deployment_id: int, port: int, service: str
 ) -> tuple[str | None, int | None, list[str]]:
@@ -221,11 +225,12 @@ async def _wait_ready(
             if container is not None:
                 container_id = container.id
                 state = container.attrs.get("State", {})
-                if state.get("Status") in ("exited", "dead") or (
-                    state.get("Status") == "restarting" and state.get("ExitCode")
-                ):
+                # With a restart policy a dying app flips between restarting and running: one restart
+                # before it ever answered already means it cannot start.
+                if state.get("Status") in ("exited", "dead", "restarting") or int(container.attrs.get("RestartCount") or 0) > 0:
                     tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
-                    return container_id, int(state.get("ExitCode") or 0), tail
+                    code = await anyio.to_thread.run_sync(last_exit_code, client, container)
+                    return container_id, code if code is not None else -1, tail
                 if state.get("Status") == "running" and await anyio.to_thread.run_sync(
                     http_answers, "127.0.0.1", port
                 ):
@@ -236,6 +241,18 @@ async def _wait_ready(
             container = await anyio.to_thread.run_sync(app_container, client, owner, service)
             tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
         return None, None, tail
+    finally:
+        client.close()
+
+
+def _app_running(settings: Settings, deployment_id: int, service: str) -> bool:
+    try:
+        client = docker_client(settings, timeout=30)
+    except PortsideError:
+        return False
+    try:
+        container = app_container(client, Owner.of(settings, deployment_id), service)
+        return container is not None and container.status == "running"
     finally:
         client.close()
 

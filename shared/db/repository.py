@@ -19,6 +19,11 @@ class TransitionResult:
     current: str | None  # the status the row has now (None if the deployment does not exist)
 
 
+# A new attempt starts clean: the last failure's code, message and exit code stop describing the deployment.
+_CLEARS_FAILURE = frozenset({DeploymentStatus.QUEUED, DeploymentStatus.GENERATING, DeploymentStatus.DETECTING})
+_FAILURES = frozenset({DeploymentStatus.ERROR, DeploymentStatus.BUILD_FAILED, DeploymentStatus.CRASHED})
+
+
 async def transition(
     session: AsyncSession,
     deployment_id: int,
@@ -30,14 +35,19 @@ async def transition(
 ) -> TransitionResult:
     """Move a deployment to `to` if its current status allows it, record the event, and set `fields`.
 
-    The guard is in the UPDATE's WHERE clause, so two replicas racing on one message cannot both win.
-    The caller commits.
+    Entering a failure status records `error_code` and the message as `error_message`; entering a status
+    that starts a new attempt clears them. The guard is in the UPDATE's WHERE clause, so two replicas racing
+    on one message cannot both win. The caller commits.
     """
     sources = [s.value for s in allowed_sources(to)]
-    values: dict[str, Any] = {"status": to.value, "updated_at": func.now(), **fields}
-    if error_code is not None or to in (DeploymentStatus.ERROR, DeploymentStatus.BUILD_FAILED):
-        values.setdefault("error_code", error_code)
-        values.setdefault("error_message", message)
+    values: dict[str, Any] = {"status": to.value, "updated_at": func.now()}
+    if to in _FAILURES:
+        values.update(error_code=error_code, error_message=message)
+    elif to in _CLEARS_FAILURE:
+        values.update(error_code=None, error_message=None, exit_code=None)
+    if error_code is not None:
+        values["error_code"] = error_code
+    values.update(fields)
     stmt = (
         update(Deployment)
         .where(Deployment.id == deployment_id, Deployment.status.in_(sources))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
@@ -14,6 +15,8 @@ from docker.utils.build import tar
 from shared.errors import ErrorCode, PortsideError
 
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+# The classic builder runs each RUN step in a container and names it: " ---> Running in 3f2a1b0c9d8e".
+RUNNING_RE = re.compile(r"Running in ([0-9a-f]{12,64})")
 
 
 @dataclass
@@ -48,8 +51,47 @@ def build_image(
     on_line: Callable[[BuildLine], None],
     should_stop: Callable[[], bool] = lambda: False,
     tail_lines: int = 30,
+    target: str | None = None,
+    buildargs: dict[str, str] | None = None,
 ) -> BuildOutcome:
-    """Build `tag` from a tar `context` with the classic builder, calling `on_line` for each output line."""
+    """Build `tag` from a tar `context` with the classic builder, calling `on_line` for each output line.
+    `should_stop` (cheap, thread-safe) is asked before each line and twice a second: True kills the running
+    step's container, so even a step that prints nothing ends at once, and the build is abandoned."""
+    running: list[str] = []
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(0.5):
+            if should_stop():
+                for container_id in running[-1:]:
+                    try:
+                        client.api.kill(container_id)
+                    except DockerException:
+                        pass
+                return
+
+    watcher = threading.Thread(target=watch, name="build-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        return _build(client, context, dockerfile, tag, labels, on_line, should_stop, tail_lines, target, buildargs,
+                      running)
+    finally:
+        finished.set()
+
+
+def _build(
+    client: docker.DockerClient,
+    context: IO[bytes],
+    dockerfile: str,
+    tag: str,
+    labels: dict[str, str],
+    on_line: Callable[[BuildLine], None],
+    should_stop: Callable[[], bool],
+    tail_lines: int,
+    target: str | None,
+    buildargs: dict[str, str] | None,
+    running: list[str],
+) -> BuildOutcome:
     step = total = None
     step_text: str | None = None
     tail: list[str] = []
@@ -65,11 +107,15 @@ def build_image(
             forcerm=True,
             decode=True,
             pull=False,
+            target=target,
+            buildargs=buildargs or None,
         )
         for chunk in stream:
             if should_stop():
-                return BuildOutcome(None, False, "build cancelled", step_text, tail)
+                return BuildOutcome(None, False, "build cancelled", step_text, tail[-tail_lines:])
             if "error" in chunk:
+                if should_stop():
+                    return BuildOutcome(None, False, "build cancelled", step_text, tail[-tail_lines:])
                 message = chunk.get("error", "").strip()
                 on_line(BuildLine(message, step, total))
                 tail.append(message)
@@ -83,6 +129,9 @@ def build_image(
                 line = raw.rstrip()
                 if not line:
                     continue
+                started = RUNNING_RE.search(line)
+                if started:
+                    running.append(started[1])
                 match = STEP_RE.match(line)
                 if match:
                     step, total, step_text = int(match[1]), int(match[2]), line

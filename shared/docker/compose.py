@@ -44,13 +44,15 @@ class ComposeResult:
 def run_compose(
     settings: Settings,
     project: str,
-    files: list[Path],
+    files: list[Path | str],
     args: list[str],
     env: dict[str, str] | None = None,
     timeout: float = 600,
     project_dir: Path | None = None,
+    stdin: str | None = None,
 ) -> ComposeResult:
-    """Run `compose -p project -f file... args`; never raises on a non-zero exit (callers decide)."""
+    """Run `compose -p project -f file... args`; a file named "-" is read from `stdin`. Never raises on a
+    non-zero exit (callers decide)."""
     cmd = [*compose_command(), "-p", project]
     if project_dir is not None:
         cmd += ["--project-directory", str(project_dir)]
@@ -61,7 +63,9 @@ def run_compose(
     if settings.docker_host:
         full_env["DOCKER_HOST"] = settings.docker_host
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         return ComposeResult(124, exc.stdout or "" if isinstance(exc.stdout, str) else "", f"timed out: {cmd}")
     return ComposeResult(proc.returncode, proc.stdout, proc.stderr)

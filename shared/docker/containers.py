@@ -159,3 +159,24 @@ def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str],
             except (NotFound, DockerException):
                 pass
     return removed
+
+
+def last_exit_code(client: docker.DockerClient, container: Container) -> int | None:
+    """The exit code of the container's last `die`. State.ExitCode is reset when a restart policy brings the
+    container back, so ask the engine's event log instead."""
+    state = container.attrs.get("State", {})
+    if state.get("Status") in ("exited", "dead"):
+        return int(state.get("ExitCode") or 0)
+    created = parse_docker_time(container.attrs.get("Created"))
+    since = int(created.timestamp()) if created else None
+    until = int(datetime.now(UTC).timestamp()) + 1
+    code = None
+    try:
+        for event in client.events(since=since, until=until, decode=True,
+                                   filters={"container": container.id, "event": "die"}):
+            raw = event.get("Actor", {}).get("Attributes", {}).get("exitCode")
+            if raw is not None and raw.lstrip("-").isdigit():
+                code = int(raw)
+    except DockerException:
+        return int(state.get("ExitCode") or 0) or None
+    return code

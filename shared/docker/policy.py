@@ -60,7 +60,7 @@ def check_dockerfile_policy(instructions: list[tuple[int, str, str]], allowed_re
             words = [w for w in rest.split() if not w.startswith("--")]
             if not words:
                 continue
-            image = re.sub(r"\$\{?(\w+)(?::?-[^}]*)?\}?", lambda m: args.get(m[1], m[0]), words[0])
+            image = re.sub(r"\$\{?(\w+)(?::?-[^}]*)?\}?", lambda m: args.get(m[1]) or m[0], words[0])
             if len(words) >= 3 and words[1].upper() == "AS":
                 stage_name = words[2].lower()
             else:
@@ -122,7 +122,7 @@ def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
     """The document and the line of every key, or INVALID_COMPOSE with the line of the YAML error."""
     try:
         node = yaml.compose(text, Loader=_Loader)
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
+        doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -131,21 +131,17 @@ def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
     return (doc if isinstance(doc, dict) else {}), (_node_lines(node) if node is not None else {})
 
 
-def _volume_source(volume: Any) -> tuple[str | None, str]:
-    """(host source or None for a named/anonymous volume, type)."""
+def _volume_source(volume: Any) -> str | None:
+    """The host source of a bind mount, None for a named or anonymous volume."""
     if isinstance(volume, dict):
-        kind = str(volume.get("type", "volume"))
-        source = volume.get("source")
-        if kind == "bind":
-            return str(source or ""), kind
-        return None, kind
+        return str(volume.get("source") or "") if volume.get("type") == "bind" else None
     text = str(volume)
     if ":" not in text:
-        return None, "volume"
+        return None
     source = text.split(":", 1)[0]
     if source.startswith((".", "/", "~", "$")) or "/" in source:
-        return source, "bind"
-    return None, "volume"
+        return source
+    return None
 
 
 def _bind_allowed(source: str) -> bool:
@@ -177,7 +173,7 @@ def check_compose_policy(text: str, allowed_registries: Iterable[str]) -> dict:
     doc, lines = load_compose(text)
     allowed = list(allowed_registries)
     for name, service in _services(doc):
-        def at(*key: str) -> int | None:
+        def at(*key: str, name: str = name) -> int | None:
             return lines.get(("services", name, *key)) or lines.get(("services", name))
 
         if service.get("privileged") in (True, "true", "True"):
@@ -197,7 +193,7 @@ def check_compose_policy(text: str, allowed_registries: Iterable[str]) -> dict:
             if UNCONFINED.match(str(option).replace(" ", "")):
                 raise _refuse(at("security_opt", str(index)), f"service `{name}` turns off a confinement (`{option}`); remove it.")
         for index, volume in enumerate(service.get("volumes") or []):
-            source, kind = _volume_source(volume)
+            source = _volume_source(volume)
             if source is not None and not _bind_allowed(source):
                 what = "the Docker socket" if DOCKER_SOCKET.search(source) else f"the host path `{source}`"
                 raise _refuse(at("volumes", str(index)),

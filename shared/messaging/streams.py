@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, StorageType
 
 from shared.config import Settings
@@ -16,6 +18,7 @@ from shared.messaging.events import Event, LogLine
 from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
 
 DAY = 24 * 3600
+log = logging.getLogger(__name__)
 
 
 def deploy_stream(settings: Settings, declare: bool = True) -> JStream:
@@ -81,18 +84,37 @@ def on_subject(subject: Subject):  # type: ignore[no-untyped-def]
     return lambda msg: msg.raw_message.subject == subject.value
 
 
+async def _with_retry(send: Callable[[], Awaitable[object]], give_up_after: float) -> None:
+    """Ride through a nats-server restart: the client reconnects by itself, JetStream keeps the stream on
+    disk, so a publish that failed for lack of a connection or an ack succeeds a moment later."""
+    deadline = asyncio.get_running_loop().time() + give_up_after
+    delay = 0.2
+    while True:
+        try:
+            await send()
+            return
+        except (TimeoutError, NatsError) as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("publish failed (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def publish(broker: NatsBroker, settings: Settings, subject: Subject, event: Event) -> None:
-    await broker.publish(
-        event,
-        subject.value,
-        stream=settings.stream_name,
-        correlation_id=event.correlation_id,
-        timeout=10,
+    await _with_retry(
+        lambda: broker.publish(
+            event, subject.value, stream=settings.stream_name, correlation_id=event.correlation_id, timeout=5
+        ),
+        give_up_after=60,
     )
 
 
 async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> None:
-    await broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=10)
+    await _with_retry(
+        lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
+        give_up_after=60,
+    )
 
 
 @contextlib.asynccontextmanager

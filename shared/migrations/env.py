@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import get_settings
-from shared.db.base import Base
 from shared.db import models  # noqa: F401  (registers the tables on Base.metadata)
+from shared.db.base import Base
 from shared.db.session import async_url
 
 config = context.config

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.support import ROOT, System, StartupFailed, running_system
+from tests.support import ROOT, StartupFailed, System, running_system
 
 REQUIRED_IMAGES = ("python:3.12-slim", "node:20-slim")
 

@@ -12,8 +12,8 @@ import docker
 import httpx
 import pytest
 
-from shared.net import os_port_free
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
+from shared.net import os_port_free
 from tests.conftest import copy_fixture
 from tests.support import ROOT, SSECollector, System
 
@@ -143,13 +143,13 @@ def test_cli_deploy_prints_the_url_and_stop_frees_it(system: System, tmp_path: P
     source = copy_fixture("node-express", tmp_path)
     env_api = ["--api", system.url]
     done = subprocess.run([sys.executable, "-m", "services.cli.main", "deploy", str(source), *env_api],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     url = next(word for word in done.stdout.split() if word.startswith("http://"))
     assert "hello from express" in httpx.get(url, timeout=10).text
     deployment_id = int(done.stdout.split("deployment ")[1].split()[0])
     stopped = subprocess.run([sys.executable, "-m", "services.cli.main", "stop", str(deployment_id), *env_api],
-                             capture_output=True, text=True, timeout=300, cwd=ROOT)
+                             capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
     assert "stopped" in stopped.stdout
     with pytest.raises(httpx.HTTPError):
         httpx.get(url, timeout=3)
@@ -158,7 +158,7 @@ def test_cli_deploy_prints_the_url_and_stop_frees_it(system: System, tmp_path: P
 def test_cli_detect_json_matches_the_api(system: System, tmp_path: Path) -> None:
     source = copy_fixture("python-fastapi", tmp_path)
     done = subprocess.run([sys.executable, "-m", "services.cli.main", "detect", str(source), "--json"],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     offline = json.loads(done.stdout)
     repo = system.call("POST", "/api/repositories", json={"path": str(source)})["data"]

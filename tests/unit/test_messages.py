@@ -17,7 +17,7 @@ def test_every_subject_has_a_payload_named_after_it() -> None:
 
 def test_subjects_follow_the_grammar() -> None:
     for subject in Subject:
-        prefix, stage, event = subject.value.split(".")
+        prefix, _, event = subject.value.split(".")
         assert prefix == "deploy"
         assert event in ("requested", "completed", "failed")
 

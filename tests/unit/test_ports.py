@@ -5,10 +5,10 @@ import socket
 import pytest
 
 from services.runner.ports import check_requested_port
-from shared.net import os_port_free
 from services.runner.readiness import http_answers
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
+from shared.net import os_port_free
 
 
 def test_os_port_free_sees_a_listening_socket() -> None:

@@ -1,0 +1,145 @@
+"""A deployment's life after its first start: redeploy, fallback, rollback, crashes noticed through Docker
+events, the reconciler, delete. Each test asserts the end state: status, containers, ports, events."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import httpx
+
+from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
+from shared.net import os_port_free
+from tests.conftest import copy_fixture
+from tests.support import System
+
+
+def _containers(engine: docker.DockerClient, system: System, deployment_id: int) -> list:
+    filters = {"label": [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
+    return engine.containers.list(all=True, filters=filters)
+
+
+def _events(system: System, deployment_id: int) -> list[dict]:
+    return system.call("GET", f"/api/deployments/{deployment_id}/events")["data"]
+
+
+def _text(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
+
+
+def test_failed_redeploy_falls_back_and_rollback_returns_to_the_previous_image(system: System, tmp_path: Path) -> None:
+    source = copy_fixture("python-flask", tmp_path)
+    deployment_id = system.deploy_path(source)["deployment_id"]
+    first = system.deploy(deployment_id)
+    assert first["status"] == "running"
+    port = first["port"]
+
+    # A broken new version: the image builds, the app dies at start. The last good image runs again.
+    app = source / "app.py"
+    good = app.read_text()
+    app.write_text("raise SystemExit('config missing')\n" + good)
+    broken = system.deploy(deployment_id)
+    assert broken["status"] == "running"
+    assert broken["error_code"] in ("APP_CRASHED", "NOT_READY")
+    assert "previous image" in broken["error_message"]
+    assert "hello from flask" in _text(port)
+
+    # A good new version replaces it on the same port; rollback goes back to the first image.
+    app.write_text(good.replace("hello from flask", "hello from flask v2"))
+    second = system.deploy(deployment_id)
+    assert second["status"] == "running" and second["error_code"] is None, (second, _events(system, deployment_id)[-4:])
+    assert second["port"] == port
+    assert "v2" in _text(port)
+    rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)["data"]
+    assert rolled["status"] == "running"
+    text = _text(port)
+    assert "hello from flask" in text and "v2" not in text
+    full = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
+    assert full["running_image_tag"] != full["image_tag"]  # the rollback runs an older image than the last build
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+
+
+def test_rollback_without_an_earlier_image_is_refused(system: System, tmp_path: Path) -> None:
+    deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
+    refused = system.call("POST", f"/api/deployments/{deployment_id}/rollback", expect=409)
+    assert refused["error_code"] == "NO_PREVIOUS_IMAGE"
+
+
+def test_app_that_exits_after_running_is_marked_crashed_and_taken_down(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+    source = copy_fixture("python-flask", tmp_path)
+    # Exits with code 4 ten seconds after it started answering.
+    (source / "app.py").write_text((source / "app.py").read_text() + (
+        "\nimport os, threading\nthreading.Timer(10, lambda: os._exit(4)).start()\n"))
+    generated = system.deploy_path(source)
+    deployment_id = generated["deployment_id"]
+    # Without a restart policy Docker does not bring it back, so the first exit is final.
+    compose = generated["compose"].replace("restart: unless-stopped", "restart: 'no'")
+    system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"compose": compose})
+    started = system.deploy(deployment_id)
+    assert started["status"] == "running"
+    crashed = system.wait_status(deployment_id, {"crashed"}, timeout=60)
+    assert crashed["status"] == "crashed"
+    assert crashed["exit_code"] == 4 and crashed["error_code"] == "APP_CRASHED"
+    assert _containers(engine, system, deployment_id) == []
+    assert os_port_free("0.0.0.0", started["port"])
+    assert [e["status"] for e in _events(system, deployment_id)][-2:] == ["running", "crashed"]
+
+
+def test_container_removed_behind_portsides_back_is_noticed(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+    deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
+    started = system.deploy(deployment_id)
+    assert started["status"] == "running"
+    for container in _containers(engine, system, deployment_id):
+        container.remove(force=True)
+    crashed = system.wait_status(deployment_id, {"crashed"}, timeout=30)
+    assert crashed["status"] == "crashed"
+    assert os_port_free("0.0.0.0", started["port"])
+
+
+def test_reconciler_removes_containers_of_a_stopped_deployment(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+    deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
+    # A container carrying this deployment's labels while Postgres says it is not running (e.g. left by a
+    # crash of Portside itself between `compose up` and recording the stop).
+    leftover = engine.containers.run(
+        "python:3.12-slim", ["sleep", "600"], detach=True,
+        labels={LABEL_MANAGED: "true", LABEL_INSTANCE: system.instance, LABEL_DEPLOYMENT: str(deployment_id)},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _containers(engine, system, deployment_id):
+        time.sleep(0.5)
+    assert _containers(engine, system, deployment_id) == []
+    assert any("reconciler" in (e["message"] or "") for e in _events(system, deployment_id))
+    assert leftover.id
+
+
+def test_delete_with_purge_removes_containers_images_and_the_row(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+    deployment_id = system.deploy_path(copy_fixture("node-express", tmp_path))["deployment_id"]
+    assert system.deploy(deployment_id)["status"] == "running"
+    owner = [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]
+    assert engine.images.list(filters={"label": owner})
+    assert system.call("DELETE", f"/api/deployments/{deployment_id}", params={"purge": "true"}, timeout=300)["data"]["deleted"]
+    gone = system.call("GET", f"/api/deployments/{deployment_id}", expect=404)
+    assert gone["error_code"] == "DEPLOYMENT_NOT_FOUND"
+    assert _containers(engine, system, deployment_id) == []
+    assert engine.images.list(filters={"label": owner}) == []
+    assert engine.networks.list(filters={"label": owner}) == []
+
+
+def test_requested_host_port_held_by_another_process_fails_fast(system: System, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        if not 20000 <= held <= 40000:
+            holder.close()
+            return  # the OS gave a port outside Portside's range; nothing to test with it
+        deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path), host_port=held)["deployment_id"]
+        started = time.monotonic()
+        refused = system.call("POST", f"/api/deployments/{deployment_id}/deploy", expect=409)
+        assert time.monotonic() - started < 10
+        assert refused["error_code"] == "PORT_IN_USE"
+        state = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
+        assert state["status"] == "error" and state["error_code"] == "PORT_IN_USE"
