@@ -8,12 +8,13 @@ PORTSIDE := $(VENV)/bin/portside
 IMAGES ?=
 PYTEST_ARGS ?=
 
-.PHONY: install docker images run test test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install docker images run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
 	@echo "make run       - install, make sure a Docker engine runs, build base images, start Portside"
-	@echo "make test      - install, engine, base images, then every test (unit, integration, e2e)"
+	@echo "make test      - install, engine, base images, then the tests (unit, integration, e2e; not the slow ones)"
+	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
 	@echo "make lint      - ruff"
 
@@ -35,8 +36,12 @@ images: docker
 run: images
 	$(PORTSIDE) up
 
+# The default run leaves out tests marked slow (about 20 minutes on 2 cores); CI runs those too.
 test: images
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: images
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)

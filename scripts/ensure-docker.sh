@@ -87,7 +87,10 @@ started=0
 if ! docker_answers && ! dockerd_running; then
     say "starting dockerd in the background (log: $DOCKERD_LOG) ..."
     # setsid + nohup: the engine must outlive this script and the shell that ran it.
-    setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # Portside gives every deployment its own network; Docker's default pools hold only ~30 of them, so
+    # carve /24s out of one /16 instead (256 networks). PORTSIDE_DOCKER_ADDRESS_POOL overrides it.
+    setsid nohup dockerd --default-address-pool "${PORTSIDE_DOCKER_ADDRESS_POOL:-base=10.213.0.0/16,size=24}" \
+        >>"$DOCKERD_LOG" 2>&1 </dev/null &
     started=1
 fi
 

@@ -183,6 +183,13 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
                 await session.commit()
             plan = replace(plan, port=port)
             continue
+        if "non-overlapping IPv4 address pool" in up.stderr:
+            raise StartFailure(
+                ErrorCode.NETWORK_POOL_EXHAUSTED,
+                "Docker has no address range left for another network (its default pools hold about 30). "
+                "Stop unused deployments, or give dockerd more with `default-address-pools` in daemon.json "
+                "(scripts/ensure-docker.sh starts it with base=10.213.0.0/16,size=24).",
+            )
         code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
         raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
     container_id, exit_code, tail = await _wait_ready(ctx, plan.deployment_id, plan.port, plan.app_service)
@@ -203,7 +210,8 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
     """Take everything down (the port is freed with the status) and say why."""
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
     async with ctx.sessions() as session:
-        target = S.ERROR if failure.code == ErrorCode.DOCKER_UNAVAILABLE else S.CRASHED
+        # `crashed` is the app's own doing; anything else (engine, network, port, files) is an `error`.
+        target = S.CRASHED if failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY) else S.ERROR
         await transition(session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code)
         await session.commit()
     await ctx.log(deployment_id, failure.message.splitlines()[0])
