@@ -39,15 +39,23 @@ class Report:
     unstuck: list[int] = field(default_factory=list)
 
 
-def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, str]]:
-    """deployment id -> {compose service: container state} for this installation."""
+@dataclass(frozen=True)
+class Seen:
+    state: str
+    exit_code: int | None
+
+
+def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, Seen]]:
+    """deployment id -> {compose service: what its container is doing} for this installation."""
     client = docker_client(settings, timeout=30)
     try:
-        found: dict[int, dict[str, str]] = defaultdict(dict)
+        found: dict[int, dict[str, Seen]] = defaultdict(dict)
         for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
             deployment = container.labels.get(LABEL_DEPLOYMENT, "")
             if deployment.isdigit():
-                found[int(deployment)][container.labels.get(COMPOSE_SERVICE, "")] = container.status
+                state = container.attrs.get("State", {})
+                exit_code = state.get("ExitCode") if container.status in ("exited", "dead") else None
+                found[int(deployment)][container.labels.get(COMPOSE_SERVICE, "")] = Seen(container.status, exit_code)
         return found
     finally:
         client.close()
@@ -97,13 +105,14 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
         status = S(row.status)
         age = (now - row.updated_at).total_seconds()
         if status == S.RUNNING:
-            app_state = running.get(row.id, {}).get(row.app_service)
-            if app_state in ("running", "restarting"):
+            seen = running.get(row.id, {}).get(row.app_service)
+            if seen is not None and seen.state in ("running", "restarting"):
                 continue
+            what = f"{seen.state} with exit code {seen.exit_code}" if seen else "gone"
             async with ctx.sessions() as session:
                 result = await transition(session, row.id, S.CRASHED,
-                                          f"the app container is {app_state or 'gone'} (found by the reconciler)",
-                                          error_code=ErrorCode.APP_CRASHED)
+                                          f"the app container is {what} (found by the reconciler)",
+                                          error_code=ErrorCode.APP_CRASHED, exit_code=seen.exit_code if seen else None)
                 await session.commit()
             if result.applied:
                 await anyio.to_thread.run_sync(teardown, settings, row.id, False)
