@@ -23,8 +23,8 @@ from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 
-# Docker restarts a container with a restart policy right after `die`; look once it had time to.
-SETTLE_SECONDS = 2.0
+# Docker restarts a container with a restart policy about 100 ms after `die`; look once it had time to.
+SETTLE_SECONDS = 1.0
 
 
 
@@ -93,8 +93,11 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
             return  # stopped or replaced on purpose, or a backing service (its app will show the effect)
         if deployment.container_id and deployment.container_id != died.container_id:
             return  # an older container of a redeploy
-    await asyncio.sleep(SETTLE_SECONDS)
-    state, restarts, tail = await anyio.to_thread.run_sync(_inspect, ctx, died.container_id)
+    state, restarts, tail, may_restart = await anyio.to_thread.run_sync(_inspect, ctx, died.container_id)
+    if may_restart and state not in ("running", "restarting"):
+        # Its restart policy may bring it back: give Docker a moment before calling it a crash.
+        await asyncio.sleep(SETTLE_SECONDS)
+        state, restarts, tail, _ = await anyio.to_thread.run_sync(_inspect, ctx, died.container_id)
     kept_up = state in ("running", "restarting") and restarts < ctx.settings.crash_restart_limit
     if kept_up:
         async with ctx.sessions() as session:
@@ -117,17 +120,20 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
     await ctx.publish(Subject.RUN_FAILED, RunFailed(deployment_id=died.deployment_id, error_code=ErrorCode.APP_CRASHED, message=message))
 
 
-def _inspect(ctx: WorkerContext, container_id: str) -> tuple[str, int, list[str]]:
-    """(state, restart count, last log lines); ('gone', 0, []) when the container no longer exists."""
+def _inspect(ctx: WorkerContext, container_id: str) -> tuple[str, int, list[str], bool]:
+    """(state, restart count, last log lines, whether a restart policy may restart it);
+    ('gone', 0, [], False) when the container no longer exists."""
     try:
         client = docker_client(ctx.settings, timeout=30)
     except PortsideError:
-        return "unknown", 0, []
+        return "unknown", 0, [], False
     try:
         container = client.containers.get(container_id)
         state = container.attrs.get("State", {})
-        return state.get("Status", "unknown"), int(container.attrs.get("RestartCount") or 0), logs_tail(container, 50)
+        policy = (container.attrs.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name") or "no"
+        return (state.get("Status", "unknown"), int(container.attrs.get("RestartCount") or 0),
+                logs_tail(container, 50), policy != "no")
     except NotFound:
-        return "gone", 0, []
+        return "gone", 0, [], False
     finally:
         client.close()
