@@ -18,7 +18,7 @@ from uuid import uuid4
 import docker
 import httpx
 
-from shared.docker import LABEL_INSTANCE
+from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
 from shared.net import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,14 @@ class System:
         wanted = (expect,) if isinstance(expect, int) else expect
         assert resp.status_code in wanted, f"{method} {path} -> {resp.status_code}: {resp.text}"
         return resp.json()
+
+    def containers(self, engine: docker.DockerClient, deployment_id: int) -> list:
+        """Every container of this installation's deployment, running or not (found by label)."""
+        filters = {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
+        return engine.containers.list(all=True, filters=filters)
+
+    def events(self, deployment_id: int) -> list[dict]:
+        return self.call("GET", f"/api/deployments/{deployment_id}/events")["data"]
 
     def deploy(self, deployment_id: int, expect: int | tuple[int, ...] = 200) -> dict:
         """POST deploy?wait=true and return the outcome (data, or the error body when `expect` is an error)."""

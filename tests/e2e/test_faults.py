@@ -14,20 +14,10 @@ import docker
 import httpx
 import pytest
 
-from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
 from shared.embedded import start_nats, start_postgres
 from shared.net import free_tcp_port, os_port_free
 from tests.conftest import copy_fixture
 from tests.support import System, running_system
-
-
-def _containers(engine: docker.DockerClient, system: System, deployment_id: int) -> list:
-    filters = {"label": [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
-    return engine.containers.list(all=True, filters=filters)
-
-
-def _events(system: System, deployment_id: int) -> list[dict]:
-    return system.call("GET", f"/api/deployments/{deployment_id}/events")["data"]
 
 
 @pytest.fixture
@@ -82,7 +72,7 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(fresh,
     pid = None
     deadline = time.monotonic() + 300
     while pid is None and time.monotonic() < deadline:
-        for event in _events(system, deployment_id):
+        for event in system.events(deployment_id):
             message = event["message"] or ""
             if "runner pid" in message:
                 pid = int(message.rsplit("runner pid", 1)[1].strip(" )"))
@@ -92,10 +82,10 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(fresh,
     state = system.wait_status(deployment_id, {"running", "crashed", "error"}, timeout=180)
     assert state["status"] == "running", state
     assert httpx.get(f"http://127.0.0.1:{state['assigned_port']}/", timeout=10).status_code == 200
-    assert len(_containers(engine, system, deployment_id)) == 1
-    statuses = [e["status"] for e in _events(system, deployment_id)]
+    assert len(system.containers(engine, deployment_id)) == 1
+    statuses = [e["status"] for e in system.events(deployment_id)]
     assert statuses.count("running") == 1
-    pids = {e["message"].rsplit("runner pid", 1)[1].strip(" )") for e in _events(system, deployment_id) if "runner pid" in (e["message"] or "")}
+    pids = {e["message"].rsplit("runner pid", 1)[1].strip(" )") for e in system.events(deployment_id) if "runner pid" in (e["message"] or "")}
     assert len(pids) == 2  # the second replica took the job over
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
@@ -175,5 +165,5 @@ def test_fifty_concurrent_deploys_get_fifty_ports_and_leave_nothing_behind(syste
         for deployment_id in ids:
             system.wait_status(deployment_id, {"stopped"}, timeout=300)
     for deployment_id in ids:
-        assert _containers(engine, system, deployment_id) == []
+        assert system.containers(engine, deployment_id) == []
     assert all(os_port_free("0.0.0.0", port) for port in ports)

@@ -15,15 +15,6 @@ from tests.conftest import copy_fixture
 from tests.support import System
 
 
-def _containers(engine: docker.DockerClient, system: System, deployment_id: int) -> list:
-    filters = {"label": [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
-    return engine.containers.list(all=True, filters=filters)
-
-
-def _events(system: System, deployment_id: int) -> list[dict]:
-    return system.call("GET", f"/api/deployments/{deployment_id}/events")["data"]
-
-
 def _text(port: int) -> str:
     return httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
 
@@ -48,7 +39,7 @@ def test_failed_redeploy_falls_back_and_rollback_returns_to_the_previous_image(s
     # A good new version replaces it on the same port; rollback goes back to the first image.
     app.write_text(good.replace("hello from flask", "hello from flask v2"))
     second = system.deploy(deployment_id)
-    assert second["status"] == "running" and second["error_code"] is None, (second, _events(system, deployment_id)[-4:])
+    assert second["status"] == "running" and second["error_code"] is None, (second, system.events(deployment_id)[-4:])
     assert second["port"] == port
     assert "v2" in _text(port)
     rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)["data"]
@@ -81,16 +72,16 @@ def test_app_that_exits_after_running_is_marked_crashed_and_taken_down(system: S
     crashed = system.wait_status(deployment_id, {"crashed"}, timeout=60)
     assert crashed["status"] == "crashed"
     assert crashed["exit_code"] == 4 and crashed["error_code"] == "APP_CRASHED"
-    assert _containers(engine, system, deployment_id) == []
+    assert system.containers(engine, deployment_id) == []
     assert os_port_free("0.0.0.0", started["port"])
-    assert [e["status"] for e in _events(system, deployment_id)][-2:] == ["running", "crashed"]
+    assert [e["status"] for e in system.events(deployment_id)][-2:] == ["running", "crashed"]
 
 
 def test_container_removed_behind_portsides_back_is_noticed(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
     deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
     started = system.deploy(deployment_id)
     assert started["status"] == "running"
-    for container in _containers(engine, system, deployment_id):
+    for container in system.containers(engine, deployment_id):
         container.remove(force=True)
     crashed = system.wait_status(deployment_id, {"crashed"}, timeout=30)
     assert crashed["status"] == "crashed"
@@ -106,10 +97,10 @@ def test_reconciler_removes_containers_of_a_stopped_deployment(system: System, e
         labels={LABEL_MANAGED: "true", LABEL_INSTANCE: system.instance, LABEL_DEPLOYMENT: str(deployment_id)},
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _containers(engine, system, deployment_id):
+    while time.monotonic() < deadline and system.containers(engine, deployment_id):
         time.sleep(0.5)
-    assert _containers(engine, system, deployment_id) == []
-    assert any("reconciler" in (e["message"] or "") for e in _events(system, deployment_id))
+    assert system.containers(engine, deployment_id) == []
+    assert any("reconciler" in (e["message"] or "") for e in system.events(deployment_id))
     assert leftover.id
 
 
@@ -121,7 +112,7 @@ def test_delete_with_purge_removes_containers_images_and_the_row(system: System,
     assert system.call("DELETE", f"/api/deployments/{deployment_id}", params={"purge": "true"}, timeout=300)["data"]["deleted"]
     gone = system.call("GET", f"/api/deployments/{deployment_id}", expect=404)
     assert gone["error_code"] == "DEPLOYMENT_NOT_FOUND"
-    assert _containers(engine, system, deployment_id) == []
+    assert system.containers(engine, deployment_id) == []
     assert engine.images.list(filters={"label": owner}) == []
     assert engine.networks.list(filters={"label": owner}) == []
 

@@ -12,15 +12,9 @@ import docker
 import httpx
 import pytest
 
-from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
 from shared.net import os_port_free
 from tests.conftest import copy_fixture
 from tests.support import ROOT, SSECollector, System
-
-
-def _containers(engine: docker.DockerClient, system: System, deployment_id: int) -> list:
-    filters = {"label": [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
-    return engine.containers.list(all=True, filters=filters)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +65,7 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
 
     stopped = system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)["data"]
     assert stopped["status"] == "stopped"
-    assert _containers(engine, system, deployment_id) == []
+    assert system.containers(engine, deployment_id) == []
     assert os_port_free("0.0.0.0", port)
     timeline = [e["status"] for e in system.call("GET", f"/api/deployments/{deployment_id}/events")["data"]]
     assert timeline[:4] == ["generating", "ready", "queued", "building"]
@@ -96,7 +90,7 @@ def test_two_deployments_at_once_get_different_ports(system: System, engine: doc
         for deployment_id in ids:
             system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)
     for deployment_id in ids:
-        assert _containers(engine, system, deployment_id) == []
+        assert system.containers(engine, deployment_id) == []
 
 
 def test_app_that_exits_at_start_is_crashed_with_exit_code_and_last_lines(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
@@ -112,7 +106,7 @@ def test_app_that_exits_at_start_is_crashed_with_exit_code_and_last_lines(system
     assert "cannot start: missing SECRET_KEY" in result["error_message"]
     full = system.call("GET", f"/api/deployments/{generated['deployment_id']}")["data"]
     assert full["exit_code"] == 3
-    assert _containers(engine, system, generated["deployment_id"]) == []
+    assert system.containers(engine, generated["deployment_id"]) == []
 
 
 def test_failing_build_marks_build_failed_with_the_failing_step(system: System, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_generate_flask_installs_requirements_before_copying_source() -> None:
     validate_dockerfile(files.dockerfile)
     words = [(w, a) for _, w, a in dockerfile_instructions(files.dockerfile)]
     copy_requirements = words.index(("COPY", "requirements.txt ./"))
-    install = next(i for i, (w, a) in enumerate(words) if w == "RUN" and "pip install" in a)
+    install = next(i for i, (w, a) in enumerate(words) if w == "RUN" and "-r requirements.txt" in a)
     copy_all = next(i for i, (w, a) in enumerate(words) if w == "COPY" and a.endswith(". ."))
     assert copy_requirements < install < copy_all
     assert ("USER", "app") in words

@@ -90,7 +90,7 @@ def test_dependency_manifests_are_copied_and_installed_before_the_source(name: s
         ("node-pnpm-fastify", "pnpm install --frozen-lockfile --prod"),
         ("node-bun-hono", "bun install --frozen-lockfile"),
         ("node-yarn-berry", "yarn install --immutable"),
-        ("python-flask", "pip install --no-cache-dir --python /opt/venv/bin/python -r requirements.txt"),
+        ("python-flask", "pip --python /opt/venv/bin/python install --no-cache-dir -r requirements.txt"),
         ("python-poetry-fastapi", "poetry export --format requirements.txt"),
         ("python-uv-fastapi", "uv export --frozen --no-dev"),
         ("python-pipenv-flask", "pipenv requirements"),
