@@ -54,6 +54,10 @@ class GenerateRequest(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535, description="Port the app listens on in the container")
     host_port: int | None = Field(default=None, ge=1, le=65535, description="Host port to publish on (else a free one)")
     app_path: str = Field(default="", description="Subdirectory of the repository holding the app (monorepos)")
+    cpu_limit: float | None = Field(default=None, gt=0, le=256, description="CPUs the app may use (compose `cpus`)")
+    memory_limit: str | None = Field(
+        default=None, pattern=r"^[1-9][0-9]*[bkmg]$", description="Memory the app may use, e.g. 512m or 2g"
+    )
 
 
 class GenerateResult(BaseModel):

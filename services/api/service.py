@@ -127,6 +127,7 @@ async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
     app_path: str, stack: str | None, port: int | None, host_port: int | None,
+    cpu_limit: float | None = None, memory_limit: str | None = None,
 ) -> Deployment:
     repo = await get_repository(session, repo_id)
     app_path = _check_app_path(repo, app_path)
@@ -136,7 +137,8 @@ async def generate(
         await detect(session, bus, repo_id, app_path)
     deployment = Deployment(
         repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
-        internal_port=port, requested_port=host_port, status=S.GENERATING.value,
+        internal_port=port, requested_port=host_port, cpu_limit=cpu_limit, memory_limit=memory_limit,
+        status=S.GENERATING.value,
     )
     session.add(deployment)
     await session.flush()

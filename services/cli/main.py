@@ -118,6 +118,8 @@ def deploy(
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
     port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
     host_port: Annotated[int | None, typer.Option(help="host port to publish on (default: a free one)")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit for the app, e.g. 0.5")] = None,
+    memory: Annotated[str | None, typer.Option(help="memory limit for the app, e.g. 512m")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the logs once running")] = False,
     api: ApiOpt = "",
 ) -> None:
@@ -131,7 +133,8 @@ def deploy(
         err.print(f"detected [bold]{detection['stack']}[/] / {detection.get('framework') or '-'} "
                   f"(confidence {detection['confidence']})")
         generated = client.call("POST", f"/api/deployments/generate/{repo['id']}",
-                                json={"app_path": app_path, "port": port, "host_port": host_port})
+                                json={"app_path": app_path, "port": port, "host_port": host_port,
+                                      "cpu_limit": cpus, "memory_limit": memory})
         deployment_id = generated["deployment_id"]
         err.print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")
         result = client.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=3600)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import service as api
@@ -61,6 +62,18 @@ async def test_detect_and_generate_through_workers_store_results(
     assert (saved / "Dockerfile").read_text() == deployment.dockerfile_content
     assert (saved / "docker-compose.yml").read_text() == deployment.compose_content
     assert (saved / ".dockerignore").is_file()
+
+
+async def test_generate_writes_resource_limits_into_compose(
+    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    root = copy_fixture("node-express", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
+                                        host_port=None, cpu_limit=0.5, memory_limit="256m")
+    limits = yaml.safe_load(deployment.compose_content or "")["services"]["app"]["deploy"]["resources"]["limits"]
+    assert limits == {"cpus": "0.5", "memory": "256m"}
 
 
 async def test_replicas_share_one_durable_consumer_and_answer_every_request(

@@ -57,7 +57,8 @@ async def generate(
     """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
     body = body or GenerateRequest()
     deployment = await service.generate(
-        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port, host_port=body.host_port
+        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port,
+        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
