@@ -111,7 +111,8 @@ def test_app_that_exits_at_start_is_crashed_with_exit_code_and_last_lines(system
 
 def test_failing_build_marks_build_failed_with_the_failing_step(system: System, tmp_path: Path) -> None:
     generated = system.deploy_path(copy_fixture("python-flask", tmp_path))
-    dockerfile = generated["dockerfile"].replace("RUN pip install", "RUN exit 7 && pip install", 1)
+    head, cmd = generated["dockerfile"].rsplit("\nCMD", 1)
+    dockerfile = head + "\nRUN echo checking the config && exit 7\nCMD" + cmd
     system.call("PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"dockerfile": dockerfile})
     result = system.call("POST", f"/api/deployments/{generated['deployment_id']}/deploy", params={"wait": "true"}, timeout=900)["data"]
     assert result["status"] == "build_failed"
