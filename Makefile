@@ -8,7 +8,7 @@ PORTSIDE := $(VENV)/bin/portside
 IMAGES ?=
 PYTEST_ARGS ?=
 
-.PHONY: install docker images run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install docker images docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -57,6 +57,10 @@ lint: install
 
 bench: images
 	$(PY) -m bench.run
+
+# The OpenAPI document, checked in and compared by a unit test.
+docs: install
+	$(PY) -m services.api.openapi
 
 # Remove everything Portside (or a crashed test) left on the engine, found by label.
 clean-docker:
