@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.bus import Bus
 from shared.config import Settings
-from shared.db.models import Deployment, DeploymentEvent, Repository
-from shared.db.repository import transition
+from shared.db.models import Deployment, Repository
+from shared.db.repository import record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
@@ -142,7 +142,7 @@ async def generate(
     )
     session.add(deployment)
     await session.flush()
-    session.add(DeploymentEvent(deployment_id=deployment.id, status=S.GENERATING.value, message="generating files"))
+    await record_event(session, deployment.id, S.GENERATING, "generating files")
     await session.commit()
     _, event = await bus.request(
         Subject.GENERATE_REQUESTED, GenerateRequested(deployment_id=deployment.id),
@@ -192,7 +192,7 @@ async def save_files(
 
         await anyio.to_thread.run_sync(write)
     message = "files edited by the user" + ("; hadolint warnings: " + "; ".join(warnings) if warnings else "")
-    session.add(DeploymentEvent(deployment_id=deployment.id, status=deployment.status, message=message))
+    await record_event(session, deployment.id, deployment.status, message)
     await session.commit()
     return warnings
 
