@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 
+    def public_url(self, port: int) -> str:
+        """Where a user reaches an app published on `port` (localhost when bound to every address)."""
+        wildcard = self.bind_address in ("0.0.0.0", "::", "127.0.0.1")
+        return f"http://{'localhost' if wildcard else self.bind_address}:{port}"
+
     @property
     def repos_dir(self) -> Path:
         return self.home / "repos"

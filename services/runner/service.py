@@ -22,6 +22,7 @@ from shared.db.models import Deployment, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
+from shared.docker.client import engine_or_none
 from shared.docker.compose import ComposeResult, run_compose
 from shared.docker.containers import (
     app_container,
@@ -39,11 +40,6 @@ log = logging.getLogger(__name__)
 
 COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
-
-
-def public_url(settings: Settings, port: int) -> str:
-    host = "localhost" if settings.bind_address in ("0.0.0.0", "::", "127.0.0.1") else settings.bind_address
-    return f"http://{host}:{port}"
 
 
 def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str]:
@@ -137,7 +133,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         first_line = failure.message.splitlines()[0]
         fallback_note = (failure.code, f"The new image failed ({first_line}); the previous image {fallback} runs again.")
 
-    url = public_url(settings, plan.port)
+    url = settings.public_url(plan.port)
     async with ctx.sessions() as session:
         previous = fallback if fallback and fallback != plan.image_tag else None
         fields: dict = {"previous_image_tag": previous} if previous else {}
@@ -254,29 +250,21 @@ async def _wait_ready(
 
 
 def _app_running(settings: Settings, deployment_id: int, service: str) -> bool:
-    try:
-        client = docker_client(settings, timeout=30)
-    except PortsideError:
-        return False
-    try:
+    with engine_or_none(settings, timeout=30) as client:
+        if client is None:
+            return False
         container = app_container(client, Owner.of(settings, deployment_id), service)
         return container is not None and container.status == "running"
-    finally:
-        client.close()
 
 
 def _prune_images(settings: Settings, deployment_id: int, keep: set[str], keep_newest: int | None = None) -> None:
-    try:
-        client = docker_client(settings)
-    except PortsideError:
-        return
-    try:
+    with engine_or_none(settings) as client:
+        if client is None:
+            return
         newest = settings.keep_images if keep_newest is None else keep_newest
         removed = prune_images(client, Owner.of(settings, deployment_id), keep, newest)
         if removed:
             log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
-    finally:
-        client.close()
 
 
 def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
@@ -284,14 +272,9 @@ def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
     args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
     owner = Owner.of(settings, deployment_id)
     run_compose(settings, owner.project, [], args)
-    try:
-        client = docker_client(settings)
-    except PortsideError:
-        return
-    try:
-        remove_deployment_resources(client, owner, volumes=volumes)
-    finally:
-        client.close()
+    with engine_or_none(settings) as client:
+        if client is not None:
+            remove_deployment_resources(client, owner, volumes=volumes)
 
 
 async def _fail(ctx: WorkerContext, deployment_id: int, correlation_id: str, code: str, message: str) -> None:

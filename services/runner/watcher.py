@@ -15,6 +15,7 @@ from shared.db.models import Deployment
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, docker_client
+from shared.docker.client import engine_or_none
 from shared.docker.containers import COMPOSE_SERVICE, logs_tail
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunFailed
@@ -123,17 +124,14 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
 def _inspect(ctx: WorkerContext, container_id: str) -> tuple[str, int, list[str], bool]:
     """(state, restart count, last log lines, whether a restart policy may restart it);
     ('gone', 0, [], False) when the container no longer exists."""
-    try:
-        client = docker_client(ctx.settings, timeout=30)
-    except PortsideError:
-        return "unknown", 0, [], False
-    try:
-        container = client.containers.get(container_id)
+    with engine_or_none(ctx.settings, timeout=30) as client:
+        if client is None:
+            return "unknown", 0, [], False
+        try:
+            container = client.containers.get(container_id)
+        except NotFound:
+            return "gone", 0, [], False
         state = container.attrs.get("State", {})
         policy = (container.attrs.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name") or "no"
         return (state.get("Status", "unknown"), int(container.attrs.get("RestartCount") or 0),
                 logs_tail(container, 50), policy != "no")
-    except NotFound:
-        return "gone", 0, [], False
-    finally:
-        client.close()

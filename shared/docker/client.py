@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import docker
@@ -43,6 +45,21 @@ class Owner:
     @property
     def image_repo(self) -> str:
         return f"portside/{self.instance}-deployment-{self.deployment_id}"
+
+
+@contextmanager
+def engine_or_none(settings: Settings, timeout: int = 120) -> Iterator[docker.DockerClient | None]:
+    """A client for best-effort work (clean-up, inspection) that yields None instead of raising when no
+    engine answers, and always closes the client."""
+    try:
+        client = docker_client(settings, timeout)
+    except PortsideError:
+        yield None
+        return
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def docker_client(settings: Settings, timeout: int = 120) -> docker.DockerClient:

@@ -34,8 +34,7 @@ router = APIRouter(prefix="/api/deployments", tags=["deployments"])
 def _url(settings: Settings, deployment: Deployment) -> str | None:
     if deployment.assigned_port is None or deployment.status != S.RUNNING:
         return None
-    host = "localhost" if settings.bind_address in ("0.0.0.0", "::", "127.0.0.1") else settings.bind_address
-    return f"http://{host}:{deployment.assigned_port}"
+    return settings.public_url(deployment.assigned_port)
 
 
 @router.post("/detect/{repo_id}", response_model=Envelope[Detection])
