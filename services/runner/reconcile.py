@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import anyio
 from sqlalchemy import select
 
-from services.runner.service import teardown
+from services.runner.service import mark_down, teardown
 from shared.config import Settings
 from shared.db.models import Deployment
 from shared.db.repository import record_event, transition
@@ -109,13 +109,8 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             if seen is not None and seen.state in ("running", "restarting"):
                 continue
             what = f"{seen.state} with exit code {seen.exit_code}" if seen else "gone"
-            async with ctx.sessions() as session:
-                result = await transition(session, row.id, S.CRASHED,
-                                          f"the app container is {what} (found by the reconciler)",
-                                          error_code=ErrorCode.APP_CRASHED, exit_code=seen.exit_code if seen else None)
-                await session.commit()
-            if result.applied:
-                await anyio.to_thread.run_sync(teardown, settings, row.id, False)
+            if await mark_down(ctx, row.id, S.CRASHED, f"the app container is {what} (found by the reconciler)",
+                               ErrorCode.APP_CRASHED, seen.exit_code if seen else None):
                 report.crashed.append(row.id)
         elif status == S.STOPPING and age > STOPPING_GRACE:
             await anyio.to_thread.run_sync(teardown, settings, row.id, False)
@@ -125,12 +120,14 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             report.unstuck.append(row.id)
         elif (rule := _stuck_rule(settings, row.status)) and age > rule[0]:
             _, target, code, reason = rule
-            async with ctx.sessions() as session:
-                result = await transition(session, row.id, target, f"{row.status} for {age:.0f} s: {reason}", error_code=code)
-                await session.commit()
-            if result.applied:
-                if target == S.CRASHED:
-                    await anyio.to_thread.run_sync(teardown, settings, row.id, False)
+            message = f"{row.status} for {age:.0f} s: {reason}"
+            if target == S.CRASHED:
+                applied = await mark_down(ctx, row.id, target, message, code)
+            else:
+                async with ctx.sessions() as session:
+                    applied = (await transition(session, row.id, target, message, error_code=code)).applied
+                    await session.commit()
+            if applied:
                 report.unstuck.append(row.id)
     if report.removed_leftovers or report.crashed or report.unstuck:
         log.info("reconciled: %s", report)

@@ -267,6 +267,20 @@ def _prune_images(settings: Settings, deployment_id: int, keep: set[str], keep_n
             log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
 
 
+async def mark_down(
+    ctx: WorkerContext, deployment_id: int, to: S, message: str, code: ErrorCode, exit_code: int | None = None
+) -> bool:
+    """Move a deployment to a failure status and take its containers down before anyone can read that status:
+    the guarded UPDATE holds the row until the teardown is done and the transaction commits. False when the
+    status had already moved on (another replica, a redeploy), in which case nothing is touched."""
+    async with ctx.sessions() as session:
+        result = await transition(session, deployment_id, to, message, error_code=code, exit_code=exit_code)
+        if result.applied:
+            await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
+        await session.commit()
+    return result.applied
+
+
 def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
     """`compose down` by project name (works without the file), then anything left with our label."""
     args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])

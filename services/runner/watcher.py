@@ -10,9 +10,9 @@ import threading
 import anyio
 from docker.errors import DockerException, NotFound
 
-from services.runner.service import teardown
+from services.runner.service import mark_down
 from shared.db.models import Deployment
-from shared.db.repository import record_event, transition
+from shared.db.repository import record_event
 from shared.db.status import DeploymentStatus as S
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, docker_client
 from shared.docker.client import engine_or_none
@@ -110,13 +110,8 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
     why = "kept exiting" if restarts >= ctx.settings.crash_restart_limit else "exited"
     message = f"The app {why} (exit code {died.exit_code}) after it was running." + (
         "\nLast lines:\n" + "\n".join(tail) if tail else "")
-    async with ctx.sessions() as session:
-        result = await transition(session, died.deployment_id, S.CRASHED, message,
-                                  error_code=ErrorCode.APP_CRASHED, exit_code=died.exit_code)
-        await session.commit()
-    if not result.applied:
+    if not await mark_down(ctx, died.deployment_id, S.CRASHED, message, ErrorCode.APP_CRASHED, died.exit_code):
         return
-    await anyio.to_thread.run_sync(teardown, ctx.settings, died.deployment_id, False)
     await ctx.log(died.deployment_id, message.splitlines()[0])
     await ctx.publish(Subject.RUN_FAILED, RunFailed(deployment_id=died.deployment_id, error_code=ErrorCode.APP_CRASHED, message=message))
 
