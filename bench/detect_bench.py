@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from services.detector.service import detect
-from services.detector.source import MAX_FILES, SourceTree
+from shared.source import MAX_FILES, SourceTree
 
 FIXTURES = ROOT / "tests" / "fixtures" / "repos"
 RESULTS = ROOT / "bench" / "results" / "detect.json"

@@ -24,7 +24,7 @@ from services.detector.providers.python import PythonProvider
 from services.detector.providers.ruby import RubyProvider
 from services.detector.providers.rust import RustProvider
 from services.detector.providers.static import StaticProvider
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection, Evidence
 
 # Evidence weights: how much one kind of fact counts toward `confidence` (see services/detector/scoring.py).

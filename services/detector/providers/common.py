@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from services.detector.providers.base import W_WEAK, note, valid_port
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 DOCKERFILES = ("Dockerfile", "dockerfile", "Containerfile")

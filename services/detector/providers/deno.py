@@ -13,7 +13,7 @@ from services.detector.providers.base import (
     note,
     valid_port,
 )
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 CONFIGS = ("deno.json", "deno.jsonc")

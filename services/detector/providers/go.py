@@ -14,7 +14,7 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 # Module path prefix -> framework id; the first required one wins (gin before net/http routers).

@@ -13,7 +13,7 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service, services_from_text
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 GRADLE_FILES = ("build.gradle.kts", "build.gradle")

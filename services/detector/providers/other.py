@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import PurePosixPath
 
 from services.detector.providers.base import W_MANIFEST, W_WEAK, note
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 # Manifest -> (stack, package manager).

@@ -15,7 +15,7 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 PORT = 8000  # php's built-in server / artisan serve, bound by the start command below

@@ -19,7 +19,7 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service, services_from_text
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 DEFAULT_PORT = 8000  # what the generated gunicorn/uvicorn command binds unless the code names a port

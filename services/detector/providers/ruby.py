@@ -13,7 +13,7 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 FRAMEWORKS = (("rails", "rails", 3000), ("railties", "rails", 3000), ("hanami", "hanami", 2300),

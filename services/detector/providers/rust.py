@@ -15,7 +15,7 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 FRAMEWORKS = (("leptos", "leptos", 3000), ("loco-rs", "loco", 5150), ("axum", "axum", 3000),

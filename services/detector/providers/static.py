@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, note
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 _HUGO_CONFIGS = ("hugo.toml", "hugo.yaml", "hugo.json", "config.toml", "config.yaml")

@@ -6,7 +6,7 @@ import pytest
 
 from services.detector.providers.python import PythonProvider, module_of, parse_requirement, port_in_code
 from services.detector.service import detect
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.detector.service import PROVIDERS, _run, detect
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 pytestmark = pytest.mark.unit

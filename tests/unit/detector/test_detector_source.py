@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.detector.service import detect
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from services.detector.providers.node.package_manager import (
     detect_node_version,
     detect_package_manager,
 )
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 DEP_SERVICES = {

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from services.detector.providers.base import W_LOCKFILE, W_VERSION, note
-from services.detector.source import SourceTree
+from shared.source import SourceTree
 from shared.detection import Detection
 
 # Lockfile -> manager. Looked up from the app dir to the repo root, because a workspace has one lockfile at the
