@@ -33,6 +33,7 @@ from shared.messaging.events import (
     StopRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.net import os_port_free
 from shared.preflight import preflight
 
 
@@ -124,20 +125,44 @@ async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -
     return event.detection
 
 
+async def _check_host_port(session: AsyncSession, settings: Settings, port: int) -> None:
+    """Refuse a host port that can't be had now. The runner's claim at deploy time (a unique index) stays the
+    judge; this answers the common case at once instead of after a build."""
+    if not settings.port_range_start <= port <= settings.port_range_end:
+        raise PortsideError(
+            ErrorCode.PORT_OUT_OF_RANGE,
+            f"Port {port} is outside Portside's range {settings.port_range_start}-{settings.port_range_end}; "
+            "choose a port inside it or change PORTSIDE_PORT_RANGE_START/END.",
+        )
+    holder = await session.scalar(
+        select(Deployment.id).where(
+            Deployment.assigned_port == port, Deployment.status.in_([s.value for s in PORT_HOLDING])
+        )
+    )
+    if holder is not None or not await anyio.to_thread.run_sync(os_port_free, settings.bind_address, port):
+        who = f"deployment {holder}" if holder is not None else "another process on this machine"
+        raise PortsideError(
+            ErrorCode.PORT_IN_USE,
+            f"Port {port} is already in use by {who}; choose another port or leave it empty to get a free one.",
+        )
+
+
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
-    app_path: str, stack: str | None, port: int | None, host_port: int | None,
+    app_path: str, stack: str | None, port: int | None, internal_port: int | None,
     cpu_limit: float | None = None, memory_limit: str | None = None,
 ) -> Deployment:
+    """`port` is the host port to publish on (None: a free one at deploy time), `internal_port` the port the
+    app listens on in the container (None: the detected one)."""
     repo = await get_repository(session, repo_id)
     app_path = _check_app_path(repo, app_path)
-    if host_port is not None and not settings.port_range_start <= host_port <= settings.port_range_end:
-        raise PortsideError(ErrorCode.PORT_OUT_OF_RANGE, f"Host port {host_port} is outside {settings.port_range_start}-{settings.port_range_end}.")
+    if port is not None:
+        await _check_host_port(session, settings, port)
     if app_path not in (repo.detection or {}):
         await detect(session, bus, repo_id, app_path)
     deployment = Deployment(
         repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
-        internal_port=port, requested_port=host_port, cpu_limit=cpu_limit, memory_limit=memory_limit,
+        internal_port=internal_port, requested_port=port, cpu_limit=cpu_limit, memory_limit=memory_limit,
         status=S.GENERATING.value,
     )
     session.add(deployment)

@@ -114,7 +114,7 @@ def generate(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
     out_dir: Annotated[Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")],
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
-    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+    internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
 ) -> None:
     """Write the Dockerfile, compose file and .dockerignore Portside would use, without deploying."""
     from services.builder.service import generate_files
@@ -126,7 +126,8 @@ def generate(
     try:
         # Offline there is no deployment yet: id 0 marks files not tied to one.
         owner = Owner(get_settings().instance, 0)
-        files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name, port_override=port)
+        files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name,
+                               port_override=internal_port)
     except ValueError as exc:
         err().print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
         raise typer.Exit(1) from exc
@@ -143,8 +144,9 @@ def deploy(
     source: Annotated[str, typer.Argument(help="a local directory or a git URL")],
     branch: Annotated[str | None, typer.Option(help="branch to clone (git URLs)")] = None,
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
-    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
-    host_port: Annotated[int | None, typer.Option(help="host port to publish on (default: a free one)")] = None,
+    port: Annotated[int | None, typer.Option(help="host port to publish the app on (default: a free one)")] = None,
+    internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+    host_port: Annotated[int | None, typer.Option(hidden=True, help="deprecated: same as --port")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the app, e.g. 0.5")] = None,
     memory: Annotated[str | None, typer.Option(help="memory limit for the app, e.g. 512m")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the logs once running")] = False,
@@ -160,7 +162,8 @@ def deploy(
         err().print(f"detected [bold]{detection['stack']}[/] / {detection.get('framework') or '-'} "
                   f"(confidence {detection['confidence']})")
         generated = client.call("POST", f"/api/deployments/generate/{repo['id']}",
-                                json={"app_path": app_path, "port": port, "host_port": host_port,
+                                json={"app_path": app_path, "port": port if port is not None else host_port,
+                                      "internal_port": internal_port,
                                       "cpu_limit": cpus, "memory_limit": memory})
         deployment_id = generated["deployment_id"]
         err().print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")

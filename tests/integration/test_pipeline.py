@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import service as api
@@ -20,6 +22,7 @@ from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunRequested
 from shared.messaging.subjects import Subject
+from shared.net import os_port_free
 from shared.worker import WorkerContext, make_context
 from tests.conftest import copy_fixture
 
@@ -54,7 +57,7 @@ async def test_detect_and_generate_through_workers_store_results(
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         detection = await api.detect(session, bus, repo.id, "")
         assert (detection.stack, detection.framework) == ("python", "flask")
-        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None, host_port=None)
+        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None, internal_port=None)
     assert deployment.status == S.READY
     assert deployment.stack == "python" and deployment.internal_port == 8000
     assert deployment.dockerfile_content and "FROM python:" in deployment.dockerfile_content
@@ -71,7 +74,7 @@ async def test_generate_writes_resource_limits_into_compose(
     async with sessions() as session:
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
-                                        host_port=None, cpu_limit=0.5, memory_limit="256m")
+                                        internal_port=None, cpu_limit=0.5, memory_limit="256m")
     limits = yaml.safe_load(deployment.compose_content or "")["services"]["app"]["deploy"]["resources"]["limits"]
     assert limits == {"cpus": "0.5", "memory": "256m"}
 
@@ -103,10 +106,33 @@ async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
     async with sessions() as session:
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         with pytest.raises(PortsideError) as info:
-            await api.generate(session, bus, settings, repo.id, app_path="", stack="cobol", port=None, host_port=None)
+            await api.generate(session, bus, settings, repo.id, app_path="", stack="cobol", port=None, internal_port=None)
         assert info.value.code == ErrorCode.UNSUPPORTED_STACK
         row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
     assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+
+
+async def test_generate_port_is_the_host_port_refused_when_it_cannot_be_had(
+    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+) -> None:
+    root = copy_fixture("python-flask", tmp_path)
+    with socket.socket() as holder:
+        holder.bind((settings.bind_address, 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        wide = settings.model_copy(update={"port_range_start": 1024, "port_range_end": 65535})
+        async with sessions() as session:
+            repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+            for port, code, where in ((held, ErrorCode.PORT_IN_USE, wide), (80, ErrorCode.PORT_OUT_OF_RANGE, settings)):
+                with pytest.raises(PortsideError) as info:
+                    await api.generate(session, bus, where, repo.id, app_path="", stack=None, port=port, internal_port=None)
+                assert info.value.code == code
+            # Nothing half-made: a refused port leaves no deployment behind.
+            assert (await session.execute(select(Deployment).where(Deployment.repository_id == repo.id))).first() is None
+            free = next(p for p in range(settings.port_range_end, settings.port_range_start, -1) if os_port_free(settings.bind_address, p))
+            deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=free, internal_port=5001)
+    assert (deployment.requested_port, deployment.internal_port) == (free, 5001)
+    assert "5001" in (deployment.compose_content or "")
 
 
 async def test_request_without_a_worker_times_out_with_worker_timeout(bus: Bus) -> None:

@@ -53,11 +53,13 @@ async def generate(
     repo_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> Envelope[GenerateResult]:
-    """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
+    """Create a deployment and generate its Dockerfile, compose file and .dockerignore. `port` is the host port
+    the app will be published on (PORT_IN_USE / PORT_OUT_OF_RANGE when it can't be had), `internal_port` the
+    port it listens on in the container."""
     body = body or GenerateRequest()
     deployment = await service.generate(
-        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port,
-        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
+        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.requested_host_port,
+        internal_port=body.internal_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
