@@ -287,8 +287,10 @@ async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: boo
     """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
     await get_deployment(session, deployment_id)
     await session.close()  # the runner deletes the row; do not hold it open meanwhile
-    await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
-                      answers=(Subject.DELETE_COMPLETED,), timeout=180)
+    _, event = await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
+                                 answers=(Subject.DELETE_COMPLETED, Subject.DELETE_FAILED), timeout=180)
+    if isinstance(event, Failure):
+        _raise_failure(event)
 
 
 async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
@@ -297,7 +299,11 @@ async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool =
         return deployment  # nothing runs: stopping is a no-op, not an error
     command = StopRequested(deployment_id=deployment_id)
     if wait:
-        await bus.request(Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED,), timeout=120)
+        _, event = await bus.request(
+            Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED, Subject.STOP_FAILED), timeout=120
+        )
+        if isinstance(event, Failure):
+            _raise_failure(event)
     else:
         await bus.send(Subject.STOP_REQUESTED, command)
     await session.refresh(deployment)

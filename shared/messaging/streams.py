@@ -14,6 +14,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, StorageType
 
 from shared.config import Settings
+from shared.messaging.contract import SUBJECT_PAYLOADS
 from shared.messaging.events import Event, LogLine
 from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
 
@@ -102,6 +103,10 @@ async def _with_retry(send: Callable[[], Awaitable[object]], give_up_after: floa
 
 
 async def publish(broker: NatsBroker, settings: Settings, subject: Subject, event: Event) -> None:
+    """Publish `event` on `subject`; its type must be the subject's payload model in the contract table."""
+    expected = SUBJECT_PAYLOADS[subject]
+    if type(event) is not expected:
+        raise TypeError(f"{subject.value} carries {expected.__name__}, not {type(event).__name__}")
     await _with_retry(
         lambda: broker.publish(
             event, subject.value, stream=settings.stream_name, correlation_id=event.correlation_id, timeout=5
@@ -124,8 +129,11 @@ async def in_progress(message: NatsMessage, interval: float) -> AsyncIterator[No
     async def beat() -> None:
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            try:
                 await message.in_progress()
+            except Exception as exc:  # the job goes on; at worst JetStream redelivers it after ack_wait
+                log.warning("could not tell JetStream a job is alive (%s: %s); it may be redelivered",
+                            exc.__class__.__name__, exc)
 
     task = asyncio.create_task(beat())
     try:
