@@ -8,9 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
-
-from typing import Any
+from typing import Any, Literal
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
@@ -121,8 +119,8 @@ def _wrapped(ctx: WorkerContext, subject: Subject, handler: Handler, heartbeat: 
                             delivery, ctx.settings.max_deliver, reason, delay, exc_info=True)
                 await message.nack(delay=delay)
                 return
-            log.error("%s: %s failed on its last delivery (%d); giving up: %s", ctx.service, subject, delivery, reason,
-                      exc_info=True)
+            log.exception("%s: %s failed on its last delivery (%d); giving up: %s", ctx.service, subject, delivery,
+                          reason)
             code = exc.code if isinstance(exc, PortsideError) else ErrorCode.WORKER_FAILED
             await give_up(ctx, subject, event, code, f"{ctx.service} failed on {subject.value} "
                           f"{delivery} times; last error: {reason}")

@@ -4,7 +4,6 @@ client that connects late, or after a restart of anything, still gets every line
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
@@ -59,19 +58,26 @@ class Relay:
     async def stop(self) -> None:
         for task in self.followers.values():
             task.cancel()
-        for task in self.followers.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+        for deployment_id, task in self.followers.items():
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass  # what stop() asked for
+            except Exception as exc:  # shutting down anyway; the reason is worth a line
+                log.warning("the log follower of deployment %s ended with %s: %s", deployment_id,
+                            exc.__class__.__name__, exc, exc_info=True)
 
     async def _last_app_time(self, deployment_id: int) -> datetime | None:
         js = self.ctx.broker.config.connection_state.stream
         try:
             msg = await js.get_last_msg(self.ctx.settings.logs_stream_name, logs_subject(deployment_id))
         except NotFoundError:
-            return None
+            return None  # no line stored yet: follow from the start
         try:
             return LogLine.model_validate_json(msg.data).time
-        except ValueError:
+        except ValueError as exc:
+            log.warning("the last stored log line of deployment %s is unreadable (%s); following from the start, "
+                        "lines may repeat", deployment_id, exc)
             return None
 
     async def _follow(self, deployment_id: int, container_id: str | None, resume: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -12,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
+from nats.errors import Error as NatsError
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
@@ -55,10 +55,12 @@ def _port_conflict(result: ComposeResult) -> bool:
     return "port is already allocated" in text or "address already in use" in text
 
 
-class StartFailure(Exception):
+class StartFailure(PortsideError):
+    """A start that failed, with the app's exit code when it had one."""
+
     def __init__(self, code: ErrorCode, message: str, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.exit_code = code, message, exit_code
+        super().__init__(code, message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,10 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again")
             try:
                 recovered = await _start(ctx, replace(plan, image_tag=fallback))
-            except (StartFailure, PortsideError):
+            except (StartFailure, PortsideError) as again:
+                # The deployment ends crashed below with the new image's failure; say why the old one didn't help.
+                log.warning("deployment %s: the previous image %s failed too: %s", deployment_id, fallback, again)
+                await ctx.log(deployment_id, f"the previous image {fallback} failed too: {again}")
                 recovered = None
         if recovered is None:
             await _crash(ctx, plan.deployment_id, failure, correlation_id)
@@ -318,8 +323,11 @@ async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlatio
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, purge)
     await anyio.to_thread.run_sync(_prune_images, ctx.settings, deployment_id, set(), 0)
     js = ctx.broker.config.connection_state.stream
-    with contextlib.suppress(Exception):  # no logs yet is fine
+    try:
         await js.purge_stream(ctx.settings.logs_stream_name, subject=logs_subject(deployment_id))
+    except NatsError as exc:  # the row goes anyway; its lines age out with the stream's max_age
+        log.warning("deployment %s: its log lines were not purged (%s); they expire with the logs stream",
+                    deployment_id, exc)
     async with ctx.sessions() as session:
         await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
         await session.commit()

@@ -47,7 +47,8 @@ async def watch(ctx: WorkerContext, on_reconnect: asyncio.Event | None = None) -
         while not stop.is_set():
             try:
                 client = docker_client(ctx.settings, timeout=3600 * 24)
-            except PortsideError:
+            except PortsideError as exc:
+                log.warning("docker events: the engine does not answer (%s); retrying in 5 s", exc.message)
                 stop.wait(5)
                 continue
             try:
@@ -83,8 +84,9 @@ async def watch(ctx: WorkerContext, on_reconnect: asyncio.Event | None = None) -
 async def _handle(ctx: WorkerContext, died: Died) -> None:
     try:
         await handle_death(ctx, died)
-    except Exception:  # one bad event must not stop the watcher
-        log.exception("handling the death of container %s", died.container_id[:12])
+    except Exception:  # one bad event must not stop the watcher; the reconciler's next pass settles it
+        log.exception("handling the death of container %s of deployment %s failed; the reconciler will settle it",
+                      died.container_id[:12], died.deployment_id)
 
 
 async def handle_death(ctx: WorkerContext, died: Died) -> None:

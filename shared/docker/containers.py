@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +11,8 @@ from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from shared.docker.client import Owner
+
+log = logging.getLogger(__name__)
 
 COMPOSE_SERVICE = "com.docker.compose.service"
 
@@ -106,8 +109,9 @@ def container_stats(container: Container) -> ContainerStats:
             nets = sample.get("networks") or {}
             rx = sum(n.get("rx_bytes", 0) for n in nets.values())
             tx = sum(n.get("tx_bytes", 0) for n in nets.values())
-        except DockerException:
-            pass
+        except (DockerException, ValueError) as exc:
+            # A container being removed answers stats with an empty body (a JSON error): no figures, no error.
+            log.info("no usage figures for container %s: %s: %s", container.short_id, exc.__class__.__name__, exc)
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
     ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
     ports = {

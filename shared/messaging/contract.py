@@ -110,7 +110,7 @@ def table() -> str:
 
 
 def readme_section() -> str:
-    return "\n".join([README_START, diagram(), "", table(), README_END])
+    return f"{README_START}\n{diagram()}\n\n{table()}\n{README_END}"
 
 
 def write_readme(readme: Path) -> None:

@@ -131,7 +131,7 @@ async def in_progress(message: NatsMessage, interval: float) -> AsyncIterator[No
             await asyncio.sleep(interval)
             try:
                 await message.in_progress()
-            except Exception as exc:  # the job goes on; at worst JetStream redelivers it after ack_wait
+            except (TimeoutError, NatsError) as exc:  # the job goes on; at worst JetStream redelivers it
                 log.warning("could not tell JetStream a job is alive (%s: %s); it may be redelivered",
                             exc.__class__.__name__, exc)
 

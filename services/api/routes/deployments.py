@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
+from docker.errors import DockerException
 from fastapi import APIRouter, Body, Query, Response
+from requests import RequestException
 from sqlalchemy import select
 
 from services.api import service
@@ -178,6 +180,10 @@ async def status(deployment_id: int, session: SessionDep, settings: SettingsDep)
         data = await anyio.to_thread.run_sync(read_engine)
     except PortsideError as exc:
         data = data.model_copy(update={"engine_error": exc.message})
+    except (DockerException, RequestException, ValueError) as exc:
+        # The container went away while being read (a deployment stopping): the status still answers, from Postgres.
+        data = data.model_copy(update={"engine_error": f"The engine could not describe the container just now "
+                                                       f"({exc.__class__.__name__}); ask again in a moment."})
     return Envelope(data=data)
 
 
