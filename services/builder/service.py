@@ -34,7 +34,8 @@ from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
 from shared.docker.policy import load_compose
-from shared.docker.validate import check_compose, check_dockerfile, dockerfile_instructions
+from shared.docker.dockerfile import parse_dockerfile
+from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
     BuildCompleted,
@@ -68,6 +69,8 @@ class GeneratedFiles:
     # The directory the files are for, when a monorepo's primary app was picked (else the one given).
     app_dir: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    # The Dockerfile is the repository's own (lint findings are then warnings, never a refusal).
+    dockerfile_from_repo: bool = False
 
 
 def app_dir_of(repo: Repository, deployment: Deployment) -> Path:
@@ -113,6 +116,7 @@ def generate_files(
         notes += override.notes
         app_build = next((t for t in build_targets(doc) if t.service == override.app_service), None)
         dockerignore = own_dockerignore(app_dir)
+        from_repo = True
         if app_build is None:
             # Nothing to build for the app: it runs a published image. The file below is informational only.
             image = str((doc.get("services") or {}).get(override.app_service, {}).get("image", ""))
@@ -124,6 +128,7 @@ def generate_files(
             # Their compose file builds the app from a Dockerfile the repository does not have: Portside writes it.
             plan = plan_for(detection, app_dir, override.port)
             dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
+            from_repo = False
             notes.append(f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
                          "the repository: Portside generated it.")
         else:
@@ -132,7 +137,7 @@ def generate_files(
         return GeneratedFiles(
             dockerfile=dockerfile, compose=override.text, dockerignore=dockerignore,
             compose_files=[their_compose, COMPOSE_FILE], app_service=override.app_service, port=override.port,
-            notes=notes, app_dir=app_dir,
+            notes=notes, app_dir=app_dir, dockerfile_from_repo=from_repo,
         )
     if their_dockerfile:
         port = port_override or detection.internal_port or _exposed_port((app_dir / their_dockerfile).read_text(errors="replace"))
@@ -140,7 +145,7 @@ def generate_files(
                                  cpus=cpus, memory=memory, password=password, dockerfile=their_dockerfile)
         return GeneratedFiles(
             dockerfile=(app_dir / their_dockerfile).read_text(errors="replace"), compose=compose,
-            dockerignore=own_dockerignore(app_dir), port=port or 8080, app_dir=app_dir,
+            dockerignore=own_dockerignore(app_dir), port=port or 8080, app_dir=app_dir, dockerfile_from_repo=True,
             notes=notes + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
     plan = plan_for(detection, app_dir, port_override)
@@ -159,8 +164,8 @@ def _services(detection: Detection) -> list[str]:
 
 
 def _exposed_port(dockerfile: str) -> int | None:
-    ports = [a.split()[0].split("/")[0] for _, w, a in dockerfile_instructions(dockerfile) if w == "EXPOSE" and a]
-    return int(ports[-1]) if ports and ports[-1].isdigit() else None
+    ports = parse_dockerfile(dockerfile).exposed_ports()
+    return ports[-1] if ports else None
 
 
 def check_files(settings: Settings, files: GeneratedFiles | Deployment, app_dir: Path) -> list[str]:
@@ -169,7 +174,9 @@ def check_files(settings: Settings, files: GeneratedFiles | Deployment, app_dir:
     compose = files.compose if isinstance(files, GeneratedFiles) else files.compose_content or ""
     compose_files = list(files.compose_files or [COMPOSE_FILE])
     app_service = files.app_service or "app"
-    warnings = check_dockerfile(dockerfile, settings.allowed_registries)
+    # Only a Dockerfile Portside wrote itself is held to hadolint's errors; a repository's or a user's is not.
+    strict = isinstance(files, GeneratedFiles) and not files.dockerfile_from_repo
+    warnings = check_dockerfile(dockerfile, settings.allowed_registries, strict_lint=strict)
     check_compose(settings, compose, app_service=app_service, app_dir=app_dir,
                   before=[f for f in compose_files if f != COMPOSE_FILE])
     return warnings
@@ -452,5 +459,5 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
 
 
 def _published_image(dockerfile: str) -> str:
-    words = [a for _, w, a in dockerfile_instructions(dockerfile) if w == "FROM"]
-    return words[0].split()[0] if words else ""
+    images = parse_dockerfile(dockerfile).base_images()
+    return images[0].reference if images else ""

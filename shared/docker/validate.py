@@ -3,82 +3,28 @@ syntax (our parser, hadolint's parser, `docker compose config`), lint (hadolint)
 
 from __future__ import annotations
 
-import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from shared.config import Settings
 from shared.docker.compose import run_compose
+from shared.docker.dockerfile import read_dockerfile
 from shared.docker.lint import check_lint
 from shared.docker.policy import check_compose_policy, check_dockerfile_policy, load_compose
 from shared.errors import ErrorCode, PortsideError
 
-INSTRUCTIONS = {
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
-}
 
-
-def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
-    """(line number, INSTRUCTION, arguments) with continuation lines joined, comments dropped."""
-    result: list[tuple[int, str, str]] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if pending and line.startswith("#"):
-            continue
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending.append(line[:-1])
-            continue
-        pending.append(line)
-        joined = " ".join(p.strip() for p in pending).strip()
-        pending = []
-        word, _, args = joined.partition(" ")
-        result.append((start, word.upper(), args.strip()))
-    if pending:
-        raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"line {start}: the file ends inside a continued line (trailing `\\`).")
-    return result
-
-
-def validate_dockerfile(text: str) -> None:
-    if not text.strip():
-        raise PortsideError(ErrorCode.INVALID_DOCKERFILE, "The Dockerfile is empty; it needs at least a FROM line.")
-    instructions = dockerfile_instructions(text)
-    for number, word, args in instructions:
-        if word not in INSTRUCTIONS:
-            raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"line {number}: unknown instruction `{word}`.")
-        if word != "ARG" and not args:
-            raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"line {number}: `{word}` needs arguments.")
-    first = next((w for _, w, _ in instructions if w != "ARG"), None)
-    if first != "FROM":
-        raise PortsideError(ErrorCode.INVALID_DOCKERFILE, "The first instruction (after ARG) must be FROM.")
-    for number, word, args in instructions:
-        if word in ("CMD", "ENTRYPOINT", "RUN", "SHELL") and args.startswith("["):
-            try:
-                parsed = json.loads(args)
-            except ValueError:
-                parsed = None
-            if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
-                raise PortsideError(ErrorCode.INVALID_DOCKERFILE,
-                                    f"line {number}: `{word}` starts like JSON but is not a JSON list of strings.")
-        if word == "EXPOSE":
-            for port in args.split():
-                if not port.split("/")[0].isdigit() and "$" not in port:
-                    raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"line {number}: EXPOSE `{port}` is not a port number.")
-
-
-def check_dockerfile(text: str, allowed_registries: Iterable[str]) -> list[str]:
-    """Syntax, hadolint (errors raise, warnings are returned as sentences) and the security policy."""
-    validate_dockerfile(text)
-    warnings = check_lint(text)
-    check_dockerfile_policy(dockerfile_instructions(text), allowed_registries)
-    return [str(w) for w in warnings]
+def check_dockerfile(
+    text: str, allowed_registries: Iterable[str], *, strict_lint: bool = False,
+    build_args: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Syntax (the reader that agrees with Docker), the security policy, then hadolint. Lint findings are
+    returned as warnings; with `strict_lint` (files Portside wrote itself) a hadolint error refuses the file.
+    A repository's or a user's own file is refused only by the syntax and the policy, never by style."""
+    dockerfile = read_dockerfile(text)
+    check_dockerfile_policy(dockerfile, allowed_registries, build_args)
+    return [str(w) for w in check_lint(text, strict=strict_lint)]
 
 
 def validate_compose(text: str, app_service: str | None = "app") -> dict:
