@@ -33,8 +33,8 @@ from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
-from shared.docker.policy import load_compose
 from shared.docker.dockerfile import parse_dockerfile
+from shared.docker.policy import load_compose
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (

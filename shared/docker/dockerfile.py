@@ -174,7 +174,7 @@ def _directives(lines: list[str]) -> tuple[dict[str, str], int]:
     """Directives are comments of the form `# key=value` before anything else; the first other line ends them."""
     found: dict[str, str] = {}
     index = 0
-    for index, raw in enumerate(lines):  # noqa: B007 - the index of the first non-directive is the result
+    for index, raw in enumerate(lines):
         match = DIRECTIVE.match(raw.strip())
         if not match or match[1].lower() not in KNOWN_DIRECTIVES or match[1].lower() in found:
             return found, index
