@@ -13,6 +13,7 @@ import yaml
 
 from shared.docker.dockerfile import Dockerfile
 from shared.errors import ErrorCode, PortsideError
+from shared.source import YamlTooLarge, bounded_yaml, compose_yaml
 
 HOST_NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 UNCONFINED = re.compile(r"^(seccomp[:=]unconfined|apparmor[:=]unconfined|label[:=]disable|systempaths[:=]unconfined)$")
@@ -111,26 +112,13 @@ def _node_lines(node: yaml.Node) -> dict[tuple[str, ...], int]:
     return lines
 
 
-class _Loader(yaml.SafeLoader):
-    """Accepts compose's `!reset` / `!override` tags."""
-
-
-def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("!", _tagged)
-
-
 def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
     """The document and the line of every key, or INVALID_COMPOSE with the line of the YAML error."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        doc = yaml.load(text, Loader=_Loader)
+        node = compose_yaml(text)
+        doc = bounded_yaml(text)
+    except YamlTooLarge as exc:
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"The compose file is refused: {exc}.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

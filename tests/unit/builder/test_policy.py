@@ -94,9 +94,11 @@ def test_hadolint_errors_block_generated_files_and_only_warn_on_own_files() -> N
 
 def test_check_compose_runs_docker_compose_config(tmp_path: Path) -> None:
     with pytest.raises(PortsideError) as info:
-        check_compose(Settings(), "services:\n  app:\n    image: nginx:stable\n    depends_on: [missing]\n", app_dir=tmp_path)
+        check_compose(Settings(), "services:\n  app:\n    image: nginx:stable\n    depends_on: [missing]\n",
+                      owner=Owner("p", 1), repo_root=tmp_path, app_dir=tmp_path)
     assert info.value.code == ErrorCode.INVALID_COMPOSE and "docker compose" in info.value.message
-    check_compose(Settings(), render_compose(owner=Owner("p", 1), repo_name="r", port=80, services=["redis"]), app_dir=tmp_path)
+    check_compose(Settings(), render_compose(owner=Owner("p", 1), repo_name="r", port=80, services=["redis"]),
+                  owner=Owner("p", 1), repo_root=tmp_path, app_dir=tmp_path)
 
 
 def test_override_publishes_the_app_and_labels_their_services(tmp_path: Path) -> None:
@@ -112,10 +114,15 @@ def test_override_publishes_the_app_and_labels_their_services(tmp_path: Path) ->
     assert doc["volumes"]["pg"]["labels"]["org.portside.instance"] == "p"
     assert doc["networks"]["default"]["name"] == "p-9"
     # Compose itself accepts the pair, and the policy checks their file too.
-    check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"])
+    checked = check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"],
+                            owner=Owner("p", 9), repo_root=tmp_path)
+    # Only the assigned host port stays published; the database's fixed port is gone from what runs.
+    assert "ports" not in checked.model["services"]["db"] or checked.model["services"]["db"]["ports"] == []
+    assert [p["published"] for p in checked.model["services"]["web"]["ports"]] == ["20000"]
     (tmp_path / "docker-compose.yml").write_text(theirs.replace("image: postgres:16", "image: postgres:16\n    privileged: true"))
     with pytest.raises(PortsideError, match="docker-compose.yml: line 8"):
-        check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"])
+        check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"],
+                      owner=Owner("p", 9), repo_root=tmp_path)
 
 
 def test_pick_app_service_prefers_the_one_built_from_the_repository() -> None:
