@@ -19,6 +19,8 @@ from shared.db.repository import record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
+from shared.docker import Owner
+from shared.docker.resolved import PORTSIDE_COMPOSE
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
@@ -188,16 +190,19 @@ async def save_files(
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
     repo = await get_repository(session, deployment.repository_id)
-    app_dir = (Path(repo.path) / deployment.app_path).resolve()
-    compose_files = list(deployment.compose_files or [".deployment/docker-compose.yml"])
-    theirs = [f for f in compose_files if f != ".deployment/docker-compose.yml"]
+    repo_root = Path(repo.path).resolve()
+    app_dir = (repo_root / deployment.app_path).resolve()
+    compose_files = list(deployment.compose_files or [PORTSIDE_COMPOSE])
+    theirs = [f for f in compose_files if f != PORTSIDE_COMPOSE]
 
     def check() -> list[str]:
         found: list[str] = []
         if dockerfile is not None:
             found = check_dockerfile(dockerfile, settings.allowed_registries)
         if compose is not None:
-            check_compose(settings, compose, app_service=deployment.app_service or "app", app_dir=app_dir, before=theirs)
+            checked = check_compose(settings, compose, owner=Owner.of(settings, deployment.id), repo_root=repo_root,
+                                    app_dir=app_dir, app_service=deployment.app_service or "app", before=theirs)
+            found += checked.warnings
         return found
 
     warnings = await anyio.to_thread.run_sync(check)

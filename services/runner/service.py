@@ -31,6 +31,7 @@ from shared.docker.containers import (
     prune_images,
     remove_deployment_resources,
 )
+from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
@@ -40,14 +41,6 @@ log = logging.getLogger(__name__)
 
 COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
-
-
-def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str]:
-    return {
-        "PORTSIDE_IMAGE": image_tag,
-        "PORTSIDE_HOST_PORT": str(port),
-        "PORTSIDE_BIND_ADDRESS": settings.bind_address,
-    }
 
 
 def _port_conflict(result: ComposeResult) -> bool:
@@ -66,6 +59,7 @@ class StartFailure(PortsideError):
 @dataclass(frozen=True)
 class StartPlan:
     deployment_id: int
+    repo_root: Path
     app_dir: Path
     compose_text: str
     compose_files: list[str]
@@ -105,6 +99,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         await session.commit()
         plan = StartPlan(
             deployment_id=deployment_id,
+            repo_root=Path(repo.path).resolve(),
             app_dir=(Path(repo.path) / deployment.app_path).resolve(),
             compose_text=deployment.compose_content or "",
             compose_files=list(deployment.compose_files or [str(COMPOSE_FILE)]),
@@ -164,15 +159,23 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     settings = ctx.settings
     if not plan.app_dir.is_dir():
         raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {plan.app_dir} no longer exists.")
+    if plan.app_dir != plan.repo_root and plan.repo_root not in plan.app_dir.parents:
+        raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY, "The app directory leads out of the repository (a symlink).")
     # Portside's compose file goes in through stdin from Postgres (the user's edits included), so two
     # deployments of one directory never race on the file; relative paths resolve from where it lives.
-    files: list[Path | str] = ["-" if name == str(COMPOSE_FILE) else plan.app_dir / name for name in plan.compose_files]
-    project_dir = (plan.app_dir / plan.compose_files[0]).parent
-    project = Owner.of(settings, plan.deployment_id).project
+    files, project_dir = invocation(plan.app_dir, plan.compose_files)
+    owner = Owner.of(settings, plan.deployment_id)
     for attempt in range(PORT_RETRIES):
+        env = interpolation_env(settings, plan.image_tag, plan.port)
+        scope = Scope.of(settings, owner, plan.repo_root, plan.app_service, plan.port)
+        # What runs is the model just checked, handed to `up` whole: nothing is read or interpolated again.
+        checked = await anyio.to_thread.run_sync(functools.partial(
+            resolve_and_check, settings, scope, files, project_dir, env, stdin=plan.compose_text))
+        for warning in checked.warnings if attempt == 0 else []:
+            await ctx.log(plan.deployment_id, warning)
         up = await anyio.to_thread.run_sync(functools.partial(
-            run_compose, settings, project, files, ["up", "-d", "--no-build", "--remove-orphans"],
-            env=_compose_env(settings, plan.image_tag, plan.port), project_dir=project_dir, stdin=plan.compose_text,
+            run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
+            env=env, project_dir=project_dir, stdin=checked.text(), clean_env=True,
         ))
         if up.ok:
             break
