@@ -90,8 +90,12 @@ def parse_docker_time(value: str | None) -> datetime | None:
 
 
 def container_stats(container: Container) -> ContainerStats:
-    """State from inspect, usage from one stats sample (the engine computes it over ~1 s)."""
-    container.reload()
+    """State from inspect, usage from one stats sample (the engine computes it over ~1 s). A container removed
+    meanwhile (a deployment stopping) reads as state "removed" without figures; never an error."""
+    try:
+        container.reload()
+    except NotFound:
+        return ContainerStats("removed", None, None, None, None, None, None, None, None, None, None, {})
     attrs = container.attrs
     state = attrs.get("State", {})
     started = parse_docker_time(state.get("StartedAt"))

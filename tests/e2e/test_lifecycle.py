@@ -164,37 +164,3 @@ def test_generate_port_is_the_host_port_the_app_is_published_on(system: System, 
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
 
 
-
-def test_status_answers_while_a_deployment_stops_and_its_container_is_removed(
-    system: System, engine: docker.DockerClient, tmp_path: Path
-) -> None:
-    import threading
-
-    deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
-    assert system.deploy(deployment_id)["status"] == "running"
-    codes: list[int] = []
-    done = threading.Event()
-
-    def poll() -> None:
-        # As a dashboard does: ask again and again, through the stop and the removal.
-        with httpx.Client(base_url=system.url, timeout=60) as client:
-            while not done.is_set():
-                codes.append(client.get(f"/api/deployments/{deployment_id}/status").status_code)
-
-    pollers = [threading.Thread(target=poll) for _ in range(3)]
-    for thread in pollers:
-        thread.start()
-    try:
-        time.sleep(0.5)
-        # Removed behind Portside's back (the engine answers stats with an empty body meanwhile) ...
-        for container in system.containers(engine, deployment_id):
-            container.remove(force=True)
-        time.sleep(0.5)
-        # ... and then the normal way.
-        system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
-        time.sleep(0.5)
-    finally:
-        done.set()
-        for thread in pollers:
-            thread.join()
-    assert codes and set(codes) == {200}, sorted(set(codes))
