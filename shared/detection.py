@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Stored with every detection (table `detections`); raise it when a change makes old rows unreadable, and a
+# stored detection of another version reads as missing (the API detects again) instead of as a wrong one.
+DETECTION_SCHEMA_VERSION = 1
+
 
 class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -126,7 +126,6 @@ class DeploymentPublic(BaseModel):
     detected_db: str | None
     assigned_port: int | None
     requested_port: int | None
-    domain: str | None
     status: str
     docker_path: str | None
     dockerfile_content: str | None

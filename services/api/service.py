@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.bus import Bus
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
@@ -160,7 +160,7 @@ async def generate(
     app_path = _check_app_path(repo, app_path)
     if port is not None:
         await _check_host_port(session, settings, port)
-    if app_path not in (repo.detection or {}):
+    if await load_detection(session, repo.id, app_path) is None:
         await detect(session, bus, repo_id, app_path)
     deployment = Deployment(
         repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,

@@ -30,7 +30,7 @@ from services.builder.own_files import (
 from services.builder.plan import plan_for
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
@@ -240,13 +240,18 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                 await ctx.publish(Subject.GENERATE_COMPLETED, GenerateCompleted(
                     correlation_id=event.correlation_id, deployment_id=deployment.id))
             return
-        detection = Detection.model_validate((repo.detection or {}).get(deployment.app_path) or {})
+        stored = await load_detection(session, repo.id, deployment.app_path)
+        # No stored detection is a failure with a code, never a silent stack "unknown".
+        detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
             detection = detection.model_copy(update={"stack": deployment.stack})
         settings = ctx.settings
         owner, repo_root = Owner.of(settings, deployment.id), Path(repo.path).resolve()
 
         def make() -> tuple[GeneratedFiles, list[str], Path, Path]:
+            if stored is None:
+                raise PortsideError(ErrorCode.DETECTION_FAILED, f"No detection is stored for app path "
+                                    f"'{deployment.app_path}'; detect it first (POST /api/deployments/detect/{repo.id}).")
             app_dir = app_dir_of(repo, deployment)
             made = generate_files(
                 detection, app_dir, owner=owner, repo_name=deployment.repo_name,
