@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from docker.utils.build import tar
 
 from shared.errors import ErrorCode, PortsideError
 
+log = logging.getLogger(__name__)
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 # The classic builder runs each RUN step in a container and names it: " ---> Running in 3f2a1b0c9d8e".
 RUNNING_RE = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -66,8 +68,8 @@ def build_image(
                 for container_id in running[-1:]:
                     try:
                         client.api.kill(container_id)
-                    except DockerException:
-                        pass
+                    except DockerException as exc:  # the build ends by itself then; the stop is still recorded
+                        log.warning("could not kill build container %s: %s", container_id[:12], exc)
                 return
 
     watcher = threading.Thread(target=watch, name="build-stop-watch", daemon=True)

@@ -32,7 +32,8 @@ def app_container(client: docker.DockerClient, owner: Owner, service: str = "app
 def logs_tail(container: Container, lines: int = 50) -> list[str]:
     try:
         raw = container.logs(tail=lines, stdout=True, stderr=True)
-    except DockerException:
+    except DockerException as exc:  # the caller's message goes out without the last lines
+        log.info("no log tail for container %s: %s", container.short_id, exc)
         return []
     return raw.decode("utf-8", errors="replace").splitlines()
 
@@ -46,18 +47,22 @@ def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volum
             container.remove(force=True)
             removed += 1
         except NotFound:
-            pass
+            continue  # already gone: what we wanted
     for network in client.networks.list(filters=owner.filters):
         try:
             network.remove()
-        except (NotFound, DockerException):
-            pass
+        except NotFound:
+            continue
+        except DockerException as exc:  # left for the next clean-up (the reconciler, or a delete)
+            log.warning("network %s of deployment %s stays: %s", network.name, owner.deployment_id, exc)
     if volumes:
         for volume in client.volumes.list(filters=owner.filters):
             try:
                 volume.remove(force=True)
-            except (NotFound, DockerException):
-                pass
+            except NotFound:
+                continue
+            except DockerException as exc:
+                log.warning("volume %s of deployment %s stays: %s", volume.name, owner.deployment_id, exc)
     return removed
 
 
@@ -164,8 +169,10 @@ def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str],
             try:
                 client.images.remove(tag)
                 removed.append(tag)
-            except (NotFound, DockerException):
-                pass
+            except NotFound:
+                continue
+            except DockerException as exc:  # e.g. still used by a container; pruned on a later pass
+                log.info("image %s stays: %s", tag, exc)
     return removed
 
 
