@@ -21,7 +21,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.db.status import DeploymentStatus
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.contract import ROUTE, Service, consumed_by
-from shared.messaging.events import Event, LogLine
+from shared.messaging.events import Event, Failure, LogLine
 from shared.messaging.streams import (
     ensure_streams,
     in_progress,
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerContext:
-    service: str
+    service: Service
     settings: Settings
     broker: NatsBroker
     engine: AsyncEngine
@@ -87,7 +87,7 @@ def subscribe(ctx: WorkerContext, handlers: dict[Subject, Handler], max_workers:
     reason, the command's `fails_with` fact is published (a waiting API call answers at once), and the message
     is acknowledged."""
     service = ctx.service
-    subjects = consumed_by(service)  # type: ignore[arg-type]
+    subjects = consumed_by(service)
     if set(handlers) != set(subjects):
         raise ValueError(f"{service} must handle exactly {sorted(subjects)} (the contract table), got {sorted(handlers)}")
     subscriber = worker_subscriber(ctx.broker, ctx.settings, service, subjects, max_workers=max_workers)
@@ -149,7 +149,9 @@ async def give_up(ctx: WorkerContext, subject: Subject, event: Event, code: str,
     ids: dict[str, Any] = {"deployment_id": deployment_id} if deployment_id is not None else {}
     if hasattr(event, "repository_id"):
         ids["repository_id"] = event.repository_id
-    fact = ROUTE[fails_with].payload(correlation_id=event.correlation_id, error_code=code, message=reason, **ids)
+    failure = ROUTE[fails_with].payload
+    assert issubclass(failure, Failure)  # the contract test checks every fails_with is a failure fact
+    fact = failure(correlation_id=event.correlation_id, error_code=code, message=reason, **ids)
     await ctx.publish(fails_with, fact)
 
 
@@ -168,15 +170,15 @@ def configure_logging(service: str) -> None:
 Register = Callable[[WorkerContext], list[Callable[[], Awaitable[None]]] | None]
 
 
-def build_worker(service: str, register: Register, settings: Settings | None = None) -> tuple[FastStream, WorkerContext]:
+def build_worker(service: Service, register: Register, settings: Settings | None = None) -> tuple[FastStream, WorkerContext]:
     ctx = make_context(service, settings)
     loops = register(ctx) or []
-    tasks: list[asyncio.Task[None]] = []
+    tasks: list[asyncio.Future[None]] = []
     app = FastStream(ctx.broker, logger=logging.getLogger(f"portside.{service}"))
 
     @app.after_startup
     async def start_loops() -> None:
-        tasks.extend(asyncio.create_task(loop()) for loop in loops)
+        tasks.extend(asyncio.ensure_future(loop()) for loop in loops)
 
     @app.on_shutdown
     async def stop_loops() -> None:
@@ -197,7 +199,7 @@ def build_worker(service: str, register: Register, settings: Settings | None = N
     return app, ctx
 
 
-def run_worker(service: str, register: Register) -> None:
+def run_worker(service: Service, register: Register) -> None:
     configure_logging(service)
     app, _ = build_worker(service, register)
     asyncio.run(app.run())

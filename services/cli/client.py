@@ -49,7 +49,8 @@ class Api:
                 resp.read()
                 body = resp.json()
                 raise ApiError(resp.status_code, body.get("error_code", ""), body.get("detail", ""))
-            event, event_id, data = "message", "", []
+            event, event_id = "message", ""
+            data: list[str] = []
             for line in resp.iter_lines():
                 if line == "":
                     if data:

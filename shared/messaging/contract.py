@@ -87,15 +87,15 @@ README_END = "<!-- contract: end -->"
 
 def diagram() -> str:
     """A mermaid flowchart of who sends what to whom: commands as solid arrows, facts as dotted ones."""
-    edges: dict[tuple[str, str, str], list[str]] = {}
+    edges: dict[tuple[Service, str, Service], list[str]] = {}
     for route in ROUTES:
         for producer in route.producers:
             for consumer in route.consumers:
                 edges.setdefault((producer, route.kind, consumer), []).append(route.subject.value)
     lines = ["```mermaid", "flowchart LR"]
-    for (producer, kind, consumer), subjects in edges.items():
+    for (source, kind, target), subjects in edges.items():
         arrow = "==>" if kind == "command" else "-.->"
-        lines.append(f'    {producer} {arrow}|"{"<br/>".join(subjects)}"| {consumer}')
+        lines.append(f'    {source} {arrow}|"{"<br/>".join(subjects)}"| {target}')
     lines.append("```")
     return "\n".join(lines)
 

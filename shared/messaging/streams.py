@@ -57,7 +57,7 @@ def make_broker(settings: Settings, service: str) -> NatsBroker:
 
 def worker_subscriber(
     broker: NatsBroker, settings: Settings, durable: str, subjects: Iterable[Subject], max_workers: int = 1
-):  # type: ignore[no-untyped-def]
+):
     """One durable pull consumer per worker kind, shared by all its replicas (scaling = start a process).
 
     A message is acknowledged only after its handler returned, i.e. after its work was committed; an
@@ -80,7 +80,7 @@ def worker_subscriber(
     )
 
 
-def on_subject(subject: Subject):  # type: ignore[no-untyped-def]
+def on_subject(subject: Subject):
     """Handler filter for a worker subscriber: route by the message's subject."""
     return lambda msg: msg.raw_message.subject == subject.value
 

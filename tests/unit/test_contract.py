@@ -11,7 +11,7 @@ import pytest
 
 from shared.config import Settings
 from shared.messaging.contract import ROUTE, ROUTES, consumed_by, readme_section
-from shared.messaging.events import BuildRequested
+from shared.messaging.events import BuildRequested, Failure
 from shared.messaging.streams import make_broker, publish
 from shared.messaging.subjects import Subject
 
@@ -36,7 +36,7 @@ def test_a_command_that_fails_for_good_is_answered_by_a_fact_its_consumer_publis
             assert route.fails_with is not None, route.subject
         if route.fails_with is not None:
             failure = ROUTE[route.fails_with]
-            assert failure.kind == "fact" and "api" in failure.consumers
+            assert failure.kind == "fact" and "api" in failure.consumers and issubclass(failure.payload, Failure)
             assert set(route.consumers) - {"api"} <= set(failure.producers)
 
 
