@@ -36,8 +36,6 @@ def check_local_path(path: str, settings: Settings) -> Path:
     if not Path(path).is_absolute():
         raise PortsideError(ErrorCode.INVALID_REPOSITORY, f"`{path}` is not an absolute path; give the full path of the directory.")
     root = Path(os.path.realpath(path))
-    if not root.is_dir():
-        raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"{path} does not exist or is not a directory.")
     home = Path(os.path.realpath(settings.home))
     if root == Path("/"):
         raise _forbidden(path, "it is the root of the file system.")
@@ -46,6 +44,8 @@ def check_local_path(path: str, settings: Settings) -> Path:
             raise _forbidden(path, f"it is (or is inside) the system directory {system}.")
     if root == home or home in root.parents or root in home.parents:
         raise _forbidden(path, f"it is, holds or lies inside Portside's own home ({home}).")
+    if not root.is_dir():
+        raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"{path} does not exist or is not a directory.")
     return root
 
 
