@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from uuid import uuid4
@@ -36,6 +37,7 @@ from shared.messaging.events import (
 from shared.messaging.subjects import Subject
 from shared.outbound import check_url
 from shared.preflight import preflight
+from shared.source import SourceTree
 
 
 def _repo_name(source: str) -> str:
@@ -172,14 +174,20 @@ async def save_files(
     if compose is not None:
         deployment.compose_content = compose
     if deployment.docker_path:
-        target = Path(deployment.docker_path)
+        # The export on disk, written through the contained layer (never through a symlink or hard link).
+        folder = os.path.relpath(Path(deployment.docker_path), repo_root)
 
         def write() -> None:
-            target.mkdir(parents=True, exist_ok=True)
-            if dockerfile is not None:
-                (target / "Dockerfile").write_text(dockerfile)
-            if compose is not None:
-                (target / "docker-compose.yml").write_text(compose)
+            tree = SourceTree(repo_root)
+            try:
+                if dockerfile is not None:
+                    tree.write_text(f"{folder}/Dockerfile", dockerfile)
+                if compose is not None:
+                    tree.write_text(f"{folder}/docker-compose.yml", compose, mode=0o600)
+            except (OSError, ValueError) as exc:
+                raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                                    f"{folder}/ is not a real folder inside the repository ({exc.__class__.__name__}); "
+                                    "the edit was not saved. Remove the symlink from the repository.") from exc
 
         await anyio.to_thread.run_sync(write)
     message = "files edited by the user" + ("; hadolint warnings: " + "; ".join(warnings) if warnings else "")
