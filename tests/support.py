@@ -123,6 +123,8 @@ def running_system(
         "PORTSIDE_API_PORT": str(api_port),
         "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
         "PORTSIDE_INSTANCE": instance,
+        # The tests deploy fixture directories and file:// clones.
+        "PORTSIDE_ALLOW_LOCAL_REPOS": "true",
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
         "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
     }

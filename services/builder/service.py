@@ -36,7 +36,7 @@ from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
 from shared.docker.dockerfile import parse_dockerfile
-from shared.docker.policy import load_compose
+from shared.docker.policy import check_dockerfile_policy, load_compose
 from shared.docker.resolved import Checked
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
@@ -204,6 +204,11 @@ def check_files(
     warnings = check_dockerfile(dockerfile, settings.allowed_registries, strict_lint=strict)
     checked = check_compose(settings, compose, owner=owner, repo_root=repo_root, app_dir=app_dir,
                             app_service=app_service, before=[f for f in compose_files if f != COMPOSE_FILE])
+    # The build args the compose file passes can change a FROM: check the base images with them too.
+    args = ((checked.model.get("services") or {}).get(app_service) or {}).get("build", {}).get("args") or {}
+    if args:
+        check_dockerfile_policy(parse_dockerfile(dockerfile), settings.allowed_registries,
+                                {str(k): str(v) for k, v in args.items() if v is not None})
     return warnings + checked.warnings, checked
 
 

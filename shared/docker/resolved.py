@@ -191,22 +191,20 @@ def _inside_path(folder: str, target: str, rel: str) -> str:
 
 def resolve(
     settings: Settings, project: str, files: list[Path | str], project_dir: Path, env: Mapping[str, str],
-    stdin: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the model with env files as paths, the full model) as Compose resolves them; INVALID_COMPOSE with
-    Compose's own sentence when it refuses. The first is for checking env file paths, the second is what runs."""
-    results = []
-    for extra in (["--no-env-resolution"], []):
-        result = run_compose(settings, project, files, ["config", "--format", "json", *extra], env=dict(env),
-                             timeout=60, project_dir=project_dir, stdin=stdin, clean_env=True)
-        if not result.ok:
-            message = (result.stderr.strip() or result.stdout.strip() or "docker compose config failed").splitlines()[-1]
-            raise PortsideError(ErrorCode.INVALID_COMPOSE, f"docker compose refuses the files: {message}")
-        try:
-            results.append(json.loads(result.stdout))
-        except ValueError as exc:
-            raise PortsideError(ErrorCode.INVALID_COMPOSE, "docker compose config printed no model.") from exc
-    return results[0], results[1]
+    stdin: str | None = None, *, env_files: bool = True,
+) -> dict[str, Any]:
+    """The model as Compose resolves it, or INVALID_COMPOSE with Compose's own sentence. `env_files=False` keeps
+    env files as paths (nothing is read from them), for checking where they are before anything reads them."""
+    extra = [] if env_files else ["--no-env-resolution"]
+    result = run_compose(settings, project, files, ["config", "--format", "json", *extra], env=dict(env),
+                         timeout=60, project_dir=project_dir, stdin=stdin, clean_env=True)
+    if not result.ok:
+        message = (result.stderr.strip() or result.stdout.strip() or "docker compose config failed").splitlines()[-1]
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"docker compose refuses the files: {message}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError as exc:
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, "docker compose config printed no model.") from exc
 
 
 # ---- checking ----------------------------------------------------------------------------------------------
@@ -453,6 +451,5 @@ def resolve_and_check(
     interpolation_env), then the allowlist on what Compose would run."""
     check_project_files(scope.repo_root, project_dir,
                         [_relative(project_dir, Path(f)) for f in files if str(f) != "-"])
-    unresolved, model = resolve(settings, scope.project, files, project_dir, env, stdin)
-    check_env_files(unresolved, scope)
-    return check_model(model, scope)
+    check_env_files(resolve(settings, scope.project, files, project_dir, env, stdin, env_files=False), scope)
+    return check_model(resolve(settings, scope.project, files, project_dir, env, stdin), scope)
