@@ -44,6 +44,6 @@ class Detection(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     alternatives: list[str] = Field(default_factory=list)
     apps: list[Detection] = Field(default_factory=list)
-    # In a monorepo: the path (relative to the repo root, like `app_path`) of the app the top-level fields describe; the evidence
-    # says why it was picked. None when the directory is itself the app.
+    # In a monorepo: the path (relative to the repo root, like `app_path`) of the app the top-level fields
+    # describe; the evidence says why it was picked. None when the directory is itself the app.
     primary_app: str | None = None

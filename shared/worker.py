@@ -89,14 +89,18 @@ def subscribe(ctx: WorkerContext, handlers: dict[Subject, Handler], max_workers:
     service = ctx.service
     subjects = consumed_by(service)
     if set(handlers) != set(subjects):
-        raise ValueError(f"{service} must handle exactly {sorted(subjects)} (the contract table), got {sorted(handlers)}")
+        raise ValueError(
+            f"{service} must handle exactly {sorted(subjects)} (the contract table), got {sorted(handlers)}"
+        )
     subscriber = worker_subscriber(ctx.broker, ctx.settings, service, subjects, max_workers=max_workers)
     heartbeat = ctx.settings.ack_wait_seconds / 3
     for subject, handler in handlers.items():
         subscriber(filter=on_subject(subject))(_wrapped(ctx, subject, handler, heartbeat))
 
 
-def _wrapped(ctx: WorkerContext, subject: Subject, handler: Handler, heartbeat: float) -> Callable[..., Awaitable[None]]:
+def _wrapped(
+    ctx: WorkerContext, subject: Subject, handler: Handler, heartbeat: float
+) -> Callable[..., Awaitable[None]]:
     route = ROUTE[subject]
 
     async def on_message(body: dict, message: NatsMessage) -> None:
@@ -104,7 +108,9 @@ def _wrapped(ctx: WorkerContext, subject: Subject, handler: Handler, heartbeat: 
             event = route.payload.model_validate(body)
         except ValidationError as exc:
             # No retry can fix a payload that breaks the contract; say so and drop it for good.
-            log.error("%s: dropping a %s message that is not a %s: %s", ctx.service, subject, route.payload.__name__, exc)
+            log.error(
+                "%s: dropping a %s message that is not a %s: %s", ctx.service, subject, route.payload.__name__, exc
+            )
             await message.reject()
             return
         delivery = message.raw_message.metadata.num_delivered or 1
@@ -170,7 +176,9 @@ def configure_logging(service: str) -> None:
 Register = Callable[[WorkerContext], list[Callable[[], Awaitable[None]]] | None]
 
 
-def build_worker(service: Service, register: Register, settings: Settings | None = None) -> tuple[FastStream, WorkerContext]:
+def build_worker(
+    service: Service, register: Register, settings: Settings | None = None
+) -> tuple[FastStream, WorkerContext]:
     ctx = make_context(service, settings)
     loops = register(ctx) or []
     tasks: list[asyncio.Future[None]] = []

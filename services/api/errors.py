@@ -71,7 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return JSONResponse(error_body("; ".join(parts) or "invalid request", ErrorCode.VALIDATION_ERROR), status_code=422)
+        return JSONResponse(
+            error_body("; ".join(parts) or "invalid request", ErrorCode.VALIDATION_ERROR), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -48,7 +48,13 @@ def _repo_name(source: str) -> str:
 
 
 async def register_repository(
-    session: AsyncSession, settings: Settings, *, path: str | None, url: str | None, branch: str | None, name: str | None
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    path: str | None,
+    url: str | None,
+    branch: str | None,
+    name: str | None,
 ) -> Repository:
     if path:
         root = check_local_path(path, settings)
@@ -76,14 +82,20 @@ async def register_repository(
 async def get_repository(session: AsyncSession, repo_id: int) -> Repository:
     repo = await session.get(Repository, repo_id)
     if repo is None:
-        raise PortsideError(ErrorCode.REPOSITORY_NOT_FOUND, f"Repository {repo_id} does not exist; list them with GET /api/repositories.")
+        raise PortsideError(
+            ErrorCode.REPOSITORY_NOT_FOUND,
+            f"Repository {repo_id} does not exist; list them with GET /api/repositories.",
+        )
     return repo
 
 
 async def get_deployment(session: AsyncSession, deployment_id: int) -> Deployment:
     deployment = await session.get(Deployment, deployment_id)
     if deployment is None:
-        raise PortsideError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.")
+        raise PortsideError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND,
+            f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.",
+        )
     return deployment
 
 
@@ -99,7 +111,10 @@ def _check_app_path(repo: Repository, app_path: str) -> str:
 
 
 def _raise_failure(event: Failure) -> None:
-    raise PortsideError(ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR, event.message)
+    raise PortsideError(
+        ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR,
+        event.message,
+    )
 
 
 async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -> Detection:
@@ -227,11 +242,17 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.",
+        )
     await _preflight_or_error(session, bus.settings, deployment)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.",
+        )
     await session.commit()
     command = BuildRequested(deployment_id=deployment_id)
     if wait:
@@ -264,13 +285,21 @@ async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bo
     """Start the previous successful image again, without a build."""
     deployment = await get_deployment(session, deployment_id)
     if not deployment.previous_image_tag:
-        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to.")
+        raise PortsideError(
+            ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to."
+        )
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes."
+        )
     await _preflight_or_error(session, bus.settings, deployment)
-    result = await transition(session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested")
+    result = await transition(
+        session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested"
+    )
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes."
+        )
     await session.commit()
     command = RunRequested(deployment_id=deployment_id, image_tag=deployment.previous_image_tag)
     if wait:

@@ -33,10 +33,14 @@ class Api:
         try:
             resp = self.client.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
-            raise ApiError(0, "API_UNAVAILABLE", f"Nothing answers at {self.client.base_url}; start Portside with `portside up`.") from exc
+            raise ApiError(
+                0, "API_UNAVAILABLE", f"Nothing answers at {self.client.base_url}; start Portside with `portside up`."
+            ) from exc
         body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
         if resp.status_code >= 400:
-            raise ApiError(resp.status_code, body.get("error_code", f"HTTP_{resp.status_code}"), body.get("detail", resp.text))
+            raise ApiError(
+                resp.status_code, body.get("error_code", f"HTTP_{resp.status_code}"), body.get("detail", resp.text)
+            )
         return body.get("data", body)
 
     def sse(self, path: str, last_event_id: str | None = None) -> Iterator[tuple[str, str, str]]:

@@ -112,7 +112,9 @@ def detect(
 @app.command()
 def generate(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
-    out_dir: Annotated[Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")
+    ],
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
     internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
 ) -> None:
@@ -171,7 +173,10 @@ def deploy(
     except ApiError as exc:
         raise _fail(exc) from exc
     if result["status"] != "running":
-        err().print(f"[red]deployment {deployment_id} is {result['status']}[/]: {result.get('error_code')}: {result.get('error_message')}")
+        err().print(
+            f"[red]deployment {deployment_id} is {result['status']}[/]: "
+            f"{result.get('error_code')}: {result.get('error_message')}"
+        )
         err().print(f"see `portside logs {deployment_id}`")
         raise typer.Exit(1)
     out().print(f"deployment {deployment_id} is running at [bold green]{result['url']}[/]")
@@ -243,7 +248,14 @@ def list_deployments(api: ApiOpt = "", as_json: Annotated[bool, typer.Option("--
 
     table = Table("id", "repo", "stack", "port", "status", "created")
     for row in rows:
-        table.add_row(str(row["id"]), row["repo_name"], row["stack"] or "", str(row["port"] or ""), row["status"], row["created_at"][:19])
+        table.add_row(
+            str(row["id"]),
+            row["repo_name"],
+            row["stack"] or "",
+            str(row["port"] or ""),
+            row["status"],
+            row["created_at"][:19],
+        )
     out().print(table)
 
 

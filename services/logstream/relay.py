@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 
 import anyio
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 from nats.js.errors import NotFoundError
 from sqlalchemy import select
 
@@ -95,13 +95,17 @@ class Relay:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
                 return
             try:
-                container = client.containers.get(container_id) if container_id else app_container(client, Owner.of(self.ctx.settings, deployment_id))
-                kwargs = {"stream": True, "follow": True, "timestamps": True}
-                if since is not None:
-                    kwargs["since"] = since.timestamp() + 1e-6
+                container = (
+                    client.containers.get(container_id)
+                    if container_id
+                    else app_container(client, Owner.of(self.ctx.settings, deployment_id))
+                )
+                after = since.timestamp() + 1e-6 if since is not None else None
+                if container is None:
+                    raise NotFound(f"no app container for deployment {deployment_id}")
                 buffer = b""
                 limit = self.ctx.settings.max_log_line_bytes + 64  # the timestamp docker puts in front
-                for chunk in container.logs(**kwargs):
+                for chunk in container.logs(stream=True, follow=True, timestamps=True, since=after):
                     if stop_flag.is_set():
                         return
                     buffer += chunk
@@ -113,7 +117,9 @@ class Relay:
                             raw, buffer = buffer[:limit], buffer[limit:]
                         text = raw.decode("utf-8", errors="replace")
                         stamp, _, line = text.partition(" ")
-                        loop.call_soon_threadsafe(queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC)))
+                        loop.call_soon_threadsafe(
+                            queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC))
+                        )
             except DockerException as exc:  # includes NotFound: the container is gone
                 log.warning("logs of %s stopped: %s", deployment_id, exc)
             finally:

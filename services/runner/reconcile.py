@@ -97,7 +97,9 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             report.removed_leftovers.append(deployment_id)
             if row is not None:
                 async with ctx.sessions() as session:
-                    await record_event(session, deployment_id, row.status, "the reconciler removed containers left running")
+                    await record_event(
+                        session, deployment_id, row.status, "the reconciler removed containers left running"
+                    )
                     await session.commit()
 
     for row in rows:

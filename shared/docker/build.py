@@ -7,7 +7,8 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
+from typing import IO, cast
 
 import docker
 from docker.errors import APIError, DockerException
@@ -40,7 +41,8 @@ class BuildOutcome:
 def build_context(app_dir: str, dockerfile_name: str, dockerfile_text: str, ignore_patterns: list[str]) -> IO[bytes]:
     """A tar of the app directory without what .dockerignore excludes, plus the Dockerfile under
     `dockerfile_name` (it may live in an excluded folder such as .deployment/)."""
-    return tar(app_dir, exclude=list(ignore_patterns), dockerfile=(dockerfile_name, dockerfile_text))
+    archive = tar(Path(app_dir), exclude=list(ignore_patterns), dockerfile=(dockerfile_name, dockerfile_text))
+    return cast(IO[bytes], archive)  # a temporary file opened "w+b"
 
 
 def build_image(

@@ -37,7 +37,7 @@ class Owner:
         return {LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance, LABEL_DEPLOYMENT: str(self.deployment_id)}
 
     @property
-    def filters(self) -> dict[str, list[str]]:
+    def filters(self) -> dict[str, str | list[str] | bool]:
         return {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={self.deployment_id}"]}
 
     @property

@@ -40,7 +40,10 @@ def _docker_has_compose() -> bool:
     """`docker compose` exists only with the plugin; without it every compose call would fail as if the
     user's file were wrong."""
     try:
-        return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30, check=False).returncode == 0
+        return (
+            subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30, check=False).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("`docker compose version` did not run (%s); treating compose as missing", exc)
         return False

@@ -109,6 +109,8 @@ def container_stats(container: Container) -> ContainerStats:
     if running:
         try:
             sample = container.stats(stream=False)
+            if not isinstance(sample, dict):
+                raise TypeError(f"stats answered {type(sample).__name__}, not one sample")
             cpu = _cpu_percent(sample)
             usage = sample.get("memory_stats", {})
             cache = usage.get("stats", {}).get("cache", 0) or usage.get("stats", {}).get("inactive_file", 0)
@@ -118,7 +120,7 @@ def container_stats(container: Container) -> ContainerStats:
             nets = sample.get("networks") or {}
             rx = sum(n.get("rx_bytes", 0) for n in nets.values())
             tx = sum(n.get("tx_bytes", 0) for n in nets.values())
-        except (DockerException, ValueError) as exc:
+        except (DockerException, ValueError, TypeError) as exc:
             # A container being removed answers stats with an empty body (a JSON error): no figures, no error.
             log.info("no usage figures for container %s: %s: %s", container.short_id, exc.__class__.__name__, exc)
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
@@ -159,7 +161,11 @@ def _cpu_percent(sample: dict) -> float | None:
 def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str], keep_newest: int) -> list[str]:
     """Remove the deployment's images except the newest `keep_newest` and those tagged in `keep_tags`.
     Removes by tag, never by id: an id can be shared with a tagged base image."""
-    images = sorted(client.images.list(filters={"label": owner.filters["label"]}), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    images = sorted(
+        client.images.list(filters={"label": owner.filters["label"]}),
+        key=lambda i: i.attrs.get("Created", ""),
+        reverse=True,
+    )
     removed: list[str] = []
     for index, image in enumerate(images):
         tags = [t for t in image.tags if t.startswith(owner.image_repo + ":")]

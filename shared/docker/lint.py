@@ -52,7 +52,9 @@ def lint_dockerfile(text: str, timeout: float = 30) -> list[LintFinding]:
     except OSError as exc:
         raise PortsideError(ErrorCode.TOOL_MISSING, f"hadolint at {binary} could not be started: {exc}.") from exc
     except subprocess.TimeoutExpired as exc:
-        raise PortsideError(ErrorCode.TOOL_FAILED, f"hadolint took more than {timeout:.0f} s on this Dockerfile.") from exc
+        raise PortsideError(
+            ErrorCode.TOOL_FAILED, f"hadolint took more than {timeout:.0f} s on this Dockerfile."
+        ) from exc
     detail = (proc.stderr or proc.stdout).strip()[-300:]
     try:
         # With --no-fail hadolint exits 0 and prints a JSON list ("[]" when the file is clean).

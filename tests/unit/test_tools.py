@@ -32,7 +32,9 @@ def test_missing_compose_is_tool_missing(no_tools: None) -> None:
     assert info.value.code == ErrorCode.TOOL_MISSING
 
 
-def test_hadolint_that_does_not_answer_its_report_is_tool_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_hadolint_that_does_not_answer_its_report_is_tool_failed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     # A real program in hadolint's place that prints something else (a broken install).
     broken = tmp_path / "hadolint"
     broken.write_text("#!/bin/sh\necho 'segmentation fault' >&2\nexit 139\n")

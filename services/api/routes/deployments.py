@@ -89,7 +89,9 @@ async def get_deployment(deployment_id: int, session: SessionDep, settings: Sett
 
 
 @router.put("/{deployment_id}/files", response_model=Envelope[dict])
-async def put_files(deployment_id: int, body: FilesUpdate, session: SessionDep, settings: SettingsDep) -> Envelope[dict]:
+async def put_files(
+    deployment_id: int, body: FilesUpdate, session: SessionDep, settings: SettingsDep
+) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
     the security policy. A refusal is a 422 with an error_code and the offending line."""
     warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, body.compose)

@@ -23,7 +23,9 @@ def upgrade() -> None:
     op.create_table(
         "detections",
         sa.Column("id", sa.BigInteger(), primary_key=True),
-        sa.Column("repository_id", sa.BigInteger(), sa.ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "repository_id", sa.BigInteger(), sa.ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("app_path", sa.Text(), server_default="", nullable=False),
         sa.Column("schema_version", sa.Integer(), nullable=False),
         sa.Column("result", postgresql.JSONB(), nullable=False),
