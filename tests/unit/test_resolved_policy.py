@@ -111,7 +111,7 @@ HARMLESS = st.dictionaries(st.sampled_from(["command", "environment", "working_d
                            st.text(max_size=20), max_size=4)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(harmless=HARMLESS, dangerous=DANGEROUS.flatmap(lambda kv: st.tuples(st.just(kv[0]), kv[1])),
        service=st.sampled_from(["app", "db", "worker"]))
 def test_property_a_dangerous_key_in_any_service_is_always_refused(
@@ -126,7 +126,7 @@ def test_property_a_dangerous_key_in_any_service_is_always_refused(
     assert f"services.{service}" in info.value.message
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(harmless=HARMLESS)
 def test_property_harmless_services_pass_unchanged(tmp_path: Path, harmless: dict) -> None:
     doc = model(**harmless)
