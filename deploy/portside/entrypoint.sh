@@ -53,6 +53,16 @@ connection_urls() {
 }
 
 if [ "$cmd" = health ]; then
+    if [ "${1:-}" = worker ]; then
+        # Without starting Python (cheap on a busy machine): an ESTABLISHED (01) TCP connection to NATS's port.
+        url="${PORTSIDE_NATS_URL:-nats://${NATS_ADDRESS:-nats:4222}}"
+        port="${url##*:}"
+        port="${port%%/*}"
+        case "$port" in '' | *[!0-9]*) port=4222 ;; esac
+        exec awk -v want="$(printf ':%04X' "$port")" \
+            'FNR > 1 && $4 == "01" && substr($3, length($3) - 4) == want { found = 1 } END { exit !found }' \
+            /proc/net/tcp /proc/net/tcp6
+    fi
     exec python /usr/local/lib/portside/healthcheck.py "$@"
 fi
 
