@@ -92,6 +92,7 @@ case "$cmd" in
         ;;
     nats)
         password="${NATS_PASSWORD:-$(secret nats_password)}"
+        rm -f /tmp/nats.*.conf  # an earlier start's (a restarted container keeps /tmp)
         conf="$(mktemp /tmp/nats.XXXXXX.conf)"
         chmod 600 "$conf"
         cat >"$conf" <<EOF

@@ -368,9 +368,6 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         if not result.applied and result.current != S.BUILDING:
             log.info("build %s skipped: status is %s", deployment_id, result.current)
             return
-        if not result.applied:
-            # Redelivered: the replica that had it died or stopped heart-beating.
-            await record_event(session, deployment_id, S.BUILDING, f"build taken over ({who})")
         await session.commit()
         deployment = await session.get(Deployment, deployment_id)
         assert deployment is not None
