@@ -90,6 +90,7 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(fresh,
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 
+@pytest.mark.slow
 def test_builder_killed_mid_build_has_its_job_finished_by_another_replica(fresh, engine: docker.DockerClient, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     system = fresh({"PORTSIDE_ACK_WAIT_SECONDS": "6"}, ["--replicas", "builder=2"])
     generated = system.deploy_path(copy_fixture("python-flask", tmp_path))
