@@ -19,7 +19,8 @@ DEPLOYS = 6
 
 
 def deploys_per_minute(system: System, repo_id: int) -> float:
-    ids = [system.call("POST", f"/api/deployments/generate/{repo_id}", json={})["data"]["deployment_id"] for _ in range(DEPLOYS)]
+    generate = f"/api/deployments/generate/{repo_id}"
+    ids = [system.call("POST", generate, json={})["data"]["deployment_id"] for _ in range(DEPLOYS)]
     started = time.monotonic()
     for deployment_id in ids:
         system.call("POST", f"/api/deployments/{deployment_id}/deploy")

@@ -35,9 +35,11 @@ class Stack:
     system: System
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [*compose_command(), "-p", self.project, "--env-file", str(self.env_file), "-f", str(COMPOSE_FILE), *args]
+        cmd = [*compose_command(), "-p", self.project, "--env-file", str(self.env_file), "-f", str(COMPOSE_FILE),
+               *args]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        assert not check or result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        assert not check or result.returncode == 0, (
+            f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
 
     def containers(self, engine: docker.DockerClient, service: str | None = None) -> list:
@@ -68,7 +70,8 @@ def leftovers(engine: docker.DockerClient, project: str) -> list[str]:
     found = [f"container {c.name}" for c in engine.containers.list(all=True, filters=label)]
     found += [f"network {n.name}" for n in engine.networks.list(filters=label)]
     found += [f"volume {v.name}" for v in engine.volumes.list(filters=label)]
-    found += [f"app container {c.name}" for c in engine.containers.list(all=True, filters={"label": f"org.portside.instance={project}"})]
+    apps = {"label": f"org.portside.instance={project}"}
+    found += [f"app container {c.name}" for c in engine.containers.list(all=True, filters=apps)]
     return found
 
 

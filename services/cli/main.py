@@ -67,7 +67,7 @@ def up(
 
     if single_process:
         if replicas:
-            err.print("[red]error[/] --replicas needs one process per replica; leave out --single-process")
+            err().print("[red]error[/] --replicas needs one process per replica; leave out --single-process")
             raise typer.Exit(2)
         from services.cli.single import run_single
 

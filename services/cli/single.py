@@ -25,9 +25,10 @@ from rich.console import Console
 
 from services.cli.supervisor import Supervisor
 from shared.config import Settings, get_settings
-from shared.worker import build_worker
+from shared.messaging.contract import Service
+from shared.worker import Register, build_worker
 
-WORKERS = ("detector", "builder", "runner")
+WORKERS: tuple[Service, ...] = ("detector", "builder", "runner")
 
 
 class _Server(uvicorn.Server):
@@ -38,13 +39,13 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _worker_apps(settings: Settings) -> dict[str, FastStream]:
+def _worker_apps(settings: Settings) -> dict[Service, FastStream]:
     # Imported here, like the supervisor's modules: only this mode loads every service into one process.
     from services.builder.handlers import register as builder
     from services.detector.handlers import register as detector
     from services.runner.handlers import register as runner
 
-    registers = {"detector": detector, "builder": builder, "runner": runner}
+    registers: dict[Service, Register] = {"detector": detector, "builder": builder, "runner": runner}
     return {name: build_worker(name, registers[name], settings)[0] for name in WORKERS}
 
 

@@ -97,7 +97,9 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(
 
 
 @pytest.mark.slow
-def test_builder_killed_mid_build_has_its_job_finished_by_another_replica(fresh, engine: docker.DockerClient, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_builder_killed_mid_build_has_its_job_finished_by_another_replica(  # type: ignore[no-untyped-def]
+    fresh, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     system = fresh({"PORTSIDE_ACK_WAIT_SECONDS": "6"}, ["--replicas", "builder=2"])
     generated = system.deploy_path(copy_fixture("python-flask", tmp_path))
     deployment_id = generated["deployment_id"]
