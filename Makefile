@@ -32,6 +32,7 @@ docker: install
 
 images: docker
 	@bash deploy/base-images/build.sh $(IMAGES)
+	@bash deploy/portside/build-image.sh
 
 run: images
 	$(PORTSIDE) up

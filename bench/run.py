@@ -12,6 +12,8 @@ BENCHES = [
     "bench.build_bench",
     "bench.deploy_bench",
     "bench.lifecycle_bench",
+    "bench.memory_bench",
+    "bench.compose_bench",
 ]
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     logstream_port: int = 8081
     # Where published host ports listen; 0.0.0.0 makes apps reachable from other machines.
     bind_address: str = "0.0.0.0"
+    # Where the runner reaches a published port to see whether the app answers: this machine's loopback for
+    # `portside up`; from a runner in a container, the host (host.docker.internal, see deploy/compose.yaml).
+    probe_host: str = "127.0.0.1"
     port_range_start: int = 20000
     port_range_end: int = 40000
 

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -392,7 +393,9 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
     deployment_id = event.deployment_id
     settings = ctx.settings
     async with ctx.sessions() as session:
-        result = await transition(session, deployment_id, S.BUILDING, "build started")
+        # Which replica builds (pid, and the host name: every replica in a container is pid 1).
+        who = f"builder pid {os.getpid()} on {socket.gethostname()}"
+        result = await transition(session, deployment_id, S.BUILDING, f"build started ({who})")
         if not result.applied and result.current != S.BUILDING:
             log.info("build %s skipped: status is %s", deployment_id, result.current)
             return

@@ -56,12 +56,22 @@ def _fail(exc: ApiError) -> typer.Exit:
 @app.command()
 def up(
     replicas: Annotated[list[str] | None, typer.Option("--replicas", help="e.g. detector=3 (repeatable)")] = None,
+    single_process: Annotated[bool, typer.Option(
+        "--single-process", help="run every service as tasks of one process (less memory, no isolation)")] = False,
 ) -> None:
     """Start Portside: embedded NATS and Postgres (unless PORTSIDE_NATS_URL / PORTSIDE_DATABASE_URL are set),
-    then the API, logstream, detector, builder and runner as separate processes."""
+    then the API, logstream, detector, builder and runner as separate processes (or, with --single-process,
+    as tasks of one process)."""
     from services.cli.supervisor import Supervisor, parse_replicas
     from shared.config import get_settings
 
+    if single_process:
+        if replicas:
+            err().print("[red]error[/] --replicas needs one process per replica; leave out --single-process")
+            raise typer.Exit(2)
+        from services.cli.single import run_single
+
+        raise typer.Exit(run_single(get_settings()))
     try:
         counts = parse_replicas(replicas or [])
     except ValueError as exc:

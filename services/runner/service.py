@@ -256,7 +256,7 @@ async def _wait_ready(
                     code = await anyio.to_thread.run_sync(last_exit_code, client, container)
                     return container_id, code if code is not None else -1, tail
                 if state.get("Status") == "running" and await anyio.to_thread.run_sync(
-                    http_answers, "127.0.0.1", port
+                    http_answers, settings.probe_host, port
                 ):
                     return container_id, None, []
             await asyncio.sleep(0.25)

@@ -96,6 +96,42 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 
+@pytest.mark.slow
+def test_builder_killed_mid_build_has_its_job_finished_by_another_replica(  # type: ignore[no-untyped-def]
+    fresh, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    system = fresh({"PORTSIDE_ACK_WAIT_SECONDS": "6"}, ["--replicas", "builder=2"])
+    generated = system.deploy_path(copy_fixture("python-flask", tmp_path))
+    deployment_id = generated["deployment_id"]
+    # A build step that takes a while, so the kill lands mid-build.
+    lines = generated["dockerfile"].splitlines()
+    lines.insert(max(i for i, line in enumerate(lines) if line.startswith("CMD")), "RUN sleep 15")
+    system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"dockerfile": "\n".join(lines) + "\n"})
+    system.call("POST", f"/api/deployments/{deployment_id}/deploy")
+    pid = None
+    deadline = time.monotonic() + 300
+    while pid is None and time.monotonic() < deadline:
+        for event in system.events(deployment_id):
+            if (event["message"] or "").startswith("build started (builder pid"):
+                pid = int(event["message"].split("builder pid", 1)[1].split()[0])
+        time.sleep(0.2)
+    assert pid, "no builder started the build"
+    time.sleep(3)
+    assert system.call("GET", f"/api/deployments/{deployment_id}")["data"]["status"] == "building"
+    os.kill(pid, signal.SIGKILL)
+    state = system.wait_status(deployment_id, {"running", "crashed", "error", "build_failed"}, timeout=300)
+    assert state["status"] == "running", state
+    assert httpx.get(f"http://127.0.0.1:{state['assigned_port']}/", timeout=10).status_code == 200
+    assert len(system.containers(engine, deployment_id)) == 1
+    events = system.events(deployment_id)
+    # A redelivered build starts again (building -> building) and says which replica took it.
+    builders = [int(e["message"].split("builder pid", 1)[1].split()[0]) for e in events
+                if (e["message"] or "").startswith("build started (builder pid")]
+    assert builders[0] == pid and any(other != pid for other in builders[1:]), [e["message"] for e in events]
+    assert [e["status"] for e in events].count("running") == 1
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+
+
 def test_nats_restart_mid_pipeline_does_not_lose_the_deployment(fresh, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "nats"
     port = free_tcp_port()
