@@ -8,7 +8,8 @@ PORTSIDE := $(VENV)/bin/portside
 IMAGES ?=
 PYTEST_ARGS ?=
 
-.PHONY: install docker images docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+
+.PHONY: install docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -32,6 +33,9 @@ docker: install
 
 images: docker
 	@bash deploy/base-images/build.sh $(IMAGES)
+
+# Portside's own image (deploy/compose.yaml runs it); the compose-stack test builds it itself, from this tree.
+portside-image: docker
 	@bash deploy/portside/build-image.sh
 
 run: images

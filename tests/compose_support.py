@@ -79,8 +79,8 @@ def leftovers(engine: docker.DockerClient, project: str) -> list[str]:
 def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """`docker compose up -d` of deploy/compose.yaml with every service healthy; on exit, every deployment is
     stopped and `down -v` removes the project (then anything its instance left, by label)."""
-    if not engine.images.list(name=IMAGE):
-        subprocess.run(["bash", str(ROOT / "deploy/portside/build-image.sh"), IMAGE], check=True)
+    # Always from this tree (the layer cache makes it quick): an image left by an earlier checkout would test old code.
+    subprocess.run(["bash", str(ROOT / "deploy/portside/build-image.sh"), IMAGE], check=True)
     project = f"pst-{uuid4().hex[:8]}"
     api_port = free_tcp_port()
     env_file = work / "stack.env"
