@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.api import service
-from services.api.deps import SessionDep, SettingsDep
+from services.api.deps import CurrentUser, SessionDep, SettingsDep
 from services.api.schemas import Envelope
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
@@ -32,11 +32,11 @@ def _unavailable(settings: Settings, exc: Exception) -> PortsideError:
 
 @router.get("/{deployment_id}/logs", response_model=Envelope[dict])
 async def logs(
-    deployment_id: int, session: SessionDep, settings: SettingsDep,
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     lines: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Envelope[dict]:
     """The last `lines` lines of build and app output."""
-    await service.get_deployment(session, deployment_id)
+    await service.get_deployment(session, deployment_id, user)
     try:
         async with httpx.AsyncClient(base_url=_base(settings), timeout=30) as client:
             resp = await client.get(f"/deployments/{deployment_id}/logs", params={"lines": lines})
@@ -48,12 +48,13 @@ async def logs(
 
 @router.get("/{deployment_id}/logs/stream")
 async def stream(
-    deployment_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+    deployment_id: int, request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every build and app line (one event each), then new ones as they come.
-    Reconnect with Last-Event-ID to continue without gaps."""
-    await service.get_deployment(session, deployment_id)
+    Reconnect with Last-Event-ID to continue without gaps. Browsers (EventSource) may pass the token as
+    `?access_token=`."""
+    await service.get_deployment(session, deployment_id, user)
     await session.close()  # do not hold a pooled connection for the life of the stream
     client = httpx.AsyncClient(base_url=_base(settings), timeout=httpx.Timeout(10, read=None))
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
