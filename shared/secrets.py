@@ -8,9 +8,12 @@ import os
 import re
 import secrets as _secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import Settings
 
@@ -41,6 +44,14 @@ def home_key(settings: Settings, name: str) -> bytes:
     finally:
         tmp.unlink(missing_ok=True)
     return target.read_bytes().strip()
+
+
+# The API vouches for a log request by sending the installation's `logstream` key in this header.
+INTERNAL_HEADER = "X-Portside-Internal"
+
+
+def internal_key(settings: Settings) -> str:
+    return home_key(settings, "logstream").decode()
 
 
 class Cipher:
@@ -84,3 +95,65 @@ def redact(text: str, values: Iterable[str] = ()) -> str:
     for pattern, replacement in _SHAPES:
         text = pattern.sub(replacement, text)
     return text
+
+
+# `POSTGRES_PASSWORD: x`, `- MYSQL_ROOT_PASSWORD=x`, `RABBITMQ_DEFAULT_PASS: x` in a compose file.
+_PASSWORD_LINE = re.compile(
+    r"""^(\s*-?\s*["']?[A-Za-z0-9_]*(?:PASSWORD|_PASS|SECRET)["']?\s*[:=]\s*["']?)([^"'\s#]+)""", re.MULTILINE
+)
+
+
+def compose_passwords(text: str) -> list[str]:
+    """The literal passwords in a compose file (generated database passwords); `${VAR}` references are not."""
+    return [m.group(2) for m in _PASSWORD_LINE.finditer(text or "") if "${" not in m.group(2)]
+
+
+def mask_compose(text: str | None) -> str | None:
+    """A compose file as the API shows it: passwords (and URLs carrying them) masked."""
+    if not text:
+        return text
+    return redact(text, compose_passwords(text))
+
+
+def unmask_compose(incoming: str, stored: str | None) -> str:
+    """An edited compose file that came back with masks: each masked line that is unchanged gets its stored
+    line back. A masked line that was changed cannot be restored, so it is refused."""
+    if MASK not in incoming:
+        return incoming
+    passwords = compose_passwords(stored or "")
+    originals: dict[str, str] = {}
+    for line in (stored or "").splitlines():
+        originals.setdefault(redact(line, passwords), line)
+    out = []
+    for number, line in enumerate(incoming.splitlines(), 1):
+        if MASK in line:
+            if line not in originals:
+                raise ValueError(f"line {number} still holds {MASK} but differs from the saved file; "
+                                 "write the value itself or leave the line as it was")
+            line = originals[line]
+        out.append(line)
+    return "\n".join(out) + ("\n" if incoming.endswith("\n") else "")
+
+
+@dataclass(frozen=True)
+class EnvValue:
+    key: str
+    value: str
+    secret: bool
+    build: bool
+
+
+async def deployment_env(session: AsyncSession, settings: Settings, deployment_id: int) -> list[EnvValue]:
+    """A deployment's variables, decrypted (for the runner, and for redaction)."""
+    from shared.db.models import EnvVar  # late: shared.db.models is heavier than what redact() needs
+
+    rows = (await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))).all()
+    if not rows:
+        return []
+    cipher = Cipher(settings)
+    return [EnvValue(r.key, cipher.decrypt(r.value_encrypted), r.secret, r.build) for r in rows]
+
+
+async def secret_values(session: AsyncSession, settings: Settings, deployment_id: int) -> list[str]:
+    """What must never appear in text about this deployment: its secret variables' values."""
+    return [v.value for v in await deployment_env(session, settings, deployment_id) if v.secret]

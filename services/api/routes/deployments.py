@@ -27,7 +27,8 @@ from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.containers import app_container, container_stats
-from shared.errors import PortsideError
+from shared.errors import ErrorCode, PortsideError
+from shared.secrets import mask_compose, redact, secret_values, unmask_compose
 
 router = APIRouter(prefix="/api/deployments", tags=["deployments"])
 
@@ -62,7 +63,7 @@ async def generate(
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
-        compose=deployment.compose_content or "", dockerignore=deployment.dockerignore_content,
+        compose=mask_compose(deployment.compose_content) or "", dockerignore=deployment.dockerignore_content,
         docker_path=deployment.docker_path,
     ))
 
@@ -85,7 +86,11 @@ async def get_deployment(
     deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[DeploymentPublic]:
     deployment = await service.get_deployment(session, deployment_id, user)
-    data = DeploymentPublic.model_validate(deployment).model_copy(update={"url": _url(settings, deployment)})
+    secrets = await secret_values(session, settings, deployment_id)
+    data = DeploymentPublic.model_validate(deployment).model_copy(update={
+        "url": _url(settings, deployment), "compose_content": mask_compose(deployment.compose_content),
+        "error_message": redact(deployment.error_message, secrets) if deployment.error_message else None,
+    })
     return Envelope(data=data)
 
 
@@ -94,19 +99,30 @@ async def put_files(
     deployment_id: int, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
-    the security policy. A refusal is a 422 with an error_code and the offending line."""
-    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, body.compose, user)
+    the security policy. A refusal is a 422 with an error_code and the offending line. Passwords shown
+    masked may be sent back masked: an unchanged masked line keeps its saved value."""
+    compose = body.compose
+    if compose is not None:
+        deployment = await service.get_deployment(session, deployment_id, user)
+        try:
+            compose = unmask_compose(compose, deployment.compose_content)
+        except ValueError as exc:
+            raise PortsideError(ErrorCode.VALIDATION_ERROR, f"compose: {exc}.") from exc
+    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, compose, user)
     await audit(session, request, user, "files_edited", f"deployment:{deployment_id}",
                 ", ".join(n for n, v in (("Dockerfile", body.dockerfile), ("compose", body.compose)) if v is not None))
     await session.commit()
     return Envelope(data={"saved": True, "warnings": warnings})
 
 
-def _deploy_result(settings: Settings, deployment: Deployment) -> DeployResult:
+async def _deploy_result(session: SessionDep, settings: Settings, deployment: Deployment) -> DeployResult:
+    message = deployment.error_message
+    if message:
+        message = redact(message, await secret_values(session, settings, deployment.id))
     return DeployResult(
         deployment_id=deployment.id, status=deployment.status, container_id=deployment.container_id,
         port=deployment.assigned_port, url=_url(settings, deployment),
-        error_code=deployment.error_code, error_message=deployment.error_message,
+        error_code=deployment.error_code, error_message=message,
     )
 
 
@@ -124,7 +140,7 @@ async def deploy(
     deployment = await service.deploy(session, bus, deployment_id, wait=wait, user=user)
     if wait:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.post("/{deployment_id}/stop", response_model=Envelope[DeployResult], status_code=202)
@@ -139,7 +155,7 @@ async def stop(
     deployment = await service.stop(session, bus, deployment_id, wait=wait, user=user)
     if wait or deployment.status == S.STOPPED:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.post("/{deployment_id}/rollback", response_model=Envelope[DeployResult], status_code=202)
@@ -155,7 +171,7 @@ async def rollback(
     deployment = await service.rollback(session, bus, deployment_id, wait=wait, user=user)
     if wait:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.delete("/{deployment_id}", response_model=Envelope[dict])
@@ -207,10 +223,16 @@ async def status(
 
 
 @router.get("/{deployment_id}/events", response_model=Envelope[list[EventPublic]])
-async def events(deployment_id: int, user: CurrentUser, session: SessionDep) -> Envelope[list[EventPublic]]:
+async def events(
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[list[EventPublic]]:
     """The deployment's timeline: every status change with its time and reason."""
     await service.get_deployment(session, deployment_id, user)
     rows = (await session.scalars(
         select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id).order_by(DeploymentEvent.id)
     )).all()
-    return Envelope(data=[EventPublic.model_validate(e) for e in rows])
+    secrets = await secret_values(session, settings, deployment_id)
+    return Envelope(data=[
+        EventPublic.model_validate(e).model_copy(update={"message": redact(e.message, secrets) if e.message else e.message})
+        for e in rows
+    ])

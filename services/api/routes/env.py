@@ -16,8 +16,10 @@ from shared.secrets import MASK, Cipher
 
 router = APIRouter(prefix="/api/deployments", tags=["env"])
 
-# Names that steer Portside's own compose run or the engine connection, not the app.
+# Names that steer Portside's own compose run or the engine connection, not the app (the runner hands the
+# values to `docker compose` through its environment).
 _RESERVED_PREFIXES = ("PORTSIDE_", "DOCKER_", "COMPOSE_")
+_RESERVED = frozenset({"PATH", "HOME"})
 
 
 def _public(rows: list[EnvVar], cipher: Cipher) -> EnvPublic:
@@ -53,7 +55,7 @@ async def put_env(
         if var.key in seen:
             raise PortsideError(ErrorCode.VALIDATION_ERROR, f"`{var.key}` appears twice; give each variable once.")
         seen.add(var.key)
-        if var.key.upper().startswith(_RESERVED_PREFIXES):
+        if var.key.upper().startswith(_RESERVED_PREFIXES) or var.key.upper() in _RESERVED:
             raise PortsideError(ErrorCode.VALIDATION_ERROR, f"`{var.key}` is reserved for Portside; pick another name.")
         if var.value is None or (var.secret and var.value == MASK):
             kept = old.get(var.key)
