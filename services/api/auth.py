@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from shared.config import Settings
 from shared.db.models import ApiToken, AuditEvent, RefreshToken, User
@@ -122,7 +123,7 @@ async def revoke_family(session: AsyncSession, family: str) -> None:
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
-async def user_from_token(request: Request, session: AsyncSession, token: str) -> User:
+async def user_from_token(request: HTTPConnection, session: AsyncSession, token: str) -> User:
     if token.startswith(API_TOKEN_PREFIX):
         row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256(token)))
         if row is None or row.revoked_at is not None:
@@ -140,7 +141,7 @@ async def user_from_token(request: Request, session: AsyncSession, token: str) -
     return user
 
 
-def bearer(request: Request) -> str | None:
+def bearer(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 import httpx
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from services.api import service
+from services.api.auth import bearer, unauthorized, user_from_token
 from services.api.deps import CurrentUser, SessionDep, SettingsDep
 from services.api.schemas import Envelope
 from shared.config import Settings
@@ -81,3 +83,72 @@ async def stream(
             await client.aclose()
 
     return StreamingResponse(relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# Close codes a WebSocket client can branch on (4000 + the HTTP status the SSE route would answer).
+_WS_CLOSE = {ErrorCode.UNAUTHORIZED: 4401, ErrorCode.TOKEN_EXPIRED: 4401, ErrorCode.DEPLOYMENT_NOT_FOUND: 4404}
+
+
+@router.websocket("/{deployment_id}/logs/stream")
+async def stream_ws(
+    websocket: WebSocket, deployment_id: int,
+    last_event_id: Annotated[str | None, Query(description="resume after this id, like SSE's Last-Event-ID")] = None,
+) -> None:
+    """The SSE stream's lines over a WebSocket: one JSON message each, `{"event", "id", "data"}`, with the same
+    ids (resume with `?last_event_id=`). The token goes in `Authorization` or `?access_token=`."""
+    settings: Settings = websocket.app.state.settings
+    await websocket.accept()
+    try:
+        async with websocket.app.state.sessions() as session:
+            token = bearer(websocket)
+            if not token:
+                raise unauthorized("Log in first: pass the token as `?access_token=` or in `Authorization`.")
+            user = await user_from_token(websocket, session, token)
+            await service.get_deployment(session, deployment_id, user)
+    except PortsideError as exc:
+        await websocket.close(code=_WS_CLOSE.get(exc.code, 4400), reason=exc.code)
+        return
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    async with _client(settings, httpx.Timeout(10, read=None)) as client:
+        try:
+            async with (
+                client.stream("GET", f"/deployments/{deployment_id}/logs/stream", headers=headers) as upstream,
+                anyio.create_task_group() as tasks,
+            ):
+
+                async def until_closed() -> None:
+                    try:
+                        while True:
+                            await websocket.receive_text()
+                    except WebSocketDisconnect:
+                        tasks.cancel_scope.cancel()
+
+                if upstream.status_code != 200:
+                    raise httpx.HTTPStatusError("logstream refused", request=upstream.request, response=upstream)
+                tasks.start_soon(until_closed)
+                async for message in _sse_messages(upstream.aiter_lines()):
+                    await websocket.send_json(message)
+                tasks.cancel_scope.cancel()
+        except httpx.HTTPError:
+            await websocket.close(code=1011, reason=ErrorCode.LOGSTREAM_UNAVAILABLE)
+        except WebSocketDisconnect:
+            return
+
+
+async def _sse_messages(lines: AsyncIterator[str]) -> AsyncIterator[dict]:
+    """Server-Sent Event lines -> {"event", "id", "data"} (comments and pings skipped)."""
+    event, event_id, data = "message", None, []
+    async for line in lines:
+        if line == "":
+            if data:
+                yield {"event": event, "id": event_id, "data": "\n".join(data)}
+            event, event_id, data = "message", None, []
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "id":
+            event_id = value
+        elif name == "data":
+            data.append(value)
