@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,9 @@ def get_bus(request: Request) -> Bus:
 def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
+
+# Ids are Postgres BIGINTs: a larger number is a 422, not a database error.
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 BusDep = Annotated[Bus, Depends(get_bus)]

@@ -58,6 +58,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestGuard, settings=settings)  # added last, so it runs first
 
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        # Validation errors leave as {"detail": "<sentence>", "error_code": "VALIDATION_ERROR"} (errors.py),
+        # not FastAPI's list of locations: the document says what the API answers.
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            schema.get("components", {}).get("schemas", {})["HTTPValidationError"] = {
+                "title": "ErrorBody", "type": "object", "required": ["detail", "error_code"],
+                "properties": {"detail": {"type": "string", "title": "Detail"},
+                               "error_code": {"type": "string", "title": "Error Code"}},
+            }
+            schema["components"]["schemas"].pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/api/health", tags=["system"])
     async def health() -> dict:
         return {"success": True, "data": {"status": "ok"}}

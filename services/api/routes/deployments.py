@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from services.api import service
 from services.api.auth import audit, can_see
-from services.api.deps import BusDep, CurrentUser, SessionDep, SettingsDep, WriterUser
+from services.api.deps import BusDep, CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import (
     DeploymentPublic,
     DeploymentSummary,
@@ -41,7 +41,7 @@ def _url(settings: Settings, deployment: Deployment) -> str | None:
 
 @router.post("/detect/{repo_id}", response_model=Envelope[Detection])
 async def detect(
-    repo_id: int, user: WriterUser, session: SessionDep, bus: BusDep,
+    repo_id: IdPath, user: WriterUser, session: SessionDep, bus: BusDep,
     body: Annotated[DetectRequest | None, Body()] = None,
     app_path: Annotated[str | None, Query(description="subdirectory of the repository (monorepos)")] = None,
 ) -> Envelope[Detection]:
@@ -52,7 +52,7 @@ async def detect(
 
 @router.post("/generate/{repo_id}", response_model=Envelope[GenerateResult])
 async def generate(
-    repo_id: int, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    repo_id: IdPath, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> Envelope[GenerateResult]:
     """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
@@ -83,7 +83,7 @@ async def list_deployments(
 
 @router.get("/{deployment_id}", response_model=Envelope[DeploymentPublic])
 async def get_deployment(
-    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[DeploymentPublic]:
     deployment = await service.get_deployment(session, deployment_id, user)
     secrets = await secret_values(session, settings, deployment_id)
@@ -96,7 +96,7 @@ async def get_deployment(
 
 @router.put("/{deployment_id}/files", response_model=Envelope[dict])
 async def put_files(
-    deployment_id: int, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
     the security policy. A refusal is a 422 with an error_code and the offending line. Passwords shown
@@ -128,7 +128,7 @@ async def _deploy_result(session: SessionDep, settings: Settings, deployment: De
 
 @router.post("/{deployment_id}/deploy", response_model=Envelope[DeployResult], status_code=202)
 async def deploy(
-    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     response: Response,
     wait: Annotated[bool, Query(description="answer when the app runs or failed, not when queued")] = False,
 ) -> Envelope[DeployResult]:
@@ -145,7 +145,7 @@ async def deploy(
 
 @router.post("/{deployment_id}/stop", response_model=Envelope[DeployResult], status_code=202)
 async def stop(
-    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     response: Response, wait: Annotated[bool, Query()] = False,
 ) -> Envelope[DeployResult]:
     """Stop and remove the containers and free the port."""
@@ -160,7 +160,7 @@ async def stop(
 
 @router.post("/{deployment_id}/rollback", response_model=Envelope[DeployResult], status_code=202)
 async def rollback(
-    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     response: Response, wait: Annotated[bool, Query()] = False,
 ) -> Envelope[DeployResult]:
     """Run the previous successful image again (no build). 409 NO_PREVIOUS_IMAGE when there is none."""
@@ -176,7 +176,7 @@ async def rollback(
 
 @router.delete("/{deployment_id}", response_model=Envelope[dict])
 async def delete(
-    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep,
+    deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep,
     purge: Annotated[bool, Query(description="also remove the deployment's volumes (database data)")] = False,
 ) -> Envelope[dict]:
     """Stop the deployment and remove everything Portside created for it; volumes only with ?purge=true."""
@@ -189,7 +189,7 @@ async def delete(
 
 @router.get("/{deployment_id}/status", response_model=Envelope[StatusPublic])
 async def status(
-    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[StatusPublic]:
     """The status in Postgres plus live figures read from the engine (CPU, memory, network, uptime)."""
     deployment = await service.get_deployment(session, deployment_id, user)
@@ -224,7 +224,7 @@ async def status(
 
 @router.get("/{deployment_id}/events", response_model=Envelope[list[EventPublic]])
 async def events(
-    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[list[EventPublic]]:
     """The deployment's timeline: every status change with its time and reason."""
     await service.get_deployment(session, deployment_id, user)

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from services.api import service
 from services.api.auth import audit
-from services.api.deps import CurrentUser, SessionDep, SettingsDep, WriterUser
+from services.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import Envelope, EnvPublic, EnvUpdate, EnvVarPublic
 from shared.db.models import EnvVar
 from shared.errors import ErrorCode, PortsideError
@@ -29,12 +29,12 @@ def _public(rows: list[EnvVar], cipher: Cipher) -> EnvPublic:
     ])
 
 
-async def _rows(session: SessionDep, deployment_id: int) -> list[EnvVar]:
+async def _rows(session: SessionDep, deployment_id: IdPath) -> list[EnvVar]:
     return list((await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))).all())
 
 
 @router.get("/{deployment_id}/env", response_model=Envelope[EnvPublic])
-async def get_env(deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> Envelope[EnvPublic]:
+async def get_env(deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> Envelope[EnvPublic]:
     """The variables; a secret's value reads `********`."""
     await service.get_deployment(session, deployment_id, user)
     return Envelope(data=_public(await _rows(session, deployment_id), Cipher(settings)))
@@ -42,7 +42,7 @@ async def get_env(deployment_id: int, user: CurrentUser, session: SessionDep, se
 
 @router.put("/{deployment_id}/env", response_model=Envelope[EnvPublic])
 async def put_env(
-    deployment_id: int, body: EnvUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, body: EnvUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[EnvPublic]:
     """Replace the whole set. To keep a secret without resending it, send it with no value (or the mask).
     Takes effect at the next deploy."""

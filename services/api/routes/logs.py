@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api import service
 from services.api.auth import bearer, unauthorized, user_from_token
-from services.api.deps import CurrentUser, SessionDep, SettingsDep
+from services.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep
 from services.api.schemas import Envelope
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
@@ -40,7 +40,7 @@ def _unavailable(settings: Settings, exc: Exception) -> PortsideError:
 
 @router.get("/{deployment_id}/logs", response_model=Envelope[dict])
 async def logs(
-    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep,
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     lines: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Envelope[dict]:
     """The last `lines` lines of build and app output."""
@@ -56,7 +56,7 @@ async def logs(
 
 @router.get("/{deployment_id}/logs/stream")
 async def stream(
-    deployment_id: int, request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
+    deployment_id: IdPath, request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every build and app line (one event each), then new ones as they come.
@@ -91,7 +91,7 @@ _WS_CLOSE = {ErrorCode.UNAUTHORIZED: 4401, ErrorCode.TOKEN_EXPIRED: 4401, ErrorC
 
 @router.websocket("/{deployment_id}/logs/stream")
 async def stream_ws(
-    websocket: WebSocket, deployment_id: int,
+    websocket: WebSocket, deployment_id: IdPath,
     last_event_id: Annotated[str | None, Query(description="resume after this id, like SSE's Last-Event-ID")] = None,
 ) -> None:
     """The SSE stream's lines over a WebSocket: one JSON message each, `{"event", "id", "data"}`, with the same

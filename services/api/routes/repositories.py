@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from services.api import service
 from services.api.auth import Role, audit, can_see
-from services.api.deps import CurrentUser, SessionDep, SettingsDep, WriterUser
+from services.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import Envelope, RepositoryCreate, RepositoryPublic
 from shared.db.models import Repository
 from shared.errors import ErrorCode, PortsideError
@@ -40,5 +40,5 @@ async def list_repositories(user: CurrentUser, session: SessionDep) -> Envelope[
 
 
 @router.get("/{repo_id}", response_model=Envelope[RepositoryPublic])
-async def get_repository(repo_id: int, user: CurrentUser, session: SessionDep) -> Envelope[RepositoryPublic]:
+async def get_repository(repo_id: IdPath, user: CurrentUser, session: SessionDep) -> Envelope[RepositoryPublic]:
     return Envelope(data=RepositoryPublic.model_validate(await service.get_repository(session, repo_id, user)))

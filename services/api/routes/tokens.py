@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from services.api.auth import API_TOKEN_PREFIX, audit, sha256
-from services.api.deps import CurrentUser, SessionDep
+from services.api.deps import CurrentUser, IdPath, SessionDep
 from services.api.schemas import ApiTokenCreate, ApiTokenCreated, ApiTokenPublic, Envelope
 from shared.db.models import ApiToken
 from shared.errors import ErrorCode, PortsideError
@@ -36,7 +36,7 @@ async def list_tokens(user: CurrentUser, session: SessionDep) -> Envelope[list[A
 
 
 @router.delete("/{token_id}", response_model=Envelope[ApiTokenPublic])
-async def revoke_token(token_id: int, request: Request, user: CurrentUser, session: SessionDep) -> Envelope[ApiTokenPublic]:
+async def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep) -> Envelope[ApiTokenPublic]:
     row = await session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
         raise PortsideError(ErrorCode.TOKEN_NOT_FOUND, f"You have no token {token_id}; list yours with GET /api/tokens.")

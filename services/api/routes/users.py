@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
 from services.api.auth import Role, audit, hash_password
-from services.api.deps import AdminUser, SessionDep
+from services.api.deps import AdminUser, IdPath, SessionDep
 from services.api.schemas import Envelope, UserCreate, UserPublic, UserUpdate
 from shared.db.models import User
 from shared.errors import ErrorCode, PortsideError
@@ -35,7 +35,7 @@ async def list_users(_: AdminUser, session: SessionDep) -> Envelope[list[UserPub
 
 @router.patch("/{user_id}", response_model=Envelope[UserPublic])
 async def update_user(
-    user_id: int, body: UserUpdate, request: Request, admin: AdminUser, session: SessionDep
+    user_id: IdPath, body: UserUpdate, request: Request, admin: AdminUser, session: SessionDep
 ) -> Envelope[UserPublic]:
     """Change a user's role or password, or disable (and re-enable) the account."""
     user = await session.get(User, user_id)
