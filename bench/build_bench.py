@@ -20,9 +20,14 @@ from services.builder.service import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
 from shared.docker.build import build_context
-from shared.docker.validate import dockerfile_instructions
+from shared.docker.dockerfile import parse_dockerfile
 from tests.conftest import copy_fixture
 from tests.support import ROOT
+
+
+def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
+    """(line, KEYWORD, arguments) as the one Dockerfile reader sees them."""
+    return [(i.line, i.keyword, i.args) for i in parse_dockerfile(text).instructions]
 
 RESULTS = ROOT / "bench" / "results" / "build.json"
 LABEL = "org.portside.bench"

@@ -56,6 +56,20 @@ class Settings(BaseSettings):
     )
     # A build whose deployment left `building` (stopped by the user) is abandoned; its status is read this often.
     build_cancel_poll_seconds: float = 2.0
+    # Registering a local directory (and file:// git URLs) lets a repository read that directory: off unless an
+    # administrator turns it on. System directories and Portside's own home are refused even then.
+    allow_local_repos: bool = False
+    # Git URLs (and every other outgoing URL) whose host resolves to a loopback, private, link-local or multicast
+    # address are refused unless this is true.
+    allow_private_networks: bool = False
+    # A clone larger than this, or slower than the timeout, is stopped and removed.
+    max_repo_mb: int = 1024
+    clone_timeout_seconds: float = 300.0
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_request_bytes: int = 4_000_000
+    # Log lines kept per deployment on the logs stream (each line at most max_log_line_bytes): a byte bound.
+    max_log_lines_per_deployment: int = 50_000
+    max_log_line_bytes: int = 8192
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 

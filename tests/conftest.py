@@ -49,6 +49,7 @@ def settings(nats_server: EmbeddedNats, postgres_server: EmbeddedPostgres, tmp_p
         database_url=postgres_server.url,
         ack_wait_seconds=5,
         worker_timeout_seconds=20,
+        allow_local_repos=True,
     )
 
 

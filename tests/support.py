@@ -68,6 +68,23 @@ class System:
         self.call("POST", "/api/users", json={"email": email, "password": password, "role": role})
         return self.api_token(self.login(email, password), "e2e")
 
+    def give_repository(self, repo_id: int, email: str) -> None:
+        """Make `email` the owner of a repository the admin registered (members may not register a server
+        directory, and tests have no git host), straight in the embedded database."""
+        import asyncio
+
+        import asyncpg
+
+        async def update() -> None:
+            conn = await asyncpg.connect(host=str(self.home / "postgres"), user="postgres", database="postgres")
+            try:
+                await conn.execute("UPDATE repositories SET owner_id = (SELECT id FROM users WHERE email = $1) "
+                                   "WHERE id = $2", email, repo_id)
+            finally:
+                await conn.close()
+
+        asyncio.run(update())
+
     @property
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -159,6 +176,8 @@ def running_system(
         "PORTSIDE_API_PORT": str(api_port),
         "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
         "PORTSIDE_INSTANCE": instance,
+        # The tests deploy fixture directories and file:// clones.
+        "PORTSIDE_ALLOW_LOCAL_REPOS": "true",
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
         "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
         # Tests deploy in bursts (50 at once in the slow suite); the limit's own test sets a low one.

@@ -14,6 +14,7 @@ from services.api.auth import RateLimiter, Tokens
 from services.api.bus import Bus
 from services.api.errors import install_error_handlers
 from services.api.guard import RequestGuard
+from services.api.limits import BodyLimit
 from services.api.routes import audit, auth, deployments, env, logs, repositories, tokens, users
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = Tokens(settings)
     app.state.limiter = RateLimiter()
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(tokens.router)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from uuid import uuid4
 
@@ -14,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import can_see
 from services.api.bus import Bus
+from services.api.registration import GIT_SCHEMES, check_local_path, clone
 from shared.config import Settings
 from shared.db.models import Deployment, Repository, User
 from shared.db.repository import record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
+from shared.docker import Owner
+from shared.docker.resolved import PORTSIDE_COMPOSE
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
@@ -34,27 +36,15 @@ from shared.messaging.events import (
     StopRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.outbound import check_url
 from shared.preflight import preflight
+from shared.source import SourceTree
 
 
 def _repo_name(source: str) -> str:
+    """One safe path segment: letters, digits, `.`, `_`, `-`, never starting with a dot."""
     name = source.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "repo"
-
-
-def _clone(url: str, branch: str | None, dest: Path) -> None:
-    cmd = ["git", "clone", "--depth", "1"]
-    if branch:
-        cmd += ["--branch", branch]
-    cmd += ["--", url, str(dest)]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"Cloning {url} took more than 300 s.") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"git could not clone {url}: {last}. Check the URL and branch.")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).lstrip(".-")[:80] or "repo"
 
 
 async def register_repository(
@@ -62,23 +52,23 @@ async def register_repository(
     owner_id: int | None = None,
 ) -> Repository:
     if path:
-        root = Path(path)
-        if not root.is_absolute():
-            raise PortsideError(ErrorCode.INVALID_REPOSITORY, f"`{path}` is not an absolute path; give the full path of the directory.")
-        if not root.is_dir():
-            raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"{path} does not exist or is not a directory.")
-        root = root.resolve()
+        root = check_local_path(path, settings)
         existing = await session.scalar(select(Repository).where(Repository.path == str(root)))
         if existing is not None:
             return existing
-        repo = Repository(name=name or _repo_name(str(root)), path=str(root), owner_id=owner_id)
+        repo = Repository(name=_repo_name(name or str(root)), path=str(root), owner_id=owner_id)
     else:
         assert url
-        repo_name = name or _repo_name(url)
+        target = check_url(url, schemes=GIT_SCHEMES, allow_private=settings.allow_private_networks,
+                           allow_file=settings.allow_local_repos, what="git URL")
+        if target.scheme == "file":
+            check_local_path(target.url.removeprefix("file://"), settings)
+        repo_name = _repo_name(name or target.url)
         dest = settings.repos_dir / f"{repo_name}-{uuid4().hex[:8]}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(_clone, url, branch, dest)
-        repo = Repository(name=repo_name, path=str(dest), url=url, branch=branch, owner_id=owner_id)
+        await anyio.to_thread.run_sync(clone, target, branch, dest, settings)
+        # Only the URL without credentials is kept: they served this clone and are gone.
+        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch, owner_id=owner_id)
     session.add(repo)
     await session.commit()
     return repo
@@ -168,16 +158,19 @@ async def save_files(
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
     repo = await get_repository(session, deployment.repository_id)
-    app_dir = (Path(repo.path) / deployment.app_path).resolve()
-    compose_files = list(deployment.compose_files or [".deployment/docker-compose.yml"])
-    theirs = [f for f in compose_files if f != ".deployment/docker-compose.yml"]
+    repo_root = Path(repo.path).resolve()
+    app_dir = (repo_root / deployment.app_path).resolve()
+    compose_files = list(deployment.compose_files or [PORTSIDE_COMPOSE])
+    theirs = [f for f in compose_files if f != PORTSIDE_COMPOSE]
 
     def check() -> list[str]:
         found: list[str] = []
         if dockerfile is not None:
             found = check_dockerfile(dockerfile, settings.allowed_registries)
         if compose is not None:
-            check_compose(settings, compose, app_service=deployment.app_service or "app", app_dir=app_dir, before=theirs)
+            checked = check_compose(settings, compose, owner=Owner.of(settings, deployment.id), repo_root=repo_root,
+                                    app_dir=app_dir, app_service=deployment.app_service or "app", before=theirs)
+            found += checked.warnings
         return found
 
     warnings = await anyio.to_thread.run_sync(check)
@@ -186,14 +179,20 @@ async def save_files(
     if compose is not None:
         deployment.compose_content = compose
     if deployment.docker_path:
-        target = Path(deployment.docker_path)
+        # The export on disk, written through the contained layer (never through a symlink or hard link).
+        folder = os.path.relpath(Path(deployment.docker_path), repo_root)
 
         def write() -> None:
-            target.mkdir(parents=True, exist_ok=True)
-            if dockerfile is not None:
-                (target / "Dockerfile").write_text(dockerfile)
-            if compose is not None:
-                (target / "docker-compose.yml").write_text(compose)
+            tree = SourceTree(repo_root)
+            try:
+                if dockerfile is not None:
+                    tree.write_text(f"{folder}/Dockerfile", dockerfile)
+                if compose is not None:
+                    tree.write_text(f"{folder}/docker-compose.yml", compose, mode=0o600)
+            except (OSError, ValueError) as exc:
+                raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                                    f"{folder}/ is not a real folder inside the repository ({exc.__class__.__name__}); "
+                                    "the edit was not saved. Remove the symlink from the repository.") from exc
 
         await anyio.to_thread.run_sync(write)
     message = "files edited by the user" + ("; hadolint warnings: " + "; ".join(warnings) if warnings else "")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.detection import Detection
+from shared.source import SourceTree
 
 # Used when the repository names no version: current LTS / stable lines that have official images.
 DEFAULT_VERSIONS = {
@@ -93,8 +94,8 @@ def _major_minor(version: str | None, default: str) -> str:
 
 
 def _read(app_dir: Path, name: str) -> str:
-    path = app_dir / name
-    return path.read_text(errors="replace") if path.is_file() else ""
+    # Through the contained layer: a manifest symlinked out of the app never feeds a generated file.
+    return SourceTree(app_dir).read_text(name) or ""
 
 
 def _package_json(app_dir: Path) -> dict:

@@ -24,8 +24,8 @@ from services.detector.providers.python import PythonProvider
 from services.detector.providers.ruby import RubyProvider
 from services.detector.providers.rust import RustProvider
 from services.detector.providers.static import StaticProvider
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 log = logging.getLogger(__name__)
 

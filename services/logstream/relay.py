@@ -94,12 +94,17 @@ class Relay:
                 if since is not None:
                     kwargs["since"] = since.timestamp() + 1e-6
                 buffer = b""
+                limit = self.ctx.settings.max_log_line_bytes + 64  # the timestamp docker puts in front
                 for chunk in container.logs(**kwargs):
                     if stop_flag.is_set():
                         return
                     buffer += chunk
-                    while b"\n" in buffer:
-                        raw, buffer = buffer.split(b"\n", 1)
+                    # An app that prints without a newline cannot grow this buffer past one line's bound.
+                    while b"\n" in buffer or len(buffer) > limit:
+                        if b"\n" in buffer[:limit]:
+                            raw, buffer = buffer.split(b"\n", 1)
+                        else:
+                            raw, buffer = buffer[:limit], buffer[limit:]
                         text = raw.decode("utf-8", errors="replace")
                         stamp, _, line = text.partition(" ")
                         loop.call_soon_threadsafe(queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC)))

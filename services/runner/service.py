@@ -8,11 +8,11 @@ import functools
 import logging
 import os
 import time
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
-import yaml
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
@@ -32,6 +32,7 @@ from shared.docker.containers import (
     prune_images,
     remove_deployment_resources,
 )
+from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
@@ -44,22 +45,21 @@ COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
 
 
-def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str]:
-    return {
-        "PORTSIDE_IMAGE": image_tag,
-        "PORTSIDE_HOST_PORT": str(port),
-        "PORTSIDE_BIND_ADDRESS": settings.bind_address,
-    }
-
-
-def _env_override(settings: Settings, plan: StartPlan) -> Path:
-    """A compose file that lists the variable names only (`environment: [KEY]` takes each value from compose's
-    own environment), so no value is ever written to disk."""
-    folder = settings.home / "run"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / f"{Owner.of(settings, plan.deployment_id).project}.env.yml"
-    path.write_text(yaml.safe_dump({"services": {plan.app_service: {"environment": sorted(plan.env)}}}))
-    return path
+def _with_env(model_text: str, plan: StartPlan) -> str:
+    """The checked model with the deployment's variables in the app service's environment. Compose
+    interpolates the model it reads again, so a `$` in a value is written `$$`."""
+    if not plan.env:
+        return model_text
+    model = json.loads(model_text)
+    service = model.get("services", {}).get(plan.app_service)
+    if service is None:
+        return model_text
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):  # compose config prints a mapping; a list would be KEY=VALUE
+        environment = dict(item.split("=", 1) if "=" in item else (item, None) for item in environment)
+    environment.update({key: value.replace("$", "$$") for key, value in plan.env.items()})
+    service["environment"] = environment
+    return json.dumps(model)
 
 
 def _port_conflict(result: ComposeResult) -> bool:
@@ -76,6 +76,7 @@ class StartFailure(Exception):
 @dataclass(frozen=True)
 class StartPlan:
     deployment_id: int
+    repo_root: Path
     app_dir: Path
     compose_text: str
     compose_files: list[str]
@@ -83,7 +84,8 @@ class StartPlan:
     image_tag: str
     port: int
     requested_port: int | None
-    # Runtime variables (decrypted); they reach compose through its environment, never through a file.
+    # The deployment's runtime variables (decrypted): added to the checked model handed to `up` on stdin, so
+    # no value is ever written to a file.
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -117,6 +119,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         await session.commit()
         plan = StartPlan(
             deployment_id=deployment_id,
+            repo_root=Path(repo.path).resolve(),
             app_dir=(Path(repo.path) / deployment.app_path).resolve(),
             compose_text=deployment.compose_content or "",
             compose_files=list(deployment.compose_files or [str(COMPOSE_FILE)]),
@@ -174,18 +177,23 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     settings = ctx.settings
     if not plan.app_dir.is_dir():
         raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {plan.app_dir} no longer exists.")
+    if plan.app_dir != plan.repo_root and plan.repo_root not in plan.app_dir.parents:
+        raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY, "The app directory leads out of the repository (a symlink).")
     # Portside's compose file goes in through stdin from Postgres (the user's edits included), so two
     # deployments of one directory never race on the file; relative paths resolve from where it lives.
-    files: list[Path | str] = ["-" if name == str(COMPOSE_FILE) else plan.app_dir / name for name in plan.compose_files]
-    project_dir = (plan.app_dir / plan.compose_files[0]).parent
-    project = Owner.of(settings, plan.deployment_id).project
-    if plan.env:
-        files.append(_env_override(settings, plan))
+    files, project_dir = invocation(plan.app_dir, plan.compose_files)
+    owner = Owner.of(settings, plan.deployment_id)
     for attempt in range(PORT_RETRIES):
+        env = interpolation_env(settings, plan.image_tag, plan.port)
+        scope = Scope.of(settings, owner, plan.repo_root, plan.app_service, plan.port)
+        # What runs is the model just checked, handed to `up` whole: nothing is read or interpolated again.
+        checked = await anyio.to_thread.run_sync(functools.partial(
+            resolve_and_check, settings, scope, files, project_dir, env, stdin=plan.compose_text))
+        for warning in checked.warnings if attempt == 0 else []:
+            await ctx.log(plan.deployment_id, warning)
         up = await anyio.to_thread.run_sync(functools.partial(
-            run_compose, settings, project, files, ["up", "-d", "--no-build", "--remove-orphans"],
-            env={**plan.env, **_compose_env(settings, plan.image_tag, plan.port)}, project_dir=project_dir,
-            stdin=plan.compose_text,
+            run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
+            env=env, project_dir=project_dir, stdin=_with_env(checked.text(), plan), clean_env=True,
         ))
         if up.ok:
             break

@@ -50,16 +50,18 @@ def run_compose(
     timeout: float = 600,
     project_dir: Path | None = None,
     stdin: str | None = None,
+    clean_env: bool = False,
 ) -> ComposeResult:
     """Run `compose -p project -f file... args`; a file named "-" is read from `stdin`. Never raises on a
-    non-zero exit (callers decide)."""
+    non-zero exit (callers decide). With `clean_env`, Compose sees only `env` (it interpolates a repository's
+    files from it, so the worker's own variables must not be there)."""
     cmd = [*compose_command(), "-p", project]
     if project_dir is not None:
         cmd += ["--project-directory", str(project_dir)]
     for f in files:
         cmd += ["-f", str(f)]
     cmd += args
-    full_env = {**os.environ, **(env or {})}
+    full_env = dict(env or {}) if clean_env else {**os.environ, **(env or {})}
     if settings.docker_host:
         full_env["DOCKER_HOST"] = settings.docker_host
     try:

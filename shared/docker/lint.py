@@ -58,9 +58,13 @@ def lint_dockerfile(text: str, timeout: float = 30) -> list[LintFinding]:
     return [f for f in findings if f.level in REPORTED_LEVELS]
 
 
-def check_lint(text: str) -> list[LintFinding]:
-    """Raise LINT_FAILED on the first hadolint error (a parse error is INVALID_DOCKERFILE); return the warnings."""
+def check_lint(text: str, strict: bool = True) -> list[LintFinding]:
+    """Strict (files Portside generated): raise LINT_FAILED on the first hadolint error (a parse error is
+    INVALID_DOCKERFILE) and return the warnings. Not strict (a repository's or a user's own file): every finding
+    is returned, none refuses; hadolint's parser lags Docker's (heredocs), so its parse errors are findings too."""
     findings = lint_dockerfile(text)
+    if not strict:
+        return findings
     for finding in findings:
         if finding.level != "error":
             continue

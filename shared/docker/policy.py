@@ -5,13 +5,15 @@ registries. Each refusal is a POLICY_VIOLATION naming the file's line."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
+from shared.docker.dockerfile import Dockerfile
 from shared.errors import ErrorCode, PortsideError
+from shared.source import YamlTooLarge, bounded_yaml, compose_yaml
 
 HOST_NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 UNCONFINED = re.compile(r"^(seccomp[:=]unconfined|apparmor[:=]unconfined|label[:=]disable|systempaths[:=]unconfined)$")
@@ -46,39 +48,46 @@ def check_image(reference: str, allowed: Iterable[str], line: int | None = None,
 
 # ---- Dockerfile ----------------------------------------------------------------------------------------------
 
-def check_dockerfile_policy(instructions: list[tuple[int, str, str]], allowed_registries: Iterable[str]) -> None:
-    """`instructions` as from shared.docker.validate.dockerfile_instructions."""
+# BuildKit RUN options that reach past the build sandbox: host networking, the host's SSH agent or secrets,
+# privileged steps.
+RUN_MOUNT_TYPES_REFUSED = ("ssh", "secret")
+
+
+def check_dockerfile_policy(
+    dockerfile: Dockerfile, allowed_registries: Iterable[str], build_args: Mapping[str, str] | None = None
+) -> None:
+    """Every image the build would use (after ARG substitution with the build args the compose file passes),
+    the `# syntax=` frontend included, comes from an allowed registry; no step asks for more than the sandbox."""
     allowed = list(allowed_registries)
-    args: dict[str, str] = {}
+    syntax = dockerfile.directives.get("syntax")
+    if syntax:
+        check_image(syntax, allowed, 1, "the `# syntax=` frontend image")
     stages: set[str] = set()
-    for line, word, rest in instructions:
-        if word == "ARG":
-            name, _, default = rest.partition("=")
-            args[name.strip()] = default.strip().strip('"\'')
-            continue
-        if word == "FROM":
-            words = [w for w in rest.split() if not w.startswith("--")]
-            if not words:
-                continue
-            image = re.sub(r"\$\{?(\w+)(?::?-[^}]*)?\}?", lambda m: args.get(m[1]) or m[0], words[0])
-            if len(words) >= 3 and words[1].upper() == "AS":
-                stage_name = words[2].lower()
-            else:
-                stage_name = None
-            if "$" in image:
-                raise _refuse(line, f"FROM `{words[0]}` uses a variable without a default; Portside checks every "
-                                    "base image against the allowed registries, so name it (or give the ARG a default).")
-            if image.lower() not in stages and image.lower() != "scratch":
-                check_image(image, allowed, line, "base image")
-            if stage_name:
-                stages.add(stage_name)
-            continue
-        if word == "RUN" and re.search(r"--security=insecure", rest):
-            raise _refuse(line, "RUN --security=insecure asks for a privileged build step; remove the flag.")
-        if word in ("COPY", "ADD"):
-            match = re.search(r"--from=(\S+)", rest)
-            if match and match[1].lower() not in stages and not match[1].isdigit():
-                check_image(match[1], allowed, line, "COPY --from image")
+    for base in dockerfile.base_images(build_args):
+        image = base.reference
+        if "$" in image:
+            raise _refuse(base.line, f"FROM `{image}` uses a variable without a value; Portside checks every "
+                                     "base image against the allowed registries, so name it (or give the ARG a default).")
+        if image.lower() not in stages and image.lower() != "scratch":
+            check_image(image, allowed, base.line, "base image")
+        if base.stage:
+            stages.add(base.stage)
+    for instruction in dockerfile.instructions:
+        flags = instruction.flags
+        if instruction.keyword == "RUN":
+            if flags.get("security", "").lower() == "insecure":
+                raise _refuse(instruction.line, "RUN --security=insecure asks for a privileged build step; remove the flag.")
+            if flags.get("network", "").lower() == "host":
+                raise _refuse(instruction.line, "RUN --network=host puts a build step on the host's network; remove the flag.")
+            mount = flags.get("mount", "")
+            kind = re.search(r"(?:^|,)type=(\w+)", mount)
+            if kind and kind[1].lower() in RUN_MOUNT_TYPES_REFUSED:
+                raise _refuse(instruction.line, f"RUN --mount=type={kind[1]} lends the host's {kind[1]} to the build; "
+                                                "pass what the build needs as a build argument or a file in the repository.")
+        if instruction.keyword in ("COPY", "ADD"):
+            source = flags.get("from")
+            if source and source.lower() not in stages and not source.isdigit():
+                check_image(source, allowed, instruction.line, "COPY --from image")
 
 
 # ---- compose ------------------------------------------------------------------------------------------------
@@ -103,26 +112,13 @@ def _node_lines(node: yaml.Node) -> dict[tuple[str, ...], int]:
     return lines
 
 
-class _Loader(yaml.SafeLoader):
-    """Accepts compose's `!reset` / `!override` tags."""
-
-
-def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("!", _tagged)
-
-
 def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
     """The document and the line of every key, or INVALID_COMPOSE with the line of the YAML error."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        doc = yaml.load(text, Loader=_Loader)
+        node = compose_yaml(text)
+        doc = bounded_yaml(text)
+    except YamlTooLarge as exc:
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"The compose file is refused: {exc}.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

@@ -38,7 +38,8 @@ def logs_stream(settings: Settings) -> JStream:
         subjects=[LOGS_WILDCARD],
         storage=StorageType.FILE,
         max_age=7 * DAY,
-        max_msgs_per_subject=20_000,
+        # With every line capped at max_log_line_bytes, this bounds each deployment's log storage in bytes.
+        max_msgs_per_subject=settings.max_log_lines_per_deployment,
         declare=True,
     )
 
@@ -111,6 +112,10 @@ async def publish(broker: NatsBroker, settings: Settings, subject: Subject, even
 
 
 async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> None:
+    """Append one line to the deployment's log, cut at PORTSIDE_MAX_LOG_LINE_BYTES (a line is never unbounded)."""
+    if len(line.line.encode()) > settings.max_log_line_bytes:
+        cut = line.line.encode()[: settings.max_log_line_bytes].decode("utf-8", errors="ignore")
+        line = line.model_copy(update={"line": cut + " [line cut by Portside]"})
     await _with_retry(
         lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
         give_up_after=60,

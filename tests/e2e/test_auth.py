@@ -141,15 +141,15 @@ def _client(system: System, token: str | None) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def owned(system: System, people: dict[str, str | None], tmp_path_factory: pytest.TempPathFactory) -> Callable[[], dict]:
-    """Makes a repository and a generated deployment owned by `owner` (a member registers a git URL; only
-    admins may register a server directory)."""
+    """Makes a repository and a generated deployment owned by `owner` (the admin registers the directory, since
+    members may not, and hands it to the owner)."""
     source = copy_fixture("python-flask", tmp_path_factory.mktemp("owned"), git=True)
     owner = _client(system, people["owner"])
 
     def make() -> dict:
-        repo = owner.post("/api/repositories", json={"url": str(source)})
-        assert repo.status_code == 201, repo.text
-        repo_id = repo.json()["data"]["id"]
+        repo = system.call("POST", "/api/repositories", json={"url": f"file://{source}", "branch": "main"})
+        repo_id = repo["data"]["id"]
+        system.give_repository(repo_id, "owner@portside.test")
         generated = owner.post(f"/api/deployments/generate/{repo_id}", json={})
         assert generated.status_code == 200, generated.text
         return {"repo_id": repo_id, "deployment_id": generated.json()["data"]["deployment_id"]}
@@ -231,8 +231,10 @@ def test_lists_show_a_member_only_their_own(system: System, people: dict[str, st
 
 
 def test_a_member_may_not_register_a_server_directory(system: System, people: dict[str, str | None], tmp_path: Path) -> None:
-    resp = _client(system, people["owner"]).post("/api/repositories", json={"path": str(tmp_path)})
-    assert resp.status_code == 403 and resp.json()["error_code"] == "FORBIDDEN"
+    member = _client(system, people["owner"])
+    for body in ({"path": str(tmp_path)}, {"url": f"file://{tmp_path}"}):
+        resp = member.post("/api/repositories", json=body)
+        assert resp.status_code == 403 and resp.json()["error_code"] == "FORBIDDEN"
 
 
 def test_signup_is_closed_after_the_first_user(system: System) -> None:

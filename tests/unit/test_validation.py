@@ -2,13 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from shared.docker.validate import dockerfile_instructions, validate_compose, validate_dockerfile
+from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
+from shared.docker.validate import validate_compose
 from shared.errors import ErrorCode, PortsideError
 
 
-def test_dockerfile_instructions_join_continuations_and_skip_comments() -> None:
+def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
+    """(line, KEYWORD, arguments) as the one Dockerfile reader sees them."""
+    return [(i.line, i.keyword, i.args) for i in parse_dockerfile(text).instructions]
+
+
+def test_dockerfile_reader_joins_continuations_as_docker_does_and_skips_comments() -> None:
     text = "# c\nFROM python:3.12-slim\nRUN a \\\n  # inner comment\n  && b\nCMD [\"x\"]\n"
-    assert dockerfile_instructions(text) == [(2, "FROM", "python:3.12-slim"), (3, "RUN", "a && b"), (6, "CMD", '["x"]')]
+    assert dockerfile_instructions(text) == [(2, "FROM", "python:3.12-slim"), (3, "RUN", "a   && b"), (6, "CMD", '["x"]')]
 
 
 @pytest.mark.parametrize(
@@ -22,13 +28,13 @@ def test_dockerfile_instructions_join_continuations_and_skip_comments() -> None:
 )
 def test_validate_dockerfile_rejects_with_code_and_line(text: str, fragment: str) -> None:
     with pytest.raises(PortsideError) as info:
-        validate_dockerfile(text)
+        read_dockerfile(text)
     assert info.value.code == ErrorCode.INVALID_DOCKERFILE
     assert fragment in info.value.message
 
 
 def test_validate_dockerfile_accepts_arg_before_from() -> None:
-    validate_dockerfile("ARG V=3.12\nFROM python:${V}-slim\n")
+    read_dockerfile("ARG V=3.12\nFROM python:${V}-slim\n")
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ async def create_repository(
     body: RepositoryCreate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> Envelope[RepositoryPublic]:
     """Register a local directory (`path`, admins only: it reads the server's disk) or clone a git repository
-    (`url`, `branch`)."""
-    if body.path and user.role != Role.ADMIN:
+    (`url`, `branch`; a `file://` URL is a local directory too)."""
+    local = bool(body.path) or (body.url or "").strip().lower().startswith("file:")
+    if local and user.role != Role.ADMIN:
         raise PortsideError(ErrorCode.FORBIDDEN, "Only an admin may register a directory on the server; "
                                                  "give a git `url` instead.")
     repo = await service.register_repository(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Protocol
 
-from shared.source import SourceTree
 from shared.detection import Detection, Evidence
+from shared.source import SourceTree
 
 # Evidence weights: how much one kind of fact counts toward `confidence` (see services/detector/scoring.py).
 W_MANIFEST = 45      # the language's own manifest (package.json, pyproject.toml, go.mod, ...)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 from services.detector.providers.base import W_WEAK, note, valid_port
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 DOCKERFILES = ("Dockerfile", "dockerfile", "Containerfile")
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")

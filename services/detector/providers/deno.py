@@ -13,8 +13,8 @@ from services.detector.providers.base import (
     note,
     valid_port,
 )
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 CONFIGS = ("deno.json", "deno.jsonc")
 _ENTRIES = ("main.ts", "server.ts", "mod.ts", "src/main.ts", "app.ts", "index.ts", "main.js", "dev.ts")

@@ -7,8 +7,8 @@ from pathlib import PurePosixPath
 
 from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, W_VERSION, as_dict, note
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 PKG_SERVICES = (("Npgsql", "postgres"), ("Pomelo.EntityFrameworkCore.MySql", "mysql"), ("MySqlConnector", "mysql"),
                 ("MySql.Data", "mysql"), ("StackExchange.Redis", "redis"), ("Microsoft.Extensions.Caching.StackExchangeRedis",

@@ -13,8 +13,8 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 DEP_SERVICES = {"postgrex": "postgres", "myxql": "mysql", "ecto_sqlite3": "sqlite", "redix": "redis",
                 "mongodb_driver": "mongodb", "amqp": "rabbitmq", "broadway_rabbitmq": "rabbitmq"}

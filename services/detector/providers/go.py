@@ -14,8 +14,8 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 # Module path prefix -> framework id; the first required one wins (gin before net/http routers).
 FRAMEWORKS = (

@@ -13,8 +13,8 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service, services_from_text
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 GRADLE_FILES = ("build.gradle.kts", "build.gradle")
 # Artifact/plugin marker -> framework id, most specific first.

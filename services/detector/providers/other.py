@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import PurePosixPath
 
 from services.detector.providers.base import W_MANIFEST, W_WEAK, note
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 # Manifest -> (stack, package manager).
 MANIFESTS = (

@@ -15,8 +15,8 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 PORT = 8000  # php's built-in server / artisan serve, bound by the start command below
 FRAMEWORKS = (

@@ -19,8 +19,8 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service, services_from_text
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 DEFAULT_PORT = 8000  # what the generated gunicorn/uvicorn command binds unless the code names a port
 

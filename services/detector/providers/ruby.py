@@ -13,8 +13,8 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 FRAMEWORKS = (("rails", "rails", 3000), ("railties", "rails", 3000), ("hanami", "hanami", 2300),
               ("sinatra", "sinatra", 4567), ("roda", "roda", 9292), ("grape", "grape", 9292),

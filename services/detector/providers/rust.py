@@ -15,8 +15,8 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 FRAMEWORKS = (("leptos", "leptos", 3000), ("loco-rs", "loco", 5150), ("axum", "axum", 3000),
               ("actix-web", "actix-web", 8080), ("rocket", "rocket", 8000), ("warp", "warp", 3030),

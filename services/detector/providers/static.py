@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, note
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 _HUGO_CONFIGS = ("hugo.toml", "hugo.yaml", "hugo.json", "config.toml", "config.yaml")
 _HTML_ROOTS = ("index.html", "public/index.html", "www/index.html", "site/index.html", "docs/index.html",

@@ -12,10 +12,15 @@ from services.builder.plan import plan_for
 from services.detector.service import detect
 from shared.config import Settings
 from shared.detection import Detection
+from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.lint import hadolint_path, lint_dockerfile
 from shared.docker.policy import check_dockerfile_policy
-from shared.docker.validate import dockerfile_instructions, validate_dockerfile
 from tests.conftest import FIXTURE_REPOS
+
+
+def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
+    """(line, KEYWORD, arguments) as the one Dockerfile reader sees them."""
+    return [(i.line, i.keyword, i.args) for i in parse_dockerfile(text).instructions]
 
 
 def _plans() -> list[tuple[str, Detection, Path]]:
@@ -56,8 +61,8 @@ def test_generated_dockerfile_is_hadolint_clean(name: str, plan) -> None:  # typ
 @pytest.mark.parametrize(("name", "plan"), GENERATED, ids=IDS)
 def test_generated_dockerfile_runs_non_root_with_a_curl_free_healthcheck(name: str, plan) -> None:  # type: ignore[no-untyped-def]
     text = render_dockerfile(plan)
-    validate_dockerfile(text)
-    check_dockerfile_policy(dockerfile_instructions(text), Settings().allowed_registries)
+    read_dockerfile(text)
+    check_dockerfile_policy(parse_dockerfile(text), Settings().allowed_registries)
     words = dockerfile_instructions(text)
     final = words[max(i for i, (_, w, _) in enumerate(words) if w == "FROM"):]
     users = [a for _, w, a in final if w == "USER"]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from services.detector.service import PROVIDERS, _run, detect
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 pytestmark = pytest.mark.unit
 REPOS = Path(__file__).resolve().parents[2] / "fixtures" / "repos"

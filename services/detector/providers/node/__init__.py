@@ -19,8 +19,8 @@ from services.detector.providers.node.package_manager import (
     detect_node_version,
     detect_package_manager,
 )
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 DEP_SERVICES = {
     "pg": "postgres", "pg-promise": "postgres", "postgres": "postgres", "slonik": "postgres",

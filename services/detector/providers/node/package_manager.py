@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from services.detector.providers.base import W_LOCKFILE, W_VERSION, note
-from shared.source import SourceTree
 from shared.detection import Detection
+from shared.source import SourceTree
 
 # Lockfile -> manager. Looked up from the app dir to the repo root, because a workspace has one lockfile at the
 # top. When a dir holds several lockfiles (a migration left one behind), this order decides.
