@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import time
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
