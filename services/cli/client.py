@@ -49,9 +49,12 @@ def default_token() -> str | None:
     return os.environ.get("PORTSIDE_TOKEN") or saved_login().get("token")
 
 
-def login(api_url: str, email: str, password: str) -> Path:
-    """Log in, create a personal API token for this machine and save it; returns the file it went to."""
+def login(api_url: str, email: str, password: str, register: bool = False) -> Path:
+    """Log in (after creating the account, with `register`), create a personal API token for this machine and
+    save it; returns the file it went to."""
     api = Api(api_url, token="")
+    if register:
+        api.call("POST", "/api/auth/register", json={"email": email, "password": password})
     pair = api.call("POST", "/api/auth/login", json={"email": email, "password": password})
     api.client.headers["Authorization"] = f"Bearer {pair['access_token']}"
     created = api.call("POST", "/api/tokens", json={"name": f"cli@{socket.gethostname()}"})

@@ -51,6 +51,7 @@ def up(
 def login(
     email: Annotated[str, typer.Option(prompt=True, help="your account's email")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    register: Annotated[bool, typer.Option("--register", help="create the account first (the first one is admin)")] = False,
     api: ApiOpt = "",
 ) -> None:
     """Log in and keep a personal API token (file readable only by you) for every later command."""
@@ -59,7 +60,7 @@ def login(
     password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True)
     url = api or default_api_url()
     try:
-        path = save_token_login(url, email, password)
+        path = save_token_login(url, email, password, register=register)
     except ApiError as exc:
         raise _fail(exc) from exc
     out.print(f"logged in to {url} as {email}; token saved in {path}")
