@@ -16,7 +16,7 @@ help:
 	@echo "make test      - install, engine, base images, then the tests (unit, integration, e2e; not the slow ones)"
 	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
-	@echo "make lint      - ruff"
+	@echo "make lint      - ruff and mypy"
 
 install: $(VENV)/.installed
 
@@ -52,15 +52,18 @@ test-integration: install
 test-e2e: images
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
+# ruff (120-column lines included) on everything, mypy on shared/ and services/ (pyproject.toml has the settings).
 lint: install
 	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/mypy
 
 bench: images
 	$(PY) -m bench.run
 
-# The OpenAPI document, checked in and compared by a unit test.
+# The OpenAPI document and the README's message contract, checked in and compared by unit tests.
 docs: install
 	$(PY) -m services.api.openapi
+	$(PY) -m shared.messaging.contract
 
 # Remove everything Portside (or a crashed test) left on the engine, found by label.
 clean-docker:

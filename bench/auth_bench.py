@@ -43,10 +43,14 @@ async def seed(database_url: str) -> None:
         repo = Repository(name="bench", path="/nonexistent/bench", owner_id=admin.id)
         session.add(repo)
         await session.flush()
-        session.add_all([
-            Deployment(repository_id=repo.id, owner_id=admin.id, repo_name="bench", stack="python", status="stopped")
-            for _ in range(DEPLOYMENTS)
-        ])
+        session.add_all(
+            [
+                Deployment(
+                    repository_id=repo.id, owner_id=admin.id, repo_name="bench", stack="python", status="stopped"
+                )
+                for _ in range(DEPLOYMENTS)
+            ]
+        )
         await session.commit()
     await engine.dispose()
 
@@ -95,12 +99,18 @@ def main() -> dict:
     try:
         upgrade(postgres.url)
         asyncio.run(seed(postgres.url))
-        env = {**os.environ, "PORTSIDE_HOME": str(work / "home"), "PORTSIDE_DATABASE_URL": postgres.url,
-               "PORTSIDE_NATS_URL": nats.url}
+        env = {
+            **os.environ,
+            "PORTSIDE_HOME": str(work / "home"),
+            "PORTSIDE_DATABASE_URL": postgres.url,
+            "PORTSIDE_NATS_URL": nats.url,
+        }
         with_auth, without_auth = free_tcp_port(), free_tcp_port()
         processes += [start_api(env, with_auth), start_api(env, without_auth, "--no-auth")]
-        login = httpx.post(f"http://127.0.0.1:{with_auth}/api/auth/login",
-                           json={"email": "bench@portside.test", "password": "bench password"}).json()
+        login = httpx.post(
+            f"http://127.0.0.1:{with_auth}/api/auth/login",
+            json={"email": "bench@portside.test", "password": "bench password"},
+        ).json()
         modes = {
             "no_auth": (without_auth, {}),
             "jwt_access_token": (with_auth, {"Authorization": f"Bearer {login['access_token']}"}),
@@ -126,13 +136,20 @@ def main() -> dict:
     base = results["no_auth"]["requests_per_s"]
     for row in results.values():
         row["relative_to_no_auth"] = round(row["requests_per_s"] / base, 3)
-    results["setup"] = {"deployments": DEPLOYMENTS, "threads": THREADS, "requests_per_sample": THREADS * REQUESTS_PER_THREAD,
-                        "rounds": ROUNDS, "cores": os.cpu_count()}
+    results["setup"] = {
+        "deployments": DEPLOYMENTS,
+        "threads": THREADS,
+        "requests_per_sample": THREADS * REQUESTS_PER_THREAD,
+        "rounds": ROUNDS,
+        "cores": os.cpu_count(),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"GET /api/deployments with {DEPLOYMENTS} deployments ({THREADS} clients, median of {ROUNDS})")
     for mode in modes:
-        print(f"  {mode:<20} {results[mode]['requests_per_s']:>8.1f} req/s  ({results[mode]['relative_to_no_auth']:.2f}x)")
+        print(
+            f"  {mode:<20} {results[mode]['requests_per_s']:>8.1f} req/s  ({results[mode]['relative_to_no_auth']:.2f}x)"
+        )
     return results
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import importlib.util
 import runpy
 
-BENCHES = ["bench.detect_bench", "bench.dockerfile_corpus", "bench.build_bench", "bench.deploy_bench", "bench.lifecycle_bench",
-           "bench.auth_bench"]
+BENCHES = [
+    "bench.cli_bench",
+    "bench.detect_bench",
+    "bench.dockerfile_corpus",
+    "bench.build_bench",
+    "bench.deploy_bench",
+    "bench.lifecycle_bench",
+    "bench.auth_bench",
+]
 
 if __name__ == "__main__":
     for name in BENCHES:

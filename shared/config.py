@@ -36,7 +36,10 @@ class Settings(BaseSettings):
     worker_timeout_seconds: float = 30.0
     # JetStream redelivers a message whose worker stopped heart-beating for this long (e.g. was killed).
     ack_wait_seconds: float = 30.0
-    max_deliver: int = 5
+    # A handler that raises is retried this many deliveries in all, waiting retry_base_seconds, then twice
+    # that, ... between them (0.5 + 1 + 2 + 4 s by default); after the last the deployment ends `error`.
+    max_deliver: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
     build_timeout_seconds: float = 1800.0
     ready_timeout_seconds: float = 90.0
     # Pre-flight: refuse to build when the Docker data disk has less free space than this.

@@ -27,6 +27,11 @@ class ErrorCode(StrEnum):
     APP_CRASHED = "APP_CRASHED"
     NOT_READY = "NOT_READY"
     WORKER_TIMEOUT = "WORKER_TIMEOUT"
+    # A worker raised on every delivery of a message (the reason says what it raised).
+    WORKER_FAILED = "WORKER_FAILED"
+    # A program Portside runs (hadolint, docker compose) is not installed, or did not run.
+    TOOL_MISSING = "TOOL_MISSING"
+    TOOL_FAILED = "TOOL_FAILED"
     LOGSTREAM_UNAVAILABLE = "LOGSTREAM_UNAVAILABLE"
     VALIDATION_ERROR = "VALIDATION_ERROR"
     INSUFFICIENT_DISK = "INSUFFICIENT_DISK"

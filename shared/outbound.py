@@ -51,7 +51,7 @@ def resolve_public(host: str, port: int | None, allow_private: bool) -> tuple[st
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"The host `{host}` does not resolve; check the URL.") from exc
-    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         inner = [a for a in addresses if not address_is_public(a)]
         if inner:

@@ -67,14 +67,18 @@ class Cipher:
         try:
             return self._fernet.decrypt(bytes(token)).decode()
         except InvalidToken as exc:
-            raise ValueError("a stored secret does not decrypt with this installation's key "
-                             f"({Path('PORTSIDE_HOME') / 'keys' / 'secrets'} changed?)") from exc
+            raise ValueError(
+                "a stored secret does not decrypt with this installation's key "
+                f"({Path('PORTSIDE_HOME') / 'keys' / 'secrets'} changed?)"
+            ) from exc
 
 
 # Credential shapes worth hiding wherever they appear, whatever the deployment declared.
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.DOTALL),
-     "-----BEGIN PRIVATE KEY----- " + MASK + " -----END PRIVATE KEY-----"),
+    (
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.DOTALL),
+        "-----BEGIN PRIVATE KEY----- " + MASK + " -----END PRIVATE KEY-----",
+    ),
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
     (re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+):[^\s@/]+@"), r"\1:" + MASK + "@"),
@@ -128,8 +132,10 @@ def unmask_compose(incoming: str, stored: str | None) -> str:
     for number, line in enumerate(incoming.splitlines(), 1):
         if MASK in line:
             if line not in originals:
-                raise ValueError(f"line {number} still holds {MASK} but differs from the saved file; "
-                                 "write the value itself or leave the line as it was")
+                raise ValueError(
+                    f"line {number} still holds {MASK} but differs from the saved file; "
+                    "write the value itself or leave the line as it was"
+                )
             line = originals[line]
         out.append(line)
     return "\n".join(out) + ("\n" if incoming.endswith("\n") else "")
@@ -147,7 +153,9 @@ async def deployment_env(session: AsyncSession, settings: Settings, deployment_i
     """A deployment's variables, decrypted (for the runner, and for redaction)."""
     from shared.db.models import EnvVar  # late: shared.db.models is heavier than what redact() needs
 
-    rows = (await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))).all()
+    rows = (
+        await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))
+    ).all()
     if not rows:
         return []
     cipher = Cipher(settings)

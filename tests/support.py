@@ -105,7 +105,9 @@ class System:
 
     def deploy(self, deployment_id: int, expect: int | tuple[int, ...] = 200) -> dict:
         """POST deploy?wait=true and return the outcome (data, or the error body when `expect` is an error)."""
-        body = self.call("POST", f"/api/deployments/{deployment_id}/deploy", expect=expect, params={"wait": "true"}, timeout=900)
+        body = self.call(
+            "POST", f"/api/deployments/{deployment_id}/deploy", expect=expect, params={"wait": "true"}, timeout=900
+        )
         return body.get("data", body)
 
     def wait_status(self, deployment_id: int, wanted: set[str], timeout: float = 60) -> dict:

@@ -70,16 +70,22 @@ class Tokens:
 
     def access_token(self, user: User) -> str:
         now = datetime.now(UTC)
-        claims = {"sub": str(user.id), "role": user.role, "typ": "access", "iat": now,
-                  "exp": now + timedelta(minutes=self.settings.access_token_minutes)}
+        claims = {
+            "sub": str(user.id),
+            "role": user.role,
+            "typ": "access",
+            "iat": now,
+            "exp": now + timedelta(minutes=self.settings.access_token_minutes),
+        }
         return jwt.encode(claims, self._key, algorithm="HS256")
 
     def user_id(self, token: str) -> int:
         try:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError as exc:
-            raise unauthorized("The access token expired; get a new one with POST /api/auth/refresh.",
-                               ErrorCode.TOKEN_EXPIRED) from exc
+            raise unauthorized(
+                "The access token expired; get a new one with POST /api/auth/refresh.", ErrorCode.TOKEN_EXPIRED
+            ) from exc
         except jwt.PyJWTError as exc:
             raise unauthorized("The token is not valid; log in again (POST /api/auth/login).") from exc
         if claims.get("typ") != "access" or not str(claims["sub"]).isdigit():
@@ -89,10 +95,14 @@ class Tokens:
     async def issue_pair(self, session: AsyncSession, user: User, family: str | None = None) -> dict[str, str]:
         """An access token and a new refresh token (in `family` when rotating). The caller commits."""
         refresh = secrets.token_urlsafe(32)
-        await session.execute(insert(RefreshToken).values(
-            user_id=user.id, token_hash=sha256(refresh), family=family or secrets.token_hex(16),
-            expires_at=datetime.now(UTC) + timedelta(days=self.settings.refresh_token_days),
-        ))
+        await session.execute(
+            insert(RefreshToken).values(
+                user_id=user.id,
+                token_hash=sha256(refresh),
+                family=family or secrets.token_hex(16),
+                expires_at=datetime.now(UTC) + timedelta(days=self.settings.refresh_token_days),
+            )
+        )
         return {"access_token": self.access_token(user), "refresh_token": refresh, "token_type": "bearer"}
 
     async def rotate(self, session: AsyncSession, refresh: str) -> tuple[User, dict[str, str]]:
@@ -105,8 +115,9 @@ class Tokens:
         if row.used_at is not None:
             await revoke_family(session, row.family)
             await session.commit()
-            raise unauthorized("This refresh token was already used, so every session of this login was ended; "
-                               "log in again.")
+            raise unauthorized(
+                "This refresh token was already used, so every session of this login was ended; log in again."
+            )
         user = await session.get(User, row.user_id)
         if user is None or user.disabled:
             raise unauthorized("This account is disabled; ask an admin.")
@@ -115,8 +126,11 @@ class Tokens:
 
 
 async def revoke_family(session: AsyncSession, family: str) -> None:
-    await session.execute(update(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
-                          .values(revoked_at=datetime.now(UTC)))
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
 
 
 # A token's last use is written at most this often, so reads do not each cost a write.
@@ -159,7 +173,9 @@ def can_see(user: User, owner_id: int | None) -> bool:
 
 def require_writer(user: User) -> User:
     if user.role == Role.VIEWER:
-        raise PortsideError(ErrorCode.FORBIDDEN, "Viewers can read but not change anything; ask an admin for the member role.")
+        raise PortsideError(
+            ErrorCode.FORBIDDEN, "Viewers can read but not change anything; ask an admin for the member role."
+        )
     return user
 
 
@@ -185,8 +201,9 @@ class RateLimiter:
             hits.popleft()
         if len(hits) >= limit:
             retry = max(1, int(window - (now - hits[0])) + 1)
-            raise PortsideError(ErrorCode.RATE_LIMITED, f"Too many {what}; try again in {retry} s.",
-                                headers={"Retry-After": str(retry)})
+            raise PortsideError(
+                ErrorCode.RATE_LIMITED, f"Too many {what}; try again in {retry} s.", headers={"Retry-After": str(retry)}
+            )
         hits.append(now)
         if len(self.windows) > 100_000:  # forget idle keys rather than grow without bound
             for stale in [k for k, v in self.windows.items() if not v or now - v[-1] >= window]:
@@ -200,12 +217,23 @@ def client_ip(request: Request, settings: Settings) -> str:
 
 
 async def audit(
-    session: AsyncSession, request: Request | None, user: User | None, action: str,
-    target: str | None = None, detail: str | None = None, email: str | None = None,
+    session: AsyncSession,
+    request: Request | None,
+    user: User | None,
+    action: str,
+    target: str | None = None,
+    detail: str | None = None,
+    email: str | None = None,
 ) -> None:
     """Add an audit row (the caller commits)."""
     settings = request.app.state.settings if request is not None else None
-    await session.execute(insert(AuditEvent).values(
-        user_id=user.id if user else None, email=user.email if user else email, action=action, target=target,
-        detail=detail, ip=client_ip(request, settings) if request is not None and settings else None,
-    ))
+    await session.execute(
+        insert(AuditEvent).values(
+            user_id=user.id if user else None,
+            email=user.email if user else email,
+            action=action,
+            target=target,
+            detail=detail,
+            ip=client_ip(request, settings) if request is not None and settings else None,
+        )
+    )

@@ -35,14 +35,24 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         if not self.any_host and _hostname(host).lower() not in self.hosts:
-            await self._refuse(scope, send, 400, ErrorCode.HOST_NOT_ALLOWED,
-                               f"This server does not answer for host `{host}`; add it to PORTSIDE_ALLOWED_HOSTS.")
+            await self._refuse(
+                scope,
+                send,
+                400,
+                ErrorCode.HOST_NOT_ALLOWED,
+                f"This server does not answer for host `{host}`; add it to PORTSIDE_ALLOWED_HOSTS.",
+            )
             return
         origin = headers.get("origin")
         state_changing = scope["type"] == "websocket" or scope.get("method", "GET") not in _SAFE_METHODS
         if origin and state_changing and not self._origin_allowed(origin, host):
-            await self._refuse(scope, send, 403, ErrorCode.FORBIDDEN,
-                               f"Requests from {origin} are not allowed; add it to PORTSIDE_CORS_ORIGINS.")
+            await self._refuse(
+                scope,
+                send,
+                403,
+                ErrorCode.FORBIDDEN,
+                f"Requests from {origin} are not allowed; add it to PORTSIDE_CORS_ORIGINS.",
+            )
             return
         await self.app(scope, receive, send)
 
@@ -56,6 +66,11 @@ class RequestGuard:
             await send({"type": "websocket.close", "code": 1008, "reason": code})
             return
         body = json.dumps({"detail": detail, "error_code": code}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -34,7 +34,9 @@ def check_local_path(path: str, settings: Settings) -> Path:
         raise _forbidden(path, "local directories are off on this installation; register a git URL, or ask the "
                                "administrator to set PORTSIDE_ALLOW_LOCAL_REPOS=true.")
     if not Path(path).is_absolute():
-        raise PortsideError(ErrorCode.INVALID_REPOSITORY, f"`{path}` is not an absolute path; give the full path of the directory.")
+        raise PortsideError(
+            ErrorCode.INVALID_REPOSITORY, f"`{path}` is not an absolute path; give the full path of the directory."
+        )
     root = Path(os.path.realpath(path))
     home = Path(os.path.realpath(settings.home))
     if root == Path("/"):
@@ -110,8 +112,13 @@ def clone(target: Target, branch: str | None, dest: Path, settings: Settings) ->
         stopped = None
         while process.poll() is None:
             if time.monotonic() > deadline:
-                stopped = (ErrorCode.GIT_CLONE_FAILED, (f"Cloning took more than {settings.clone_timeout_seconds:.0f} s "
-                                                       "(PORTSIDE_CLONE_TIMEOUT_SECONDS)."))
+                stopped = (
+                    ErrorCode.GIT_CLONE_FAILED,
+                    (
+                        f"Cloning took more than {settings.clone_timeout_seconds:.0f} s "
+                        "(PORTSIDE_CLONE_TIMEOUT_SECONDS)."
+                    ),
+                )
             elif dest.exists() and _size_bytes(dest) > limit:
                 stopped = (ErrorCode.REPO_TOO_LARGE, (f"The repository is larger than {settings.max_repo_mb} MB "
                                                      "(PORTSIDE_MAX_REPO_MB); the clone was stopped."))
@@ -122,7 +129,10 @@ def clone(target: Target, branch: str | None, dest: Path, settings: Settings) ->
         process.wait()
         reader.join(timeout=5)
     if stopped is None and dest.exists() and _size_bytes(dest) > limit:
-        stopped = (ErrorCode.REPO_TOO_LARGE, f"The repository is larger than {settings.max_repo_mb} MB (PORTSIDE_MAX_REPO_MB).")
+        stopped = (
+            ErrorCode.REPO_TOO_LARGE,
+            f"The repository is larger than {settings.max_repo_mb} MB (PORTSIDE_MAX_REPO_MB).",
+        )
     if stopped is None and process.returncode != 0:
         last = redact_url(("".join(stderr).strip().splitlines() or ["unknown error"])[-1])
         stopped = (ErrorCode.GIT_CLONE_FAILED, f"git could not clone {target.url}: {last}. Check the URL and branch.")

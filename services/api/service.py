@@ -16,7 +16,7 @@ from services.api.bus import Bus
 from services.api.registration import GIT_SCHEMES, check_local_path, clone
 from shared.config import Settings
 from shared.db.models import Deployment, Repository, User
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
@@ -36,6 +36,7 @@ from shared.messaging.events import (
     StopRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.net import os_port_free
 from shared.outbound import check_url
 from shared.preflight import preflight
 from shared.source import SourceTree
@@ -48,7 +49,13 @@ def _repo_name(source: str) -> str:
 
 
 async def register_repository(
-    session: AsyncSession, settings: Settings, *, path: str | None, url: str | None, branch: str | None, name: str | None,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    path: str | None,
+    url: str | None,
+    branch: str | None,
+    name: str | None,
     owner_id: int | None = None,
 ) -> Repository:
     if path:
@@ -78,7 +85,10 @@ async def get_repository(session: AsyncSession, repo_id: int, user: User | None 
     """The repository, if `user` (when given) may see it; another member's id answers like a missing one."""
     repo = await session.get(Repository, repo_id)
     if repo is None or (user is not None and not can_see(user, repo.owner_id)):
-        raise PortsideError(ErrorCode.REPOSITORY_NOT_FOUND, f"Repository {repo_id} does not exist; list them with GET /api/repositories.")
+        raise PortsideError(
+            ErrorCode.REPOSITORY_NOT_FOUND,
+            f"Repository {repo_id} does not exist; list them with GET /api/repositories.",
+        )
     return repo
 
 
@@ -86,7 +96,10 @@ async def get_deployment(session: AsyncSession, deployment_id: int, user: User |
     """The deployment, if `user` (when given) may see it; another member's id answers like a missing one."""
     deployment = await session.get(Deployment, deployment_id)
     if deployment is None or (user is not None and not can_see(user, deployment.owner_id)):
-        raise PortsideError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.")
+        raise PortsideError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND,
+            f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.",
+        )
     return deployment
 
 
@@ -102,7 +115,10 @@ def _check_app_path(repo: Repository, app_path: str) -> str:
 
 
 def _raise_failure(event: Failure) -> None:
-    raise PortsideError(ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR, event.message)
+    raise PortsideError(
+        ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR,
+        event.message,
+    )
 
 
 async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str, user: User | None = None) -> Detection:
@@ -118,20 +134,45 @@ async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str, u
     return event.detection
 
 
+async def _check_host_port(session: AsyncSession, settings: Settings, port: int) -> None:
+    """Refuse a host port that can't be had now. The runner's claim at deploy time (a unique index) stays the
+    judge; this answers the common case at once instead of after a build."""
+    if not settings.port_range_start <= port <= settings.port_range_end:
+        raise PortsideError(
+            ErrorCode.PORT_OUT_OF_RANGE,
+            f"Port {port} is outside Portside's range {settings.port_range_start}-{settings.port_range_end}; "
+            "choose a port inside it or change PORTSIDE_PORT_RANGE_START/END.",
+        )
+    holder = await session.scalar(
+        select(Deployment.id).where(
+            Deployment.assigned_port == port, Deployment.status.in_([s.value for s in PORT_HOLDING])
+        )
+    )
+    if holder is not None or not await anyio.to_thread.run_sync(os_port_free, settings.bind_address, port):
+        who = f"deployment {holder}" if holder is not None else "another process on this machine"
+        raise PortsideError(
+            ErrorCode.PORT_IN_USE,
+            f"Port {port} is already in use by {who}; choose another port or leave it empty to get a free one.",
+        )
+
+
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
-    app_path: str, stack: str | None, port: int | None, host_port: int | None,
+    app_path: str, stack: str | None, port: int | None, internal_port: int | None,
     cpu_limit: float | None = None, memory_limit: str | None = None, user: User | None = None,
 ) -> Deployment:
+    """`port` is the host port to publish on (None: a free one at deploy time), `internal_port` the port the
+    app listens on in the container (None: the detected one)."""
     repo = await get_repository(session, repo_id, user)
     app_path = _check_app_path(repo, app_path)
-    if host_port is not None and not settings.port_range_start <= host_port <= settings.port_range_end:
-        raise PortsideError(ErrorCode.PORT_OUT_OF_RANGE, f"Host port {host_port} is outside {settings.port_range_start}-{settings.port_range_end}.")
-    if app_path not in (repo.detection or {}):
+    if port is not None:
+        await _check_host_port(session, settings, port)
+    if await load_detection(session, repo.id, app_path) is None:
         await detect(session, bus, repo_id, app_path, user)
     deployment = Deployment(
-        owner_id=repo.owner_id if repo.owner_id is not None else (user.id if user else None), repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
-        internal_port=port, requested_port=host_port, cpu_limit=cpu_limit, memory_limit=memory_limit,
+        owner_id=repo.owner_id if repo.owner_id is not None else (user.id if user else None),
+        repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
+        internal_port=internal_port, requested_port=port, cpu_limit=cpu_limit, memory_limit=memory_limit,
         status=S.GENERATING.value,
     )
     session.add(deployment)
@@ -209,11 +250,17 @@ async def deploy(
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.",
+        )
     await _preflight_or_error(session, bus.settings, deployment)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.",
+        )
     await session.commit()
     command = BuildRequested(deployment_id=deployment_id)
     if wait:
@@ -248,13 +295,21 @@ async def rollback(
     """Start the previous successful image again, without a build."""
     deployment = await get_deployment(session, deployment_id, user)
     if not deployment.previous_image_tag:
-        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to.")
+        raise PortsideError(
+            ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to."
+        )
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes."
+        )
     await _preflight_or_error(session, bus.settings, deployment)
-    result = await transition(session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested")
+    result = await transition(
+        session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested"
+    )
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes."
+        )
     await session.commit()
     command = RunRequested(deployment_id=deployment_id, image_tag=deployment.previous_image_tag)
     if wait:
@@ -270,8 +325,10 @@ async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: boo
     """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
     await get_deployment(session, deployment_id, user)
     await session.close()  # the runner deletes the row; do not hold it open meanwhile
-    await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
-                      answers=(Subject.DELETE_COMPLETED,), timeout=180)
+    _, event = await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
+                                 answers=(Subject.DELETE_COMPLETED, Subject.DELETE_FAILED), timeout=180)
+    if isinstance(event, Failure):
+        _raise_failure(event)
 
 
 async def stop(
@@ -282,7 +339,11 @@ async def stop(
         return deployment  # nothing runs: stopping is a no-op, not an error
     command = StopRequested(deployment_id=deployment_id)
     if wait:
-        await bus.request(Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED,), timeout=120)
+        _, event = await bus.request(
+            Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED, Subject.STOP_FAILED), timeout=120
+        )
+        if isinstance(event, Failure):
+            _raise_failure(event)
     else:
         await bus.send(Subject.STOP_REQUESTED, command)
     await session.refresh(deployment)

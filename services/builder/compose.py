@@ -104,7 +104,9 @@ def render_compose(
         "restart": "unless-stopped",
     }
     if port:
-        app["ports"] = [f"${{PORTSIDE_BIND_ADDRESS:-0.0.0.0}}:${{PORTSIDE_HOST_PORT:?Portside sets the host port}}:{port}"]
+        app["ports"] = [
+            f"${{PORTSIDE_BIND_ADDRESS:-0.0.0.0}}:${{PORTSIDE_HOST_PORT:?Portside sets the host port}}:{port}"
+        ]
     app["environment"] = app_env
     # A process in the app cannot gain privileges (setuid binaries) beyond the user it starts as.
     app["security_opt"] = ["no-new-privileges:true"]

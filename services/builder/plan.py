@@ -32,7 +32,15 @@ NODE_LOCKFILES = {
     "pnpm": ["pnpm-lock.yaml"],
     "bun": ["bun.lockb", "bun.lock"],
 }
-PYTHON_MANIFESTS = ["requirements.txt", "pyproject.toml", "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock", "pdm.lock"]
+PYTHON_MANIFESTS = [
+    "requirements.txt",
+    "pyproject.toml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "pdm.lock",
+]
 # Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
 PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
@@ -203,7 +211,7 @@ def _resolve_script(command: str, package: dict) -> str:
     """`npm start` -> the script itself (`node server.js`): node receives signals directly and no npm process
     stays around. Kept as it is when the script chains commands or runs other scripts."""
     words = command.split()
-    scripts = package.get("scripts") if isinstance(package.get("scripts"), dict) else {}
+    scripts = scripts if isinstance(scripts := package.get("scripts"), dict) else {}
     name = None
     if words[:2] in (["npm", "start"], ["yarn", "start"], ["pnpm", "start"]) and len(words) == 2:
         name = "start"
@@ -233,7 +241,9 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     locked = bool(lockfiles)
     notes = []
     if not locked:
-        notes.append(f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds.")
+        notes.append(
+            f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
+        )
     major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
     static = d.output_dir is not None and not d.start_command
     start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
@@ -244,11 +254,22 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     build = d.build_command
     template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
     return BuildPlan(
-        "node", d.framework, pm, major, port, start, build, manifests, template=template,
+        "node",
+        d.framework,
+        pm,
+        major,
+        port,
+        start,
+        build,
+        manifests,
+        template=template,
         install=_node_install(pm, locked, production_only=False),
         prod_install=_node_install(pm, locked, production_only=True),
-        output_dir=d.output_dir if static else None, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
-        artifact="standalone" if standalone else "", locked=locked, notes=notes,
+        output_dir=d.output_dir if static else None,
+        spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
+        artifact="standalone" if standalone else "",
+        locked=locked,
+        notes=notes,
     )
 
 
@@ -329,7 +350,9 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
     words = (d.build_command or "").split()
     project = next((w for w in words if w.endswith(".csproj")), "")
     if not project:
-        found = sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower())
+        found = sorted(
+            p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower()
+        )
         if not found:
             raise ValueError("No .csproj found; Portside builds the project that `dotnet publish` would.")
         project = found[0]

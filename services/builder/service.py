@@ -15,7 +15,7 @@ from pathlib import Path
 
 import anyio
 from docker.errors import DockerException
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.builder.compose import new_password, render_compose
 from services.builder.dockerfile import render_dockerfile, render_dockerignore
@@ -30,7 +30,7 @@ from services.builder.own_files import (
 from services.builder.plan import plan_for
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
@@ -83,8 +83,10 @@ def app_dir_of(repo: Repository, deployment: Deployment) -> Path:
     root = Path(repo.path).resolve()
     app_dir = (root / deployment.app_path).resolve()
     if app_dir != root and root not in app_dir.parents:
-        raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
-                            f"app_path `{deployment.app_path}` leads out of the repository (a symlink); choose a folder inside it.")
+        raise PortsideError(
+            ErrorCode.PATH_OUTSIDE_REPOSITORY,
+            f"app_path `{deployment.app_path}` leads out of the repository (a symlink); choose a folder inside it.",
+        )
     return app_dir
 
 
@@ -95,7 +97,11 @@ def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list
     sub = next((a for a in detection.apps if a.app_path == detection.primary_app), None)
     if sub is None:
         return detection, app_dir, []
-    relative = Path(detection.primary_app).relative_to(detection.app_path) if detection.app_path else Path(detection.primary_app)
+    relative = (
+        Path(detection.primary_app).relative_to(detection.app_path)
+        if detection.app_path
+        else Path(detection.primary_app)
+    )
     note = (f"Monorepo: building {detection.primary_app} (the primary app); deploy another one with "
             f"app_path ({', '.join(a.app_path for a in detection.apps)}).")
     return sub, app_dir / relative, [note]
@@ -151,8 +157,10 @@ def generate_files(
             plan = plan_for(detection, app_dir, override.port)
             dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
             from_repo = False
-            notes.append(f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
-                         "the repository: Portside generated it.")
+            notes.append(
+                f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
+                "the repository: Portside generated it."
+            )
         else:
             raise ValueError(f"{their_compose} builds `{override.app_service}` from "
                              f"{app_build.context}/{app_build.dockerfile}, which is not a file inside the repository.")
@@ -167,9 +175,14 @@ def generate_files(
         compose = render_compose(owner=owner, repo_name=repo_name, port=port or 8080, services=_services(detection),
                                  cpus=cpus, memory=memory, password=password, dockerfile=their_dockerfile)
         return GeneratedFiles(
-            dockerfile=dockerfile_text, compose=compose,
-            dockerignore=own_dockerignore(tree), port=port or 8080, app_dir=app_dir, dockerfile_from_repo=True,
-            notes=notes + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
+            dockerfile=dockerfile_text,
+            compose=compose,
+            dockerignore=own_dockerignore(tree),
+            port=port or 8080,
+            app_dir=app_dir,
+            dockerfile_from_repo=True,
+            notes=notes
+            + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
     plan = plan_for(detection, app_dir, port_override)
     return GeneratedFiles(
@@ -224,9 +237,11 @@ def write_files(repo_root: Path, app_dir: Path, files: GeneratedFiles) -> Path:
         tree.write_text(f"{DEPLOYMENT_DIR}/.dockerignore", files.dockerignore)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
-            raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
-                                f"{DEPLOYMENT_DIR}/ in the repository is a symlink (or holds one); Portside writes its "
-                                "files only into a real folder of the repository. Remove it from the repository.") from exc
+            raise PortsideError(
+                ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                f"{DEPLOYMENT_DIR}/ in the repository is a symlink (or holds one); Portside writes its "
+                "files only into a real folder of the repository. Remove it from the repository.",
+            ) from exc
         raise
     return app_dir / DEPLOYMENT_DIR
 
@@ -246,13 +261,21 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                 await ctx.publish(Subject.GENERATE_COMPLETED, GenerateCompleted(
                     correlation_id=event.correlation_id, deployment_id=deployment.id))
             return
-        detection = Detection.model_validate((repo.detection or {}).get(deployment.app_path) or {})
+        stored = await load_detection(session, repo.id, deployment.app_path)
+        # No stored detection is a failure with a code, never a silent stack "unknown".
+        detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
             detection = detection.model_copy(update={"stack": deployment.stack})
         settings = ctx.settings
         owner, repo_root = Owner.of(settings, deployment.id), Path(repo.path).resolve()
 
         def make() -> tuple[GeneratedFiles, list[str], Path, Path]:
+            if stored is None:
+                raise PortsideError(
+                    ErrorCode.DETECTION_FAILED,
+                    f"No detection is stored for app path "
+                    f"'{deployment.app_path}'; detect it first (POST /api/deployments/detect/{repo.id}).",
+                )
             app_dir = app_dir_of(repo, deployment)
             made = generate_files(
                 detection, app_dir, owner=owner, repo_name=deployment.repo_name,
@@ -319,7 +342,13 @@ class BuildJob:
 
 
 def build_jobs(
-    settings: Settings, deployment: Deployment, checked: Checked, app_dir: Path, owner: Owner, repo_root: Path, tag: str,
+    settings: Settings,
+    deployment: Deployment,
+    checked: Checked,
+    app_dir: Path,
+    owner: Owner,
+    repo_root: Path,
+    tag: str,
 ) -> list[BuildJob]:
     """What to build for a deployment: the app image, plus every other service the repository's compose file
     builds (compose runs with --no-build), read from the model Compose resolved (interpolated, contained).
@@ -347,9 +376,11 @@ def build_jobs(
         else:
             found = tree.read_text(os.path.normpath(f"{rel}/{dockerfile_name}"))
             if found is None:
-                raise PortsideError(ErrorCode.INVALID_DOCKERFILE,
-                                    f"{theirs[0]}: service `{name}` builds from {rel}/{dockerfile_name}, which is not a "
-                                    "file inside the repository.")
+                raise PortsideError(
+                    ErrorCode.INVALID_DOCKERFILE,
+                    f"{theirs[0]}: service `{name}` builds from {rel}/{dockerfile_name}, which is not a "
+                    "file inside the repository.",
+                )
             text, image = found, service_image(owner, name, app_service)
         check_dockerfile(text, settings.allowed_registries, build_args=args)
         jobs.append(BuildJob(name, context, dockerfile_name, text, ignore, image, build.get("target"), args))
@@ -450,7 +481,10 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         if app_dir_error is not None:
             raise app_dir_error
         if not app_dir.is_dir():
-            raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {app_dir} no longer exists; register the repository again.")
+            raise PortsideError(
+                ErrorCode.REPO_NOT_FOUND,
+                f"The app directory {app_dir} no longer exists; register the repository again.",
+            )
         # The hard limit only matters for a step that prints nothing: `stop` ends a talking build sooner.
         with anyio.fail_after(settings.build_timeout_seconds + 30):
             warnings, outcome, size = await anyio.to_thread.run_sync(run_build, abandon_on_cancel=True)
@@ -468,10 +502,16 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         await ctx.log(deployment_id, f"hadolint: {warning}")
     if error is None and (outcome is None or not outcome.succeeded) and stop_reason:
         if stop_reason[0] == "timeout":
-            error = PortsideError(ErrorCode.BUILD_TIMEOUT, f"The build took longer than {settings.build_timeout_seconds:.0f} s; raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.")
+            error = PortsideError(
+                ErrorCode.BUILD_TIMEOUT,
+                f"The build took longer than {settings.build_timeout_seconds:.0f} s; "
+                "raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.",
+            )
         else:
             # The user stopped the deployment: whoever moved it on owns its status now.
-            await ctx.log(deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})")
+            await ctx.log(
+                deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})"
+            )
             await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
                 correlation_id=event.correlation_id, deployment_id=deployment_id,
                 error_code=ErrorCode.BUILD_CANCELLED, message="The build was cancelled: the deployment was stopped."))
@@ -479,11 +519,23 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
 
     async with ctx.sessions() as session:
         if error is not None:
-            target = S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
-            await transition(session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds)
+            target = (
+                S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
+            )
+            await transition(
+                session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds
+            )
             await session.commit()
             await ctx.log(deployment_id, f"build failed: {error.message}")
-            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(correlation_id=event.correlation_id, deployment_id=deployment_id, error_code=error.code, message=error.message))
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=error.code,
+                    message=error.message,
+                ),
+            )
             return
         if outcome is None:
             # The app runs a published image from the repository's compose file: nothing to build.
@@ -491,25 +543,58 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             await record_event(session, deployment_id, S.BUILDING, f"nothing to build: the app runs {image}")
             await session.commit()
             await ctx.log(deployment_id, f"nothing to build: service `{deployment.app_service}` runs the image {image}")
-            await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id="", image_tag=image, build_seconds=seconds))
+            await ctx.publish(
+                Subject.BUILD_COMPLETED,
+                BuildCompleted(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    image_id="",
+                    image_tag=image,
+                    build_seconds=seconds,
+                ),
+            )
             return
         if not outcome.succeeded:
             where = f" at {outcome.failing_step}" if outcome.failing_step else ""
             message = f"The build failed{where}: {outcome.error}\n" + "\n".join(outcome.tail[-15:])
-            await transition(session, deployment_id, S.BUILD_FAILED, message, error_code=ErrorCode.BUILD_FAILED, build_seconds=seconds)
+            await transition(
+                session,
+                deployment_id,
+                S.BUILD_FAILED,
+                message,
+                error_code=ErrorCode.BUILD_FAILED,
+                build_seconds=seconds,
+            )
             await session.commit()
             await ctx.log(deployment_id, f"build failed{where}: {outcome.error}")
-            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(correlation_id=event.correlation_id, deployment_id=deployment_id, error_code=ErrorCode.BUILD_FAILED, message=message))
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=ErrorCode.BUILD_FAILED,
+                    message=message,
+                ),
+            )
             return
         await session.execute(
-            Deployment.__table__.update().where(Deployment.id == deployment_id).values(
+            update(Deployment).where(Deployment.id == deployment_id).values(
                 image_id=outcome.image_id, image_tag=tag, build_seconds=seconds, image_size_bytes=size)
         )
         size_text = f", {size / 1e6:.0f} MB" if size else ""
         await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s{size_text}")
         await session.commit()
     await ctx.log(deployment_id, f"image {tag} built in {seconds} s{size_text}")
-    await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id=outcome.image_id or "", image_tag=tag, build_seconds=seconds))
+    await ctx.publish(
+        Subject.BUILD_COMPLETED,
+        BuildCompleted(
+            correlation_id=event.correlation_id,
+            deployment_id=deployment_id,
+            image_id=outcome.image_id or "",
+            image_tag=tag,
+            build_seconds=seconds,
+        ),
+    )
 
 
 def _published_image(dockerfile: str) -> str:

@@ -1,5 +1,7 @@
 """A small client for Portside's REST API that turns error bodies into readable exits, and the saved login
-(`portside login`): PORTSIDE_API_URL and PORTSIDE_TOKEN in the environment come first (CI), then the file."""
+(`portside login`): PORTSIDE_API_URL and PORTSIDE_TOKEN in the environment come first (CI), then the file.
+httpx loads when the first `Api` is made, so a command that never calls the API (`portside detect`) doesn't pay
+for it."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 
 class ApiError(Exception):
@@ -72,15 +72,21 @@ def default_api_url() -> str:
 
 class Api:
     def __init__(self, base_url: str, timeout: float = 60, token: str | None = None) -> None:
+        import httpx
+
         token = default_token() if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             resp = self.client.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
-            raise ApiError(0, "API_UNAVAILABLE", f"Nothing answers at {self.client.base_url}; start Portside with `portside up`.") from exc
+            raise ApiError(
+                0, "API_UNAVAILABLE", f"Nothing answers at {self.client.base_url}; start Portside with `portside up`."
+            ) from exc
         body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
         if resp.status_code >= 400:
             code = body.get("error_code", f"HTTP_{resp.status_code}")
@@ -92,13 +98,16 @@ class Api:
 
     def sse(self, path: str, last_event_id: str | None = None) -> Iterator[tuple[str, str, str]]:
         """(event, id, data) for each Server-Sent Event."""
+        import httpx
+
         headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         with self.client.stream("GET", path, headers=headers, timeout=httpx.Timeout(10, read=None)) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 body = resp.json()
                 raise ApiError(resp.status_code, body.get("error_code", ""), body.get("detail", ""))
-            event, event_id, data = "message", "", []
+            event, event_id = "message", ""
+            data: list[str] = []
             for line in resp.iter_lines():
                 if line == "":
                     if data:

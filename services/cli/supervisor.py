@@ -51,7 +51,9 @@ def parse_replicas(specs: list[str]) -> dict[str, int]:
             name, _, count = part.partition("=")
             name = name.strip()
             if name not in SERVICES or not count.strip().isdigit() or int(count) < 1:
-                raise ValueError(f"bad --replicas value `{part}`; use e.g. detector=3 (services: {', '.join(SERVICES)})")
+                raise ValueError(
+                    f"bad --replicas value `{part}`; use e.g. detector=3 (services: {', '.join(SERVICES)})"
+                )
             if name in SINGLE and int(count) != 1:
                 raise ValueError(f"{name} serves HTTP on one port and runs as a single process")
             replicas[name] = int(count)
@@ -77,7 +79,8 @@ class Supervisor:
         nats_url, database_url = self.settings.nats_url, self.settings.database_url
         if not nats_url:
             # A generated password: another local process cannot publish deploy commands.
-            self.nats = start_nats(home / "nats", log_file=home / "nats.log", password=home_key(self.settings, "nats").decode())
+            password = home_key(self.settings, "nats").decode()
+            self.nats = start_nats(home / "nats", log_file=home / "nats.log", password=password)
             nats_url = self.nats.url
             self.say(f"embedded nats-server (JetStream) on 127.0.0.1:{self.nats.port} with a generated password, "
                      f"data in {home / 'nats'}")
@@ -136,7 +139,10 @@ class Supervisor:
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < 60] + [now]
                 if len(child.restarts) > MAX_RESTARTS_PER_MINUTE:
-                    self.say(f"[red]{child.label} exited with code {code} {len(child.restarts)} times in a minute; giving up and stopping Portside[/]")
+                    self.say(
+                        f"[red]{child.label} exited with code {code} {len(child.restarts)} times in a minute; "
+                        "giving up and stopping Portside[/]"
+                    )
                     return 1
                 self.say(f"[yellow]{child.label} (pid {child.process.pid}) exited with code {code}; restarting it[/]")
                 self.spawn(child, env)

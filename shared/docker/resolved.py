@@ -376,9 +376,11 @@ def _check_mount(where: str, volume: Any, paths: _Paths, volumes: set[str]) -> N
     if kind == "bind":
         if DOCKER_SOCKET.search(source) or not paths.inside(source):
             what = "the Docker socket" if DOCKER_SOCKET.search(source) else f"the host path `{source}`"
-            raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY if "socket" not in what else ErrorCode.POLICY_VIOLATION,
-                                f"{where}: mounts {what}, outside the repository (after symlinks); use a named volume "
-                                "or a path inside the repository.")
+            raise PortsideError(
+                ErrorCode.PATH_OUTSIDE_REPOSITORY if "socket" not in what else ErrorCode.POLICY_VIOLATION,
+                f"{where}: mounts {what}, outside the repository (after symlinks); use a named volume "
+                "or a path inside the repository.",
+            )
         propagation = (volume.get("bind") or {}).get("propagation")
         if propagation not in (None, "", "rprivate", "private"):
             raise _refuse(f"{where}.bind.propagation", f"`{propagation}` shares mounts with the host; remove it.")
@@ -415,8 +417,10 @@ def _keep_assigned_ports(name: str, service: dict[str, Any], scope: Scope, check
         else:
             dropped.append(entry)
     if dropped:
-        what = ", ".join(f"{e.get('published') or 'a random port'}->{e.get('target')}" if isinstance(e, dict) else str(e)
-                         for e in dropped)
+        what = ", ".join(
+            f"{e.get('published') or 'a random port'}->{e.get('target')}" if isinstance(e, dict) else str(e)
+            for e in dropped
+        )
         checked.warnings.append(f"services.{name}.ports: dropped {what}; only the port Portside assigned "
                                 f"({scope.host_port}) is published on the host.")
     if "ports" in service:

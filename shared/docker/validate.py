@@ -33,9 +33,14 @@ def validate_compose(text: str, app_service: str | None = "app") -> dict:
     """YAML and shape. `app_service` None: an override file, whose services may all come from another file."""
     doc, _ = load_compose(text)
     if not isinstance(doc.get("services"), dict) or not doc["services"]:
-        raise PortsideError(ErrorCode.INVALID_COMPOSE, "The compose file needs a `services:` mapping with at least one service.")
+        raise PortsideError(
+            ErrorCode.INVALID_COMPOSE, "The compose file needs a `services:` mapping with at least one service."
+        )
     if app_service and app_service not in doc["services"]:
-        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"The compose file needs a service named `{app_service}` (the one Portside publishes).")
+        raise PortsideError(
+            ErrorCode.INVALID_COMPOSE,
+            f"The compose file needs a service named `{app_service}` (the one Portside publishes).",
+        )
     return doc
 
 

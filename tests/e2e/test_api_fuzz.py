@@ -26,11 +26,16 @@ def test_api_answers_generated_requests_without_a_server_error(system: System) -
         tried += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def run(case) -> None:  # type: ignore[no-untyped-def]
-            case.call_and_validate(base_url=system.url, headers=system.auth_headers, timeout=60,
-                                   checks=[not_a_server_error, response_schema_conformance])
+            case.call_and_validate(
+                base_url=system.url,
+                headers=system.auth_headers,
+                timeout=60,
+                checks=[not_a_server_error, response_schema_conformance],
+            )
 
         try:
             run()

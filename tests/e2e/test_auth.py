@@ -75,7 +75,9 @@ _refresh_accounts = itertools.cycle(["matrix-a@portside.test", "matrix-b@portsid
 
 def _fresh_refresh_token(system: System) -> dict:
     # Two accounts take turns, so the per-account login limit (10 a minute) is not what the matrix measures.
-    resp = httpx.post(f"{system.url}/api/auth/login", json={"email": next(_refresh_accounts), "password": ADMIN_PASSWORD})
+    resp = httpx.post(
+        f"{system.url}/api/auth/login", json={"email": next(_refresh_accounts), "password": ADMIN_PASSWORD}
+    )
     return {"refresh_token": resp.json()["refresh_token"]}
 
 
@@ -91,7 +93,7 @@ BODIES: dict[tuple[str, str], dict | Callable[[System], dict]] = {
     ("POST", "/api/repositories"): {"url": "/no/such/repository.git"},
     ("POST", "/api/deployments/detect/{repo_id}"): {"app_path": ""},
     ("POST", "/api/deployments/generate/{repo_id}"): {"app_path": ""},
-    ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": "FROM python:3.12-slim\nCMD [\"python\", \"-V\"]\n"},
+    ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": 'FROM python:3.12-slim\nCMD ["python", "-V"]\n'},
     ("PUT", "/api/deployments/{deployment_id}/env"): {"variables": [{"key": "GREETING", "value": "hi"}]},
 }
 
@@ -140,7 +142,9 @@ def _client(system: System, token: str | None) -> httpx.Client:
 
 
 @pytest.fixture(scope="module")
-def owned(system: System, people: dict[str, str | None], tmp_path_factory: pytest.TempPathFactory) -> Callable[[], dict]:
+def owned(
+    system: System, people: dict[str, str | None], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], dict]:
     """Makes a repository and a generated deployment owned by `owner` (the admin registers the directory, since
     members may not, and hands it to the owner)."""
     source = copy_fixture("python-flask", tmp_path_factory.mktemp("owned"), git=True)
@@ -158,7 +162,9 @@ def owned(system: System, people: dict[str, str | None], tmp_path_factory: pytes
 
 
 def _outcome(resp: httpx.Response) -> str:
-    code = resp.json().get("error_code") if resp.headers.get("content-type", "").startswith("application/json") else None
+    code = (
+        resp.json().get("error_code") if resp.headers.get("content-type", "").startswith("application/json") else None
+    )
     if code in ("UNAUTHORIZED", "TOKEN_EXPIRED"):
         return UNAUTHORIZED
     if code == "FORBIDDEN":
@@ -199,8 +205,9 @@ def test_ownership_matrix(system: System, people: dict[str, str | None], owned: 
                     wrong.append(f"{method} {path} as {identity}: expected {EXPECT[kind][identity]}, got {got}")
                 continue
             target = owned() if method == "DELETE" and "{deployment_id}" in path else shared
-            url = path.format(repo_id=target["repo_id"], deployment_id=target["deployment_id"], user_id=viewer_id,
-                              token_id=999999)
+            url = path.format(
+                repo_id=target["repo_id"], deployment_id=target["deployment_id"], user_id=viewer_id, token_id=999999
+            )
             with _client(system, people[identity]) as client:
                 body = BODIES.get((method, path))
                 request = client.build_request(method, url, json=body(system) if callable(body) else body)
@@ -209,17 +216,23 @@ def test_ownership_matrix(system: System, people: dict[str, str | None], owned: 
                     if not resp.headers.get("content-type", "").startswith("text/event-stream"):
                         resp.read()
                     got = _outcome(resp) if resp.is_stream_consumed else ALLOWED
-                    assert resp.status_code < 500 or resp.status_code in (503, 504), f"{method} {url} as {identity}: {resp.status_code}"
+                    assert resp.status_code < 500 or resp.status_code in (503, 504), (
+                        f"{method} {url} as {identity}: {resp.status_code}"
+                    )
                 finally:
                     resp.close()
             checked += 1
             if got != EXPECT[kind][identity]:
-                wrong.append(f"{method} {path} as {identity}: expected {EXPECT[kind][identity]}, got {got} ({resp.status_code})")
+                wrong.append(
+                    f"{method} {path} as {identity}: expected {EXPECT[kind][identity]}, got {got} ({resp.status_code})"
+                )
     assert not wrong, "\n".join(wrong)
     print(f"ownership matrix: {checked} checks ({checked // len(IDENTITIES)} routes x {len(IDENTITIES)} identities)")
 
 
-def test_lists_show_a_member_only_their_own(system: System, people: dict[str, str | None], owned: Callable[[], dict]) -> None:
+def test_lists_show_a_member_only_their_own(
+    system: System, people: dict[str, str | None], owned: Callable[[], dict]
+) -> None:
     mine = owned()
     other = _client(system, people["other"])
     assert mine["deployment_id"] not in [d["id"] for d in other.get("/api/deployments").json()["data"]]
@@ -230,7 +243,9 @@ def test_lists_show_a_member_only_their_own(system: System, people: dict[str, st
     assert mine["deployment_id"] in [d["id"] for d in everything]
 
 
-def test_a_member_may_not_register_a_server_directory(system: System, people: dict[str, str | None], tmp_path: Path) -> None:
+def test_a_member_may_not_register_a_server_directory(
+    system: System, people: dict[str, str | None], tmp_path: Path
+) -> None:
     member = _client(system, people["owner"])
     for body in ({"path": str(tmp_path)}, {"url": f"file://{tmp_path}"}):
         resp = member.post("/api/repositories", json=body)
@@ -244,8 +259,12 @@ def test_signup_is_closed_after_the_first_user(system: System) -> None:
     assert me["role"] == "admin"
 
 
-def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(system: System, people: dict[str, str | None]) -> None:
-    login = httpx.post(f"{system.url}/api/auth/login", json={"email": "viewer@portside.test", "password": ADMIN_PASSWORD})
+def test_refresh_rotates_and_a_replayed_refresh_token_ends_the_session(
+    system: System, people: dict[str, str | None]
+) -> None:
+    login = httpx.post(
+        f"{system.url}/api/auth/login", json={"email": "viewer@portside.test", "password": ADMIN_PASSWORD}
+    )
     assert login.status_code == 200
     pair = login.json()
     assert set(pair) == {"access_token", "refresh_token", "token_type"} and pair["token_type"] == "bearer"
@@ -262,8 +281,9 @@ def test_garbage_and_revoked_tokens_are_refused(system: System, people: dict[str
     bad = httpx.get(f"{system.url}/api/deployments", headers={"Authorization": "Bearer not.a.jwt"})
     assert bad.status_code == 401 and bad.json()["error_code"] == "UNAUTHORIZED"
     access = system.login("other@portside.test", ADMIN_PASSWORD)
-    created = httpx.post(f"{system.url}/api/tokens", json={"name": "short-lived"},
-                         headers={"Authorization": f"Bearer {access}"}).json()["data"]
+    created = httpx.post(
+        f"{system.url}/api/tokens", json={"name": "short-lived"}, headers={"Authorization": f"Bearer {access}"}
+    ).json()["data"]
     token_headers = {"Authorization": f"Bearer {created['token']}"}
     assert httpx.get(f"{system.url}/api/auth/me", headers=token_headers).status_code == 200
     listed = httpx.get(f"{system.url}/api/tokens", headers=token_headers).json()["data"]
@@ -299,21 +319,30 @@ def test_audit_trail_records_logins_and_token_creation(system: System, people: d
 
 
 def test_login_attempts_per_account_are_limited_with_retry_after(system: System) -> None:
-    answers = [httpx.post(f"{system.url}/api/auth/login", json={"email": "target@portside.test", "password": "guess"})
-               for _ in range(11)]
+    answers = [
+        httpx.post(f"{system.url}/api/auth/login", json={"email": "target@portside.test", "password": "guess"})
+        for _ in range(11)
+    ]
     assert [a.status_code for a in answers[:10]] == [401] * 10
     assert answers[10].status_code == 429 and answers[10].json()["error_code"] == "RATE_LIMITED"
     assert int(answers[10].headers["Retry-After"]) >= 1
 
 
-def test_env_secrets_are_masked_and_kept(system: System, people: dict[str, str | None], owned: Callable[[], dict]) -> None:
+def test_env_secrets_are_masked_and_kept(
+    system: System, people: dict[str, str | None], owned: Callable[[], dict]
+) -> None:
     target = owned()
     owner = _client(system, people["owner"])
     url = f"/api/deployments/{target['deployment_id']}/env"
-    put = owner.put(url, json={"variables": [
-        {"key": "API_KEY", "value": "s3cret-value-123", "secret": True},
-        {"key": "GREETING", "value": "hello"},
-    ]})
+    put = owner.put(
+        url,
+        json={
+            "variables": [
+                {"key": "API_KEY", "value": "s3cret-value-123", "secret": True},
+                {"key": "GREETING", "value": "hello"},
+            ]
+        },
+    )
     assert put.status_code == 200, put.text
     assert "s3cret-value-123" not in put.text
     got = owner.get(url).json()["data"]["variables"]
@@ -330,7 +359,9 @@ def test_env_secrets_are_masked_and_kept(system: System, people: dict[str, str |
         assert "s3cret-value-123" not in system.client.get(path).text
 
 
-def test_websocket_log_stream_has_the_sse_lines_ids_and_resume(system: System, people: dict[str, str | None], owned: Callable[[], dict]) -> None:
+def test_websocket_log_stream_has_the_sse_lines_ids_and_resume(
+    system: System, people: dict[str, str | None], owned: Callable[[], dict]
+) -> None:
     target = owned()
     path = f"/api/deployments/{target['deployment_id']}/logs/stream"
     owner = people["owner"]

@@ -28,9 +28,15 @@ def test_an_app_printing_its_secret_and_an_aws_key_leaks_neither(system: System,
     )
     generated = system.deploy_path(source)
     deployment_id = generated["deployment_id"]
-    put = system.call("PUT", f"/api/deployments/{deployment_id}/env", json={"variables": [
-        {"key": "API_SECRET", "value": SECRET, "secret": True},
-    ]})
+    put = system.call(
+        "PUT",
+        f"/api/deployments/{deployment_id}/env",
+        json={
+            "variables": [
+                {"key": "API_SECRET", "value": SECRET, "secret": True},
+            ]
+        },
+    )
     assert SECRET not in str(put)
     sse = SSECollector(f"{system.url}/api/deployments/{deployment_id}/logs/stream", headers=system.auth_headers)
     try:
@@ -48,7 +54,8 @@ def test_an_app_printing_its_secret_and_an_aws_key_leaks_neither(system: System,
     printed = next(e["line"] for e in history["entries"] if "my secret is" in e["line"])
     assert printed == "my secret is ******** and my key is ********"
     everything = [
-        streamed, str(history),
+        streamed,
+        str(history),
         str(system.call("GET", f"/api/deployments/{deployment_id}")),
         str(system.call("GET", f"/api/deployments/{deployment_id}/events")),
         str(system.call("GET", f"/api/deployments/{deployment_id}/env")),
@@ -58,7 +65,12 @@ def test_an_app_printing_its_secret_and_an_aws_key_leaks_neither(system: System,
         assert SECRET not in text and FAKE_AWS_KEY not in text
     for folder in (Path(generated["docker_path"]), system.home):
         for path in folder.rglob("*"):
-            if path.is_file() and path.stat().st_size < 5_000_000 and "postgres" not in path.parts and "nats" not in path.parts:
+            if (
+                path.is_file()
+                and path.stat().st_size < 5_000_000
+                and "postgres" not in path.parts
+                and "nats" not in path.parts
+            ):
                 assert SECRET.encode() not in path.read_bytes(), f"{path} holds the secret"
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)
 

@@ -10,8 +10,13 @@ from shared.config import Settings
 
 def _client(tmp_path: Path, **overrides: object) -> TestClient:
     # No lifespan (no `with`): nothing connects; every request below is answered before a database is needed.
-    settings = Settings(home=tmp_path, database_url="postgresql://unit@localhost/unit", nats_url="nats://127.0.0.1:1",
-                        allowed_hosts=["testserver"], **overrides)
+    settings = Settings(
+        home=tmp_path,
+        database_url="postgresql://unit@localhost/unit",
+        nats_url="nats://127.0.0.1:1",
+        allowed_hosts=["testserver"],
+        **overrides,
+    )
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
 

@@ -85,15 +85,28 @@ def test_networks_and_volumes_must_be_the_deployments_own(tmp_path: Path) -> Non
         assert refused(tmp_path, doc).code == ErrorCode.POLICY_VIOLATION
 
 
-DANGEROUS = st.sampled_from([
-    ("privileged", st.sampled_from([True, "true", "True", "TRUE", "1", "yes", "on"])),
-    ("cap_add", st.lists(st.sampled_from(["SYS_ADMIN", "NET_ADMIN", "ALL"]), min_size=1)),
-    ("network_mode", st.sampled_from(["host", "bridge", "container:db", "service:db"])),
-    ("pid", st.sampled_from(["host", "container:x"])),
-    ("devices", st.lists(st.just("/dev/sda:/dev/sda"), min_size=1)),
-    ("volumes", st.lists(st.fixed_dictionaries({"type": st.just("bind"), "target": st.just("/x"), "source": st.sampled_from(
-        ["/", "/etc", "/var/run/docker.sock", "/root/.ssh", "/proc"])}), min_size=1)),
-])
+DANGEROUS = st.sampled_from(
+    [
+        ("privileged", st.sampled_from([True, "true", "True", "TRUE", "1", "yes", "on"])),
+        ("cap_add", st.lists(st.sampled_from(["SYS_ADMIN", "NET_ADMIN", "ALL"]), min_size=1)),
+        ("network_mode", st.sampled_from(["host", "bridge", "container:db", "service:db"])),
+        ("pid", st.sampled_from(["host", "container:x"])),
+        ("devices", st.lists(st.just("/dev/sda:/dev/sda"), min_size=1)),
+        (
+            "volumes",
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "type": st.just("bind"),
+                        "target": st.just("/x"),
+                        "source": st.sampled_from(["/", "/etc", "/var/run/docker.sock", "/root/.ssh", "/proc"]),
+                    }
+                ),
+                min_size=1,
+            ),
+        ),
+    ]
+)
 HARMLESS = st.dictionaries(st.sampled_from(["command", "environment", "working_dir", "user", "restart", "init", "tty"]),
                            st.text(max_size=20), max_size=4)
 

@@ -13,8 +13,10 @@ from shared.secrets import MASK, Cipher, compose_passwords, home_key, mask_compo
 
 
 def test_redact_hides_secret_values_and_credential_shapes() -> None:
-    text = ("key AKIAIOSFODNN7EXAMPLE url postgresql://app:hunter22@db:5432/app auth Bearer abc.def.ghijkl "
-            "value my-secret-value\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----")
+    text = (
+        "key AKIAIOSFODNN7EXAMPLE url postgresql://app:hunter22@db:5432/app auth Bearer abc.def.ghijkl "
+        "value my-secret-value\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    )
     out = redact(text, ["my-secret-value"])
     for leaked in ("AKIAIOSFODNN7EXAMPLE", "hunter22", "abc.def.ghijkl", "my-secret-value", "MIIE"):
         assert leaked not in out
@@ -26,8 +28,10 @@ def test_redact_leaves_ordinary_text_and_very_short_values_alone() -> None:
 
 
 def test_masked_compose_comes_back_with_the_saved_passwords() -> None:
-    stored = "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: s3cr3tpw\n  app:\n    environment:\n" \
-             "      DATABASE_URL: postgresql://app:s3cr3tpw@db:5432/app\n"
+    stored = (
+        "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: s3cr3tpw\n  app:\n    environment:\n"
+        "      DATABASE_URL: postgresql://app:s3cr3tpw@db:5432/app\n"
+    )
     assert compose_passwords(stored) == ["s3cr3tpw"]
     masked = mask_compose(stored)
     assert "s3cr3tpw" not in masked and MASK in masked
@@ -73,7 +77,9 @@ def test_rate_limiter_refuses_past_the_limit_with_retry_after() -> None:
     limiter.hit("other", 3, "tries")
 
 
-@pytest.mark.parametrize(("host", "name"), [("localhost:8080", "localhost"), ("[::1]:8080", "::1"), ("::1", "::1"),
-                                            ("example.com", "example.com")])
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [("localhost:8080", "localhost"), ("[::1]:8080", "::1"), ("::1", "::1"), ("example.com", "example.com")],
+)
 def test_host_header_names_the_host_without_its_port(host: str, name: str) -> None:
     assert _hostname(host) == name

@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 @router.get("", response_model=Envelope[list[AuditEventPublic]])
 async def list_audit(
-    _: AdminUser, session: SessionDep,
+    _: AdminUser,
+    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="only events older than this id (paging)")] = None,
 ) -> Envelope[list[AuditEventPublic]]:

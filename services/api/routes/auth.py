@@ -28,16 +28,24 @@ _REGISTER_LOCK = 0x706F7274  # "port"
 
 
 @router.post("/register", status_code=201, response_model=Envelope[UserPublic])
-async def register(body: UserRegister, request: Request, session: SessionDep, settings: SettingsDep) -> Envelope[UserPublic]:
+async def register(
+    body: UserRegister, request: Request, session: SessionDep, settings: SettingsDep
+) -> Envelope[UserPublic]:
     """Create an account. Open while no user exists (that first user is admin) and when PORTSIDE_OPEN_SIGNUP
     is true (new users are members); otherwise an admin creates users with POST /api/users."""
-    request.app.state.limiter.hit(f"register:{client_ip(request, settings)}", settings.login_attempts_per_ip_per_minute,
-                                  "sign-ups from this address")
+    request.app.state.limiter.hit(
+        f"register:{client_ip(request, settings)}",
+        settings.login_attempts_per_ip_per_minute,
+        "sign-ups from this address",
+    )
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _REGISTER_LOCK})
     count = await session.scalar(select(func.count()).select_from(User))
     if count and not settings.open_signup:
-        raise PortsideError(ErrorCode.SIGNUP_CLOSED, "Sign-up is closed on this installation; ask an admin to "
-                                                     "create your account (or set PORTSIDE_OPEN_SIGNUP=true).")
+        raise PortsideError(
+            ErrorCode.SIGNUP_CLOSED,
+            "Sign-up is closed on this installation; ask an admin to "
+            "create your account (or set PORTSIDE_OPEN_SIGNUP=true).",
+        )
     email = body.email.strip().lower()
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise PortsideError(ErrorCode.EMAIL_TAKEN, f"{email} already has an account; log in instead.")
@@ -54,8 +62,11 @@ async def login(body: LoginRequest, request: Request, session: SessionDep, setti
     """Exchange email and password for a short-lived access token and a refresh token."""
     email = body.email.strip().lower()
     limiter = request.app.state.limiter
-    limiter.hit(f"login-ip:{client_ip(request, settings)}", settings.login_attempts_per_ip_per_minute,
-                "login attempts from this address")
+    limiter.hit(
+        f"login-ip:{client_ip(request, settings)}",
+        settings.login_attempts_per_ip_per_minute,
+        "login attempts from this address",
+    )
     limiter.hit(f"login-account:{email}", settings.login_attempts_per_minute, "login attempts for this account")
     user = await session.scalar(select(User).where(User.email == email))
     if not verify_password(user.password_hash if user else DUMMY_HASH, body.password) or user is None or user.disabled:

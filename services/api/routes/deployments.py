@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
+from docker.errors import DockerException
 from fastapi import APIRouter, Body, Query, Request, Response
+from requests import RequestException
 from sqlalchemy import select
 
 from services.api import service
@@ -55,11 +57,13 @@ async def generate(
     repo_id: IdPath, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> Envelope[GenerateResult]:
-    """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
+    """Create a deployment and generate its Dockerfile, compose file and .dockerignore. `port` is the host port
+    the app will be published on (PORT_IN_USE / PORT_OUT_OF_RANGE when it can't be had), `internal_port` the
+    port it listens on in the container."""
     body = body or GenerateRequest()
     deployment = await service.generate(
-        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port,
-        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit, user=user,
+        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.requested_host_port,
+        internal_port=body.internal_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit, user=user,
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
@@ -96,7 +100,8 @@ async def get_deployment(
 
 @router.put("/{deployment_id}/files", response_model=Envelope[dict])
 async def put_files(
-    deployment_id: IdPath, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep,
+    settings: SettingsDep,
 ) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
     the security policy. A refusal is a 422 with an error_code and the offending line. Passwords shown
@@ -219,6 +224,10 @@ async def status(
         data = await anyio.to_thread.run_sync(read_engine)
     except PortsideError as exc:
         data = data.model_copy(update={"engine_error": exc.message})
+    except (DockerException, RequestException, ValueError) as exc:
+        # The container went away while being read (a deployment stopping): the status still answers, from Postgres.
+        data = data.model_copy(update={"engine_error": f"The engine could not describe the container just now "
+                                                       f"({exc.__class__.__name__}); ask again in a moment."})
     return Envelope(data=data)
 
 
@@ -233,6 +242,8 @@ async def events(
     )).all()
     secrets = await secret_values(session, settings, deployment_id)
     return Envelope(data=[
-        EventPublic.model_validate(e).model_copy(update={"message": redact(e.message, secrets) if e.message else e.message})
+        EventPublic.model_validate(e).model_copy(
+            update={"message": redact(e.message, secrets) if e.message else e.message}
+        )
         for e in rows
     ])

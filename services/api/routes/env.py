@@ -23,18 +23,26 @@ _RESERVED = frozenset({"PATH", "HOME"})
 
 
 def _public(rows: list[EnvVar], cipher: Cipher) -> EnvPublic:
-    return EnvPublic(variables=[
-        EnvVarPublic(key=r.key, value=MASK if r.secret else cipher.decrypt(r.value_encrypted), secret=r.secret, build=r.build)
-        for r in rows
-    ])
+    return EnvPublic(
+        variables=[
+            EnvVarPublic(
+                key=r.key, value=MASK if r.secret else cipher.decrypt(r.value_encrypted), secret=r.secret, build=r.build
+            )
+            for r in rows
+        ]
+    )
 
 
 async def _rows(session: SessionDep, deployment_id: IdPath) -> list[EnvVar]:
-    return list((await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))).all())
+    return list(
+        (await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id).order_by(EnvVar.key))).all()
+    )
 
 
 @router.get("/{deployment_id}/env", response_model=Envelope[EnvPublic])
-async def get_env(deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> Envelope[EnvPublic]:
+async def get_env(
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[EnvPublic]:
     """The variables; a secret's value reads `********`."""
     await service.get_deployment(session, deployment_id, user)
     return Envelope(data=_public(await _rows(session, deployment_id), Cipher(settings)))
@@ -42,7 +50,12 @@ async def get_env(deployment_id: IdPath, user: CurrentUser, session: SessionDep,
 
 @router.put("/{deployment_id}/env", response_model=Envelope[EnvPublic])
 async def put_env(
-    deployment_id: IdPath, body: EnvUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+    deployment_id: IdPath,
+    body: EnvUpdate,
+    request: Request,
+    user: WriterUser,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> Envelope[EnvPublic]:
     """Replace the whole set. To keep a secret without resending it, send it with no value (or the mask).
     Takes effect at the next deploy."""
@@ -64,10 +77,16 @@ async def put_env(
             encrypted = kept.value_encrypted
         else:
             encrypted = cipher.encrypt(var.value)
-        new.append(EnvVar(deployment_id=deployment_id, key=var.key, value_encrypted=encrypted, secret=var.secret, build=var.build))
+        new.append(
+            EnvVar(
+                deployment_id=deployment_id, key=var.key, value_encrypted=encrypted, secret=var.secret, build=var.build
+            )
+        )
     await session.execute(delete(EnvVar).where(EnvVar.deployment_id == deployment_id))
     session.add_all(new)
     # Names only: the audit trail must not become a place where values leak.
-    await audit(session, request, user, "env_changed", f"deployment:{deployment_id}", ", ".join(sorted(seen)) or "(empty)")
+    await audit(
+        session, request, user, "env_changed", f"deployment:{deployment_id}", ", ".join(sorted(seen)) or "(empty)"
+    )
     await session.commit()
     return Envelope(data=_public(sorted(new, key=lambda r: r.key), cipher))

@@ -27,7 +27,8 @@ def _base(settings: Settings) -> str:
 
 def _client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.AsyncClient:
     """A client for the logstream service, carrying the key that says the API checked the caller."""
-    return httpx.AsyncClient(base_url=_base(settings), timeout=timeout, headers={INTERNAL_HEADER: internal_key(settings)})
+    headers = {INTERNAL_HEADER: internal_key(settings)}
+    return httpx.AsyncClient(base_url=_base(settings), timeout=timeout, headers=headers)
 
 
 def _unavailable(settings: Settings, exc: Exception) -> PortsideError:
@@ -82,7 +83,9 @@ async def stream(
             await upstream.aclose()
             await client.aclose()
 
-    return StreamingResponse(relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 # Close codes a WebSocket client can branch on (4000 + the HTTP status the SSE route would answer).

@@ -18,7 +18,9 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 
 @router.post("", status_code=201, response_model=Envelope[ApiTokenCreated])
-async def create_token(body: ApiTokenCreate, request: Request, user: CurrentUser, session: SessionDep) -> Envelope[ApiTokenCreated]:
+async def create_token(
+    body: ApiTokenCreate, request: Request, user: CurrentUser, session: SessionDep
+) -> Envelope[ApiTokenCreated]:
     """A token that acts as you (with your role). Its value is in this answer only; store it now."""
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, name=body.name, token_hash=sha256(token), prefix=token[:12])
@@ -36,10 +38,14 @@ async def list_tokens(user: CurrentUser, session: SessionDep) -> Envelope[list[A
 
 
 @router.delete("/{token_id}", response_model=Envelope[ApiTokenPublic])
-async def revoke_token(token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep) -> Envelope[ApiTokenPublic]:
+async def revoke_token(
+    token_id: IdPath, request: Request, user: CurrentUser, session: SessionDep
+) -> Envelope[ApiTokenPublic]:
     row = await session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
-        raise PortsideError(ErrorCode.TOKEN_NOT_FOUND, f"You have no token {token_id}; list yours with GET /api/tokens.")
+        raise PortsideError(
+            ErrorCode.TOKEN_NOT_FOUND, f"You have no token {token_id}; list yours with GET /api/tokens."
+        )
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         await audit(session, request, user, "token_revoked", f"token:{row.id}", row.name)

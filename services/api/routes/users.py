@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 @router.post("", status_code=201, response_model=Envelope[UserPublic])
-async def create_user(body: UserCreate, request: Request, admin: AdminUser, session: SessionDep) -> Envelope[UserPublic]:
+async def create_user(
+    body: UserCreate, request: Request, admin: AdminUser, session: SessionDep
+) -> Envelope[UserPublic]:
     email = body.email.strip().lower()
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise PortsideError(ErrorCode.EMAIL_TAKEN, f"{email} already has an account.")
@@ -43,7 +45,9 @@ async def update_user(
         raise PortsideError(ErrorCode.USER_NOT_FOUND, f"User {user_id} does not exist; list them with GET /api/users.")
     demoted = (body.role not in (None, Role.ADMIN)) or body.disabled is True
     if user.role == Role.ADMIN and not user.disabled and demoted:
-        admins = await session.scalar(select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.disabled.is_(False)))
+        admins = await session.scalar(
+            select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.disabled.is_(False))
+        )
         if admins == 1:
             raise PortsideError(ErrorCode.INVALID_STATE, "This is the last active admin; make another admin first.")
     changes = []

@@ -66,65 +66,135 @@ def no_containers(system: System, engine: docker.DockerClient) -> None:
 
 HOSTILE_COMPOSE = {
     "privileged-from-dotenv": (
-        {"compose.yaml": RUN_APP + "    privileged: ${PRIV:-false}\n", ".env": "PRIV=TRUE\n"}, {},
-        "POLICY_VIOLATION", "services.app.privileged"),
+        {"compose.yaml": RUN_APP + "    privileged: ${PRIV:-false}\n", ".env": "PRIV=TRUE\n"},
+        {},
+        "POLICY_VIOLATION",
+        "services.app.privileged",
+    ),
     "privileged-from-interpolation-default": (
-        {"compose.yaml": RUN_APP + "    privileged: ${NOT_SET:-true}\n"}, {},
-        "POLICY_VIOLATION", "privileged"),
+        {"compose.yaml": RUN_APP + "    privileged: ${NOT_SET:-true}\n"},
+        {},
+        "POLICY_VIOLATION",
+        "privileged",
+    ),
     "host-network-through-include": (
-        {"compose.yaml": "include:\n  - extra/more.yaml\n" + RUN_APP,
-         "extra/more.yaml": "services:\n  sidecar:\n    image: python:3.12-slim\n    network_mode: host\n"}, {},
-        "POLICY_VIOLATION", "services.sidecar.network_mode"),
+        {
+            "compose.yaml": "include:\n  - extra/more.yaml\n" + RUN_APP,
+            "extra/more.yaml": "services:\n  sidecar:\n    image: python:3.12-slim\n    network_mode: host\n",
+        },
+        {},
+        "POLICY_VIOLATION",
+        "services.sidecar.network_mode",
+    ),
     "capabilities-through-extends": (
-        {"compose.yaml": RUN_APP + "    extends:\n      file: base.yaml\n      service: base\n",
-         "base.yaml": "services:\n  base:\n    image: python:3.12-slim\n    cap_add: [SYS_ADMIN]\n"}, {},
-        "POLICY_VIOLATION", "cap_add"),
+        {
+            "compose.yaml": RUN_APP + "    extends:\n      file: base.yaml\n      service: base\n",
+            "base.yaml": "services:\n  base:\n    image: python:3.12-slim\n    cap_add: [SYS_ADMIN]\n",
+        },
+        {},
+        "POLICY_VIOLATION",
+        "cap_add",
+    ),
     "pid-host-spelled-with-interpolation": (
-        {"compose.yaml": RUN_APP + "    pid: ${MODE:-host}\n"}, {}, "POLICY_VIOLATION", "services.app.pid"),
+        {"compose.yaml": RUN_APP + "    pid: ${MODE:-host}\n"},
+        {},
+        "POLICY_VIOLATION",
+        "services.app.pid",
+    ),
     "docker-socket-bind": (
-        {"compose.yaml": RUN_APP + "    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n"}, {},
-        "POLICY_VIOLATION", "Docker socket"),
+        {"compose.yaml": RUN_APP + '    volumes: ["/var/run/docker.sock:/var/run/docker.sock"]\n'},
+        {},
+        "POLICY_VIOLATION",
+        "Docker socket",
+    ),
     "host-root-bind-via-symlink": (
-        {"compose.yaml": RUN_APP + "    volumes: [\"./data:/host\"]\n"}, {"data": "/"},
-        "PATH_OUTSIDE_REPOSITORY", "volumes"),
+        {"compose.yaml": RUN_APP + '    volumes: ["./data:/host"]\n'},
+        {"data": "/"},
+        "PATH_OUTSIDE_REPOSITORY",
+        "volumes",
+    ),
     "secret-file-outside": (
-        {"compose.yaml": RUN_APP + "    secrets: [s]\nsecrets:\n  s:\n    file: /etc/hostname\n"}, {},
-        "PATH_OUTSIDE_REPOSITORY", "secrets.s.file"),
+        {"compose.yaml": RUN_APP + "    secrets: [s]\nsecrets:\n  s:\n    file: /etc/hostname\n"},
+        {},
+        "PATH_OUTSIDE_REPOSITORY",
+        "secrets.s.file",
+    ),
     "secret-file-symlinked-out": (
-        {"compose.yaml": RUN_APP + "    secrets: [s]\nsecrets:\n  s:\n    file: ./s.txt\n"}, {"s.txt": "/etc/hostname"},
-        "PATH_OUTSIDE_REPOSITORY", "secrets.s.file"),
+        {"compose.yaml": RUN_APP + "    secrets: [s]\nsecrets:\n  s:\n    file: ./s.txt\n"},
+        {"s.txt": "/etc/hostname"},
+        "PATH_OUTSIDE_REPOSITORY",
+        "secrets.s.file",
+    ),
     "env-file-symlinked-out": (
-        {"compose.yaml": RUN_APP + "    env_file: [./app.env]\n"}, {"app.env": "/etc/os-release"},
-        "PATH_OUTSIDE_REPOSITORY", "env_file"),
-    "dotenv-symlinked-out": (
-        {"compose.yaml": RUN_APP}, {".env": "/etc/os-release"}, "PATH_OUTSIDE_REPOSITORY", ".env"),
+        {"compose.yaml": RUN_APP + "    env_file: [./app.env]\n"},
+        {"app.env": "/etc/os-release"},
+        "PATH_OUTSIDE_REPOSITORY",
+        "env_file",
+    ),
+    "dotenv-symlinked-out": ({"compose.yaml": RUN_APP}, {".env": "/etc/os-release"}, "PATH_OUTSIDE_REPOSITORY", ".env"),
     "dotenv-steering-compose": (
-        {"compose.yaml": RUN_APP, ".env": "COMPOSE_FILE=/etc/compose.yaml\n"}, {}, "POLICY_VIOLATION", "COMPOSE_FILE"),
+        {"compose.yaml": RUN_APP, ".env": "COMPOSE_FILE=/etc/compose.yaml\n"},
+        {},
+        "POLICY_VIOLATION",
+        "COMPOSE_FILE",
+    ),
     "include-outside-the-repository": (
-        {"compose.yaml": "include:\n  - ../../../../etc/compose.yaml\n" + RUN_APP}, {},
-        "PATH_OUTSIDE_REPOSITORY", "leaves the repository"),
+        {"compose.yaml": "include:\n  - ../../../../etc/compose.yaml\n" + RUN_APP},
+        {},
+        "PATH_OUTSIDE_REPOSITORY",
+        "leaves the repository",
+    ),
     "external-host-network": (
-        {"compose.yaml": RUN_APP + "networks:\n  default:\n    name: host\n    external: true\n"}, {},
-        "POLICY_VIOLATION", "networks.default"),
+        {"compose.yaml": RUN_APP + "networks:\n  default:\n    name: host\n    external: true\n"},
+        {},
+        "POLICY_VIOLATION",
+        "networks.default",
+    ),
     "another-deployments-volume": (
-        {"compose.yaml": RUN_APP + "    volumes: [\"db:/data\"]\nvolumes:\n  db:\n    name: portside-1_pgdata\n"}, {},
-        "POLICY_VIOLATION", "volumes.db.name"),
+        {"compose.yaml": RUN_APP + '    volumes: ["db:/data"]\nvolumes:\n  db:\n    name: portside-1_pgdata\n'},
+        {},
+        "POLICY_VIOLATION",
+        "volumes.db.name",
+    ),
     "devices": (
-        {"compose.yaml": RUN_APP + "    devices: [\"/dev/kmsg:/dev/kmsg\"]\n"}, {}, "POLICY_VIOLATION", "devices"),
+        {"compose.yaml": RUN_APP + '    devices: ["/dev/kmsg:/dev/kmsg"]\n'},
+        {},
+        "POLICY_VIOLATION",
+        "devices",
+    ),
     "unconfined-seccomp": (
-        {"compose.yaml": RUN_APP + "    security_opt: [\"seccomp=unconfined\"]\n"}, {}, "POLICY_VIOLATION", "seccomp"),
+        {"compose.yaml": RUN_APP + '    security_opt: ["seccomp=unconfined"]\n'},
+        {},
+        "POLICY_VIOLATION",
+        "seccomp",
+    ),
     "image-from-an-unlisted-registry-by-interpolation": (
-        {"compose.yaml": RUN_APP.replace("python:3.12-slim", "${REG:-evil.example.com}/x:1")}, {},
-        "POLICY_VIOLATION", "evil.example.com"),
+        {"compose.yaml": RUN_APP.replace("python:3.12-slim", "${REG:-evil.example.com}/x:1")},
+        {},
+        "POLICY_VIOLATION",
+        "evil.example.com",
+    ),
     "build-arg-overrides-the-base-image": (
-        {"compose.yaml": "services:\n  app:\n    build:\n      context: .\n      args:\n        BASE: evil.example.com/py:1\n"
-                         "    ports: [\"8000:8000\"]\n",
-         "Dockerfile": "ARG BASE=python:3.12-slim\nFROM ${BASE}\nCMD [\"python3\", \"-m\", \"http.server\"]\n"}, {},
-        "POLICY_VIOLATION", "evil.example.com"),
+        {
+            "compose.yaml": "services:\n  app:\n    build:\n      context: .\n      args:\n"
+            "        BASE: evil.example.com/py:1\n"
+            '    ports: ["8000:8000"]\n',
+            "Dockerfile": 'ARG BASE=python:3.12-slim\nFROM ${BASE}\nCMD ["python3", "-m", "http.server"]\n',
+        },
+        {},
+        "POLICY_VIOLATION",
+        "evil.example.com",
+    ),
     "yaml-alias-bomb": (
-        {"compose.yaml": "x: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
-            f"x{i}: &a{i} [{', '.join(['*a' if i == 0 else f'*a{i - 1}'] * 10)}]\n" for i in range(7)) + RUN_APP}, {},
-        "INVALID_COMPOSE", "aliases"),
+        {
+            "compose.yaml": "x: &a [1,1,1,1,1,1,1,1,1,1]\n"
+            + "".join(f"x{i}: &a{i} [{', '.join(['*a' if i == 0 else f'*a{i - 1}'] * 10)}]\n" for i in range(7))
+            + RUN_APP
+        },
+        {},
+        "INVALID_COMPOSE",
+        "aliases",
+    ),
 }
 
 
@@ -176,7 +246,9 @@ def test_extra_host_ports_are_dropped_and_portside_env_never_interpolates(
         assert outcome["status"] == "running", outcome
         containers = {c.labels["com.docker.compose.service"]: c for c in system.containers(engine, deployment_id)}
         published = {
-            name: sorted(b["HostPort"] for bindings in (c.attrs["HostConfig"]["PortBindings"] or {}).values() for b in bindings)
+            name: sorted(
+                b["HostPort"] for bindings in (c.attrs["HostConfig"]["PortBindings"] or {}).values() for b in bindings
+            )
             for name, c in containers.items()
         }
         assert published == {"app": [str(outcome["port"])], "db": []}, published
