@@ -140,7 +140,9 @@ async def stream_ws(
 
 async def _sse_messages(lines: AsyncIterator[str]) -> AsyncIterator[dict]:
     """Server-Sent Event lines -> {"event", "id", "data"} (comments and pings skipped)."""
-    event, event_id, data = "message", None, []
+    event: str = "message"
+    event_id: str | None = None
+    data: list[str] = []
     async for line in lines:
         if line == "":
             if data:
