@@ -1,7 +1,7 @@
 """auth: users, refresh and API tokens, audit events, owners on repositories and deployments, per-deployment env
 
 Revision ID: auth_2026_11_29
-Revises: 0003_running_image
+Revises: house_20261129
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "auth_2026_11_29"
-down_revision = "0003_running_image"
+down_revision = "house_20261129"
 branch_labels = None
 depends_on = None
 
