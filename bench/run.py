@@ -14,6 +14,7 @@ BENCHES = [
     "bench.lifecycle_bench",
     "bench.memory_bench",
     "bench.compose_bench",
+    "bench.auth_bench",
 ]
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ErrorCode, PortsideError
+from shared.secrets import redact
 
 # Every code has its status (a unit test checks the map is complete): 4xx for what the caller can fix,
 # 5xx only for what the server must.
@@ -53,6 +54,15 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INSUFFICIENT_DISK: 507,
     ErrorCode.WORKER_FAILED: 500,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.SIGNUP_CLOSED: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.EMAIL_TAKEN: 409,
+    ErrorCode.USER_NOT_FOUND: 404,
+    ErrorCode.TOKEN_NOT_FOUND: 404,
+    ErrorCode.HOST_NOT_ALLOWED: 400,
 }
 
 
@@ -63,7 +73,9 @@ def error_body(detail: str, code: str) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PortsideError)
     async def portside_error(_: Request, exc: PortsideError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.code), status_code=STATUS_BY_CODE[exc.code])
+        return JSONResponse(
+            error_body(redact(exc.message), exc.code), status_code=STATUS_BY_CODE[exc.code], headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

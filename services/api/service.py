@@ -11,10 +11,11 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.auth import can_see
 from services.api.bus import Bus
 from services.api.registration import GIT_SCHEMES, check_local_path, clone
 from shared.config import Settings
-from shared.db.models import Deployment, Repository
+from shared.db.models import Deployment, Repository, User
 from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
@@ -55,13 +56,14 @@ async def register_repository(
     url: str | None,
     branch: str | None,
     name: str | None,
+    owner_id: int | None = None,
 ) -> Repository:
     if path:
         root = check_local_path(path, settings)
         existing = await session.scalar(select(Repository).where(Repository.path == str(root)))
         if existing is not None:
             return existing
-        repo = Repository(name=_repo_name(name or str(root)), path=str(root))
+        repo = Repository(name=_repo_name(name or str(root)), path=str(root), owner_id=owner_id)
     else:
         assert url
         target = check_url(url, schemes=GIT_SCHEMES, allow_private=settings.allow_private_networks,
@@ -73,15 +75,16 @@ async def register_repository(
         dest.parent.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(clone, target, branch, dest, settings)
         # Only the URL without credentials is kept: they served this clone and are gone.
-        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch)
+        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch, owner_id=owner_id)
     session.add(repo)
     await session.commit()
     return repo
 
 
-async def get_repository(session: AsyncSession, repo_id: int) -> Repository:
+async def get_repository(session: AsyncSession, repo_id: int, user: User | None = None) -> Repository:
+    """The repository, if `user` (when given) may see it; another member's id answers like a missing one."""
     repo = await session.get(Repository, repo_id)
-    if repo is None:
+    if repo is None or (user is not None and not can_see(user, repo.owner_id)):
         raise PortsideError(
             ErrorCode.REPOSITORY_NOT_FOUND,
             f"Repository {repo_id} does not exist; list them with GET /api/repositories.",
@@ -89,9 +92,10 @@ async def get_repository(session: AsyncSession, repo_id: int) -> Repository:
     return repo
 
 
-async def get_deployment(session: AsyncSession, deployment_id: int) -> Deployment:
+async def get_deployment(session: AsyncSession, deployment_id: int, user: User | None = None) -> Deployment:
+    """The deployment, if `user` (when given) may see it; another member's id answers like a missing one."""
     deployment = await session.get(Deployment, deployment_id)
-    if deployment is None:
+    if deployment is None or (user is not None and not can_see(user, deployment.owner_id)):
         raise PortsideError(
             ErrorCode.DEPLOYMENT_NOT_FOUND,
             f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.",
@@ -117,8 +121,8 @@ def _raise_failure(event: Failure) -> None:
     )
 
 
-async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -> Detection:
-    repo = await get_repository(session, repo_id)
+async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str, user: User | None = None) -> Detection:
+    repo = await get_repository(session, repo_id, user)
     app_path = _check_app_path(repo, app_path)
     _, event = await bus.request(
         Subject.DETECT_REQUESTED, DetectRequested(repository_id=repo.id, app_path=app_path),
@@ -155,17 +159,18 @@ async def _check_host_port(session: AsyncSession, settings: Settings, port: int)
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
     app_path: str, stack: str | None, port: int | None, internal_port: int | None,
-    cpu_limit: float | None = None, memory_limit: str | None = None,
+    cpu_limit: float | None = None, memory_limit: str | None = None, user: User | None = None,
 ) -> Deployment:
     """`port` is the host port to publish on (None: a free one at deploy time), `internal_port` the port the
     app listens on in the container (None: the detected one)."""
-    repo = await get_repository(session, repo_id)
+    repo = await get_repository(session, repo_id, user)
     app_path = _check_app_path(repo, app_path)
     if port is not None:
         await _check_host_port(session, settings, port)
     if await load_detection(session, repo.id, app_path) is None:
-        await detect(session, bus, repo_id, app_path)
+        await detect(session, bus, repo_id, app_path, user)
     deployment = Deployment(
+        owner_id=repo.owner_id if repo.owner_id is not None else (user.id if user else None),
         repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
         internal_port=internal_port, requested_port=port, cpu_limit=cpu_limit, memory_limit=memory_limit,
         status=S.GENERATING.value,
@@ -186,10 +191,11 @@ async def generate(
 
 async def save_files(
     session: AsyncSession, settings: Settings, deployment_id: int, dockerfile: str | None, compose: str | None,
+    user: User | None = None,
 ) -> list[str]:
     """Validate (syntax, hadolint, security policy, `docker compose config`) and save. A refusal is a 422 with the
     offending line; hadolint warnings are kept on the event and returned."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
     repo = await get_repository(session, deployment.repository_id)
@@ -236,9 +242,11 @@ async def save_files(
     return warnings
 
 
-async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
+async def deploy(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
     """Queue a build (the runner starts it when the build completes). With `wait`, answer once it runs or fails."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
@@ -281,9 +289,11 @@ async def _preflight_or_error(session: AsyncSession, settings: Settings, deploym
         raise
 
 
-async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
+async def rollback(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
     """Start the previous successful image again, without a build."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if not deployment.previous_image_tag:
         raise PortsideError(
             ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to."
@@ -311,9 +321,9 @@ async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bo
     return deployment
 
 
-async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: bool) -> None:
+async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: bool, user: User | None = None) -> None:
     """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
-    await get_deployment(session, deployment_id)
+    await get_deployment(session, deployment_id, user)
     await session.close()  # the runner deletes the row; do not hold it open meanwhile
     _, event = await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
                                  answers=(Subject.DELETE_COMPLETED, Subject.DELETE_FAILED), timeout=180)
@@ -321,8 +331,10 @@ async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: boo
         _raise_failure(event)
 
 
-async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
-    deployment = await get_deployment(session, deployment_id)
+async def stop(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
+    deployment = await get_deployment(session, deployment_id, user)
     if S(deployment.status) not in allowed_sources(S.STOPPING):
         return deployment  # nothing runs: stopping is a no-op, not an error
     command = StopRequested(deployment_id=deployment_id)

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -50,6 +50,7 @@ from shared.messaging.events import (
     GenerateRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.secrets import deployment_env
 from shared.source import SourceTree
 from shared.worker import WorkerContext
 
@@ -410,6 +411,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             app_dir = app_dir_of(repo, deployment)
         except PortsideError as exc:
             app_dir, app_dir_error = repo_root, exc
+        # Variables marked `build` become build arguments of the app image (a Dockerfile reads them with ARG).
+        build_args = {v.key: v.value for v in await deployment_env(session, settings, deployment_id) if v.build}
 
     owner = Owner.of(settings, deployment_id)
     tag = f"{owner.image_repo}:{int(time.time())}"
@@ -444,6 +447,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
     def run_build() -> tuple[list[str], BuildOutcome | None, int | None]:
         warnings, checked = check_files(settings, deployment, app_dir, owner=owner, repo_root=repo_root)
         jobs = build_jobs(settings, deployment, checked, app_dir, owner, repo_root, tag)
+        jobs = [replace(j, args={**j.args, **build_args}) if j.tag == tag else j for j in jobs]
         client = docker_client(settings)
         try:
             app_outcome: BuildOutcome | None = None

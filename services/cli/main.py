@@ -81,6 +81,30 @@ def up(
 
 
 @app.command()
+def login(
+    email: Annotated[str, typer.Option(prompt=True, help="your account's email")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    register: Annotated[
+        bool, typer.Option("--register", help="create the account first (the first one is admin)")
+    ] = False,
+    api: ApiOpt = "",
+) -> None:
+    """Log in and keep a personal API token (file readable only by you) for every later command."""
+    import sys
+
+    from services.cli.client import default_api_url
+    from services.cli.client import login as save_token_login
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True)
+    url = api or default_api_url()
+    try:
+        path = save_token_login(url, email, password, register=register)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    out().print(f"logged in to {url} as {email}; token saved in {path}")
+
+
+@app.command()
 def detect(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
     as_json: Annotated[bool, typer.Option("--json", help="print the detection as JSON")] = False,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -35,12 +36,30 @@ from shared.docker.resolved import Scope, interpolation_env, invocation, resolve
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
+from shared.secrets import deployment_env
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
 
 COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
+
+
+def _with_env(model_text: str, plan: StartPlan) -> str:
+    """The checked model with the deployment's variables in the app service's environment. Compose
+    interpolates the model it reads again, so a `$` in a value is written `$$`."""
+    if not plan.env:
+        return model_text
+    model = json.loads(model_text)
+    service = model.get("services", {}).get(plan.app_service)
+    if service is None:
+        return model_text
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):  # compose config prints a mapping; a list would be KEY=VALUE
+        environment = dict(item.split("=", 1) if "=" in item else (item, None) for item in environment)
+    environment.update({key: value.replace("$", "$$") for key, value in plan.env.items()})
+    service["environment"] = environment
+    return json.dumps(model)
 
 
 def _port_conflict(result: ComposeResult) -> bool:
@@ -67,6 +86,9 @@ class StartPlan:
     image_tag: str
     port: int
     requested_port: int | None
+    # The deployment's runtime variables (decrypted): added to the checked model handed to `up` on stdin, so
+    # no value is ever written to a file.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image_tag: str | None = None) -> None:
@@ -109,6 +131,8 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             requested_port=deployment.requested_port,
         )
         fallback = deployment.running_image_tag
+        variables = await deployment_env(session, settings, deployment_id)
+        plan = replace(plan, env={v.key: v.value for v in variables if not v.build})
 
     await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
     fallback_note = None
@@ -182,7 +206,7 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
             await ctx.log(plan.deployment_id, warning)
         up = await anyio.to_thread.run_sync(functools.partial(
             run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
-            env=env, project_dir=project_dir, stdin=checked.text(), clean_env=True,
+            env=env, project_dir=project_dir, stdin=_with_env(checked.text(), plan), clean_env=True,
         ))
         if up.ok:
             break
