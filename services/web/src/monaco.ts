@@ -1,0 +1,12 @@
+// Monaco, bundled (no CDN): only the editor core, the Dockerfile and YAML grammars and the base worker.
+import * as monaco from "monaco-editor/esm/vs/editor/editor.api";
+import "monaco-editor/esm/vs/basic-languages/dockerfile/dockerfile.contribution";
+import "monaco-editor/esm/vs/basic-languages/yaml/yaml.contribution";
+import "monaco-editor/esm/vs/basic-languages/ini/ini.contribution";
+import EditorWorker from "monaco-editor/esm/vs/editor/editor.worker?worker";
+
+(self as unknown as { MonacoEnvironment: unknown }).MonacoEnvironment = {
+  getWorker: () => new EditorWorker(),
+};
+
+export { monaco };
