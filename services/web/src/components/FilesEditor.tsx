@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect, useMemo, useState, type KeyboardEvent } from "react";
+import { lazy, Suspense, useEffect, useMemo, useRef, useState, type KeyboardEvent } from "react";
 import { api, ApiError, type Deployment } from "../api";
 import { useLeaveGuard } from "../router";
 import { ErrorBox } from "./common";
@@ -62,8 +62,10 @@ export function FilesEditor({
     [saved],
   );
 
+  const inFlight = useRef(false); // Ctrl+S reaches both the editor and the page: one save at a time
   const save = async () => {
-    if (!dirty || saving) return;
+    if (!dirty || inFlight.current) return;
+    inFlight.current = true;
     setSaving(true);
     setError(null);
     setNotice(null);
@@ -84,6 +86,7 @@ export function FilesEditor({
         setCurrent(body.dockerfile !== undefined ? "Dockerfile" : "docker-compose.yml");
       }
     } finally {
+      inFlight.current = false;
       setSaving(false);
     }
   };

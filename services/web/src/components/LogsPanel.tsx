@@ -141,7 +141,11 @@ export function LogsPanel({
         rowHeight={ROW}
         height={height}
         label={`Log lines of deployment ${deploymentId}`}
-        onScroll={(atEnd) => setFollow(atEnd)}
+        stick={follow}
+        onScroll={(atEnd, movedUp) => {
+          if (atEnd) setFollow(true);
+          else if (movedUp) setFollow(false);
+        }}
         renderRow={(i) => {
           const l = lines.current[matches.current[i]];
           return (

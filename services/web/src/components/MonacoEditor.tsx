@@ -49,7 +49,9 @@ export default function MonacoEditor({
     };
   }, []);
 
-  // Keep one model per file; replace its text only when the value from outside differs (a reload or save).
+  // Keep one model per file. Replace a model's text only when the saved text itself changed (a save, or a
+  // regeneration), never because the page reloaded the same deployment: that would wipe the user's edits.
+  const lastSaved = useRef(new Map<string, string>());
   useEffect(() => {
     for (const f of files) {
       let m = models.current.get(f.name);
@@ -58,9 +60,10 @@ export default function MonacoEditor({
         const name = f.name;
         m.onDidChangeContent(() => change.current(name, models.current.get(name)!.getValue()));
         models.current.set(f.name, m);
-      } else if (m.getValue() !== f.value) {
+      } else if (lastSaved.current.get(f.name) !== f.value && m.getValue() !== f.value) {
         m.setValue(f.value);
       }
+      lastSaved.current.set(f.name, f.value);
     }
   }, [files]);
 

@@ -17,6 +17,7 @@ export function Sparkline({ values, max, label, unit }: { values: number[]; max:
         {label}: <strong>{last === null ? "-" : `${last.toFixed(1)} ${unit}`}</strong>
       </figcaption>
       <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`${label} over the last ${values.length * 2} seconds`}>
+        <rect x="0" y="0" width={w} height={h} fill="currentColor" opacity="0.06" />
         <polyline points={pts} fill="none" stroke="currentColor" strokeWidth="1.5" />
       </svg>
     </figure>

@@ -13,11 +13,17 @@ export const VirtualList = forwardRef<
     rowHeight: number;
     height: number;
     renderRow: (index: number) => ReactNode;
-    onScroll?: (atEnd: boolean) => void;
+    /** atEnd: the last row is in view; movedUp: the user scrolled towards the top (never true for our own scrolls). */
+    onScroll?: (atEnd: boolean, movedUp: boolean) => void;
+    /** Keep the last row in view when the list is resized or shown again (a hidden tab). */
+    stick?: boolean;
     label: string;
   }
->(function VirtualList({ count, rowHeight, height, renderRow, onScroll, label }, ref) {
+>(function VirtualList({ count, rowHeight, height, renderRow, onScroll, stick, label }, ref) {
   const box = useRef<HTMLDivElement>(null);
+  const lastTop = useRef(0);
+  const sticky = useRef(stick);
+  sticky.current = stick;
   const [top, setTop] = useState(0);
   const [view, setView] = useState(height);
 
@@ -35,15 +41,21 @@ export const VirtualList = forwardRef<
   useEffect(() => {
     const el = box.current;
     if (!el || typeof ResizeObserver === "undefined") return;
-    const ro = new ResizeObserver(() => setView(el.clientHeight || height));
+    const ro = new ResizeObserver(() => {
+      setView(el.clientHeight || height);
+      if (sticky.current) el.scrollTop = el.scrollHeight;
+    });
     ro.observe(el);
     return () => ro.disconnect();
   }, [height]);
 
   const handle = (e: UIEvent<HTMLDivElement>) => {
     const el = e.currentTarget;
+    // Lines can arrive between our own scroll to the end and its event: only a smaller scrollTop means the user.
+    const movedUp = el.scrollTop < lastTop.current - 1;
+    lastTop.current = el.scrollTop;
     setTop(el.scrollTop);
-    onScroll?.(el.scrollTop + el.clientHeight >= el.scrollHeight - rowHeight * 2);
+    onScroll?.(el.scrollTop + el.clientHeight >= el.scrollHeight - rowHeight * 2, movedUp);
   };
 
   const overscan = 20;
