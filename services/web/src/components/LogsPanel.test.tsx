@@ -7,7 +7,7 @@ function controllableFetch() {
   const enc = new TextEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
-  const fetchImpl = vi.fn(async () => new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
+  const fetchImpl = vi.fn(async (_url: string) => new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
   return { fetchImpl, write: (text: string) => controller.enqueue(enc.encode(text)) };
 }
 

@@ -104,7 +104,7 @@ describe("API errors and the connection", () => {
     expect(screen.queryByTestId("connection-banner")).toBeNull();
     let error: ApiError | null = null;
     await act(async () => {
-      error = await api("GET", "/api/deployments").catch((e) => e);
+      error = (await api("GET", "/api/deployments").catch((e) => e)) as ApiError;
     });
     expect(error!.code).toBe("CONNECTION_LOST");
     await waitFor(() => expect(screen.getByTestId("connection-banner").textContent).toContain("Lost the connection"));
