@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 
+    # --- Auth and abuse limits (README "Security model") ---
+    # Anyone may create an account while no user exists (that first one is admin); after that only when true.
+    open_signup: bool = False
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    # Host headers the API answers (DNS rebinding defence); the API's own bind address is always allowed.
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1"])
+    # Browser origins allowed to call the API cross-site (CORS and the Origin check); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
+    login_attempts_per_minute: int = 10  # per account
+    login_attempts_per_ip_per_minute: int = 30
+    deploys_per_minute: int = 20
+    # Where a user comes from for the per-IP limits: the socket peer unless a proxy in front is trusted.
+    trust_forwarded_for: bool = False
+
     def public_url(self, port: int) -> str:
         """Where a user reaches an app published on `port` (localhost when bound to every address)."""
         wildcard = self.bind_address in ("0.0.0.0", "::", "127.0.0.1")

@@ -3,6 +3,7 @@ PostgreSQL (from pgserver), both keeping their data under PORTSIDE_HOME. Used wh
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -44,20 +45,32 @@ class EmbeddedNats:
                 self.process.wait()
 
 
-def start_nats(data_dir: Path, port: int | None = None, log_file: Path | None = None) -> EmbeddedNats:
-    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections."""
+def start_nats(
+    data_dir: Path, port: int | None = None, log_file: Path | None = None, password: str | None = None
+) -> EmbeddedNats:
+    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections. With `password`,
+    clients must log in as user `portside` (the URL carries the credentials)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_tcp_port()
     log = open(log_file or data_dir / "nats.log", "ab")  # noqa: SIM115  (the child owns it)
+    auth: list[str] = []
+    if password:
+        # Through a config file, not argv: every local user can read a process's command line.
+        conf = data_dir / "auth.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f'authorization {{ user: portside, password: "{password}" }}\n')
+        auth = ["-c", str(conf)]
     process = subprocess.Popen(
-        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)],
+        [nats_server_binary(), *auth, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     if not wait_for_tcp("127.0.0.1", port, 15):
         process.kill()
         raise PortsideError(ErrorCode.INTERNAL_ERROR, f"nats-server did not start on port {port}; see {log.name}.")
-    return EmbeddedNats(process, f"nats://127.0.0.1:{port}", port, data_dir)
+    credentials = f"portside:{password}@" if password else ""
+    return EmbeddedNats(process, f"nats://{credentials}127.0.0.1:{port}", port, data_dir)
 
 
 @dataclass

@@ -37,15 +37,25 @@ class ErrorCode(StrEnum):
     POLICY_VIOLATION = "POLICY_VIOLATION"
     BUILD_CANCELLED = "BUILD_CANCELLED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    RATE_LIMITED = "RATE_LIMITED"
+    SIGNUP_CLOSED = "SIGNUP_CLOSED"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    USER_NOT_FOUND = "USER_NOT_FOUND"
+    TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
 
 
 class PortsideError(Exception):
     """An error with a code and an actionable message; the API maps it to {"detail", "error_code"}."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers  # e.g. Retry-After on RATE_LIMITED, WWW-Authenticate on UNAUTHORIZED
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -22,6 +22,9 @@ from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
 from shared.net import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The first account on a fresh installation is its admin; the e2e tests and the benchmarks act as this user.
+ADMIN_EMAIL = "admin@portside.test"
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 class StartupFailed(RuntimeError):
@@ -36,9 +39,38 @@ class System:
     process: subprocess.Popen[bytes]
     log: Path
     client: httpx.Client = field(init=False)
+    token: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=60)
+
+    def sign_up(self) -> None:
+        """Register the first user (the admin), log in, and use a personal API token from now on (an access
+        token would expire during a long test session)."""
+        self.call("POST", "/api/auth/register", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        self.token = self.api_token(self.login(ADMIN_EMAIL, ADMIN_PASSWORD), "e2e")
+        self.client.headers["Authorization"] = f"Bearer {self.token}"
+
+    def login(self, email: str, password: str) -> str:
+        """An access token for `email`."""
+        resp = httpx.post(f"{self.url}/api/auth/login", json={"email": email, "password": password}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["access_token"]
+
+    def api_token(self, access_token: str, name: str) -> str:
+        resp = httpx.post(f"{self.url}/api/tokens", json={"name": name}, timeout=30,
+                          headers={"Authorization": f"Bearer {access_token}"})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["data"]["token"]
+
+    def add_user(self, email: str, role: str, password: str = ADMIN_PASSWORD) -> str:
+        """Create a user as the admin; returns a personal API token acting as that user."""
+        self.call("POST", "/api/users", json={"email": email, "password": password, "role": role})
+        return self.api_token(self.login(email, password), "e2e")
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     def call(self, method: str, path: str, expect: int | tuple[int, ...] = (200, 201, 202), **kwargs) -> dict:  # type: ignore[no-untyped-def]
         resp = self.client.request(method, path, **kwargs)
@@ -76,15 +108,17 @@ class System:
 class SSECollector:
     """Reads an SSE stream in a thread and keeps every (event, data) pair."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.events: list[tuple[str, str]] = []
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=None)) as client, client.stream("GET", self.url) as resp:
+        with httpx.Client(timeout=httpx.Timeout(10, read=None), headers=self.headers) as client, \
+                client.stream("GET", self.url) as resp:
             assert resp.headers["content-type"].startswith("text/event-stream")
             event = "message"
             for line in resp.iter_lines():
@@ -111,10 +145,12 @@ class SSECollector:
 
 @contextmanager
 def running_system(
-    home: Path, engine: docker.DockerClient, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+    home: Path, engine: docker.DockerClient, extra_env: dict[str, str] | None = None, args: list[str] | None = None,
+    sign_up: bool = True,
 ) -> Iterator[System]:
     """`portside up [args]` with embedded NATS and Postgres unless `extra_env` names servers; on exit, stop it
-    and remove whatever its instance left."""
+    and remove whatever its instance left. With `sign_up`, the first user (admin) is created and every call
+    of the returned System carries that user's token."""
     instance = f"pst-{uuid4().hex[:8]}"
     api_port = free_tcp_port()
     env = {
@@ -125,6 +161,10 @@ def running_system(
         "PORTSIDE_INSTANCE": instance,
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
         "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
+        # Tests deploy in bursts (50 at once in the slow suite); the limit's own test sets a low one.
+        "PORTSIDE_DEPLOYS_PER_MINUTE": "100000",
+        # Every test logs in from 127.0.0.1; the per-account limit stays at its default and is tested.
+        "PORTSIDE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
     }
     env.pop("PORTSIDE_NATS_URL", None)
     env.pop("PORTSIDE_DATABASE_URL", None)
@@ -150,7 +190,10 @@ def running_system(
             if time.monotonic() > deadline:
                 raise StartupFailed(f"the API did not come up:\n{log.read_text()[-4000:]}")
             time.sleep(0.3)
-        yield System(url, home, instance, process, log)
+        system = System(url, home, instance, process, log)
+        if sign_up:
+            system.sign_up()
+        yield system
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ErrorCode, PortsideError
+from shared.secrets import redact
 
 STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.REPOSITORY_NOT_FOUND: 404,
@@ -29,6 +30,15 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.NO_PREVIOUS_IMAGE: 409,
     ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
     ErrorCode.WORKER_TIMEOUT: 504,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.SIGNUP_CLOSED: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.EMAIL_TAKEN: 409,
+    ErrorCode.USER_NOT_FOUND: 404,
+    ErrorCode.TOKEN_NOT_FOUND: 404,
+    ErrorCode.HOST_NOT_ALLOWED: 400,
 }
 
 
@@ -39,7 +49,9 @@ def error_body(detail: str, code: str) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PortsideError)
     async def portside_error(_: Request, exc: PortsideError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.code), status_code=STATUS_BY_CODE.get(exc.code, 400))
+        return JSONResponse(
+            error_body(redact(exc.message), exc.code), status_code=STATUS_BY_CODE.get(exc.code, 400), headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

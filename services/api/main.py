@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from services.api.auth import RateLimiter, Tokens
 from services.api.bus import Bus
 from services.api.errors import install_error_handlers
-from services.api.routes import deployments, logs, repositories
+from services.api.guard import RequestGuard
+from services.api.routes import audit, auth, deployments, env, logs, repositories, tokens, users
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
@@ -38,10 +41,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.bus = bus
     app.state.sessions = make_sessionmaker(engine)
+    app.state.tokens = Tokens(settings)
+    app.state.limiter = RateLimiter()
     install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(tokens.router)
     app.include_router(repositories.router)
     app.include_router(deployments.router)
+    app.include_router(env.router)
     app.include_router(logs.router)
+    app.include_router(audit.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(RequestGuard, settings=settings)  # added last, so it runs first
 
     @app.get("/api/health", tags=["system"])
     async def health() -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -171,3 +171,123 @@ class EventPublic(BaseModel):
     message: str | None
     error_code: str | None
     created_at: datetime
+
+
+# --- Users, tokens, audit ---
+
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+RoleName = Literal["admin", "member", "viewer"]
+
+
+class UserRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: Password
+
+
+class UserCreate(UserRegister):
+    role: RoleName = "member"
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: RoleName | None = None
+    disabled: bool | None = None
+    password: Password | None = None
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(max_length=512)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+
+
+class ApiTokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+
+
+class ApiTokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiTokenCreated(ApiTokenPublic):
+    token: str = Field(description="Shown once; Portside keeps only its hash")
+
+
+class AuditEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int | None
+    email: str | None
+    action: str
+    target: str | None
+    detail: str | None
+    ip: str | None
+    created_at: datetime
+
+
+# --- Environment and secrets ---
+
+EnvKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class EnvVarIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: EnvKey
+    value: str | None = Field(default=None, max_length=65536, description="Omit (or send the mask) to keep a secret's stored value")
+    secret: bool = False
+    build: bool = Field(default=False, description="Also available while building (build argument), not only at run time")
+
+
+class EnvVarPublic(BaseModel):
+    key: str
+    value: str = Field(description="`********` for secrets")
+    secret: bool
+    build: bool
+
+
+class EnvUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variables: list[EnvVarIn] = Field(max_length=500)
+
+
+class EnvPublic(BaseModel):
+    variables: list[EnvVarPublic]

@@ -12,9 +12,10 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.auth import can_see
 from services.api.bus import Bus
 from shared.config import Settings
-from shared.db.models import Deployment, Repository
+from shared.db.models import Deployment, Repository, User
 from shared.db.repository import record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
@@ -57,7 +58,8 @@ def _clone(url: str, branch: str | None, dest: Path) -> None:
 
 
 async def register_repository(
-    session: AsyncSession, settings: Settings, *, path: str | None, url: str | None, branch: str | None, name: str | None
+    session: AsyncSession, settings: Settings, *, path: str | None, url: str | None, branch: str | None, name: str | None,
+    owner_id: int | None = None,
 ) -> Repository:
     if path:
         root = Path(path)
@@ -69,29 +71,31 @@ async def register_repository(
         existing = await session.scalar(select(Repository).where(Repository.path == str(root)))
         if existing is not None:
             return existing
-        repo = Repository(name=name or _repo_name(str(root)), path=str(root))
+        repo = Repository(name=name or _repo_name(str(root)), path=str(root), owner_id=owner_id)
     else:
         assert url
         repo_name = name or _repo_name(url)
         dest = settings.repos_dir / f"{repo_name}-{uuid4().hex[:8]}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(_clone, url, branch, dest)
-        repo = Repository(name=repo_name, path=str(dest), url=url, branch=branch)
+        repo = Repository(name=repo_name, path=str(dest), url=url, branch=branch, owner_id=owner_id)
     session.add(repo)
     await session.commit()
     return repo
 
 
-async def get_repository(session: AsyncSession, repo_id: int) -> Repository:
+async def get_repository(session: AsyncSession, repo_id: int, user: User | None = None) -> Repository:
+    """The repository, if `user` (when given) may see it; another member's id answers like a missing one."""
     repo = await session.get(Repository, repo_id)
-    if repo is None:
+    if repo is None or (user is not None and not can_see(user, repo.owner_id)):
         raise PortsideError(ErrorCode.REPOSITORY_NOT_FOUND, f"Repository {repo_id} does not exist; list them with GET /api/repositories.")
     return repo
 
 
-async def get_deployment(session: AsyncSession, deployment_id: int) -> Deployment:
+async def get_deployment(session: AsyncSession, deployment_id: int, user: User | None = None) -> Deployment:
+    """The deployment, if `user` (when given) may see it; another member's id answers like a missing one."""
     deployment = await session.get(Deployment, deployment_id)
-    if deployment is None:
+    if deployment is None or (user is not None and not can_see(user, deployment.owner_id)):
         raise PortsideError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.")
     return deployment
 
@@ -111,8 +115,8 @@ def _raise_failure(event: Failure) -> None:
     raise PortsideError(ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR, event.message)
 
 
-async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -> Detection:
-    repo = await get_repository(session, repo_id)
+async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str, user: User | None = None) -> Detection:
+    repo = await get_repository(session, repo_id, user)
     app_path = _check_app_path(repo, app_path)
     _, event = await bus.request(
         Subject.DETECT_REQUESTED, DetectRequested(repository_id=repo.id, app_path=app_path),
@@ -127,16 +131,16 @@ async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
     app_path: str, stack: str | None, port: int | None, host_port: int | None,
-    cpu_limit: float | None = None, memory_limit: str | None = None,
+    cpu_limit: float | None = None, memory_limit: str | None = None, user: User | None = None,
 ) -> Deployment:
-    repo = await get_repository(session, repo_id)
+    repo = await get_repository(session, repo_id, user)
     app_path = _check_app_path(repo, app_path)
     if host_port is not None and not settings.port_range_start <= host_port <= settings.port_range_end:
         raise PortsideError(ErrorCode.PORT_OUT_OF_RANGE, f"Host port {host_port} is outside {settings.port_range_start}-{settings.port_range_end}.")
     if app_path not in (repo.detection or {}):
-        await detect(session, bus, repo_id, app_path)
+        await detect(session, bus, repo_id, app_path, user)
     deployment = Deployment(
-        repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
+        owner_id=repo.owner_id if repo.owner_id is not None else (user.id if user else None), repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
         internal_port=port, requested_port=host_port, cpu_limit=cpu_limit, memory_limit=memory_limit,
         status=S.GENERATING.value,
     )
@@ -156,10 +160,11 @@ async def generate(
 
 async def save_files(
     session: AsyncSession, settings: Settings, deployment_id: int, dockerfile: str | None, compose: str | None,
+    user: User | None = None,
 ) -> list[str]:
     """Validate (syntax, hadolint, security policy, `docker compose config`) and save. A refusal is a 422 with the
     offending line; hadolint warnings are kept on the event and returned."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
     repo = await get_repository(session, deployment.repository_id)
@@ -197,9 +202,11 @@ async def save_files(
     return warnings
 
 
-async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
+async def deploy(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
     """Queue a build (the runner starts it when the build completes). With `wait`, answer once it runs or fails."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
@@ -236,9 +243,11 @@ async def _preflight_or_error(session: AsyncSession, settings: Settings, deploym
         raise
 
 
-async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
+async def rollback(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
     """Start the previous successful image again, without a build."""
-    deployment = await get_deployment(session, deployment_id)
+    deployment = await get_deployment(session, deployment_id, user)
     if not deployment.previous_image_tag:
         raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
@@ -258,16 +267,18 @@ async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bo
     return deployment
 
 
-async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: bool) -> None:
+async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: bool, user: User | None = None) -> None:
     """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
-    await get_deployment(session, deployment_id)
+    await get_deployment(session, deployment_id, user)
     await session.close()  # the runner deletes the row; do not hold it open meanwhile
     await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
                       answers=(Subject.DELETE_COMPLETED,), timeout=180)
 
 
-async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
-    deployment = await get_deployment(session, deployment_id)
+async def stop(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
+) -> Deployment:
+    deployment = await get_deployment(session, deployment_id, user)
     if S(deployment.status) not in allowed_sources(S.STOPPING):
         return deployment  # nothing runs: stopping is a no-op, not an error
     command = StopRequested(deployment_id=deployment_id)

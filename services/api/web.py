@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
@@ -33,8 +34,8 @@ register_url_convertor("page", PagePath())
 def install_web(app: FastAPI, dist: Path = WEB_DIST) -> None:
     root = dist.resolve()
 
-    @app.get("/{path:page}", include_in_schema=False, response_model=None)
-    async def page(path: str) -> FileResponse | HTMLResponse:
+    async def page(request: Request) -> Response:
+        path: str = request.path_params["path"]
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503)
@@ -45,3 +46,6 @@ def install_web(app: FastAPI, dist: Path = WEB_DIST) -> None:
                 immutable = file.parent == root / "assets"
                 return FileResponse(file, headers={"Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache"})
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    # A plain Starlette route (not an API route): no OpenAPI entry, no auth, nothing but files.
+    app.router.add_route("/{path:page}", page, methods=["GET", "HEAD"], include_in_schema=False)

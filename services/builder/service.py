@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -45,6 +45,7 @@ from shared.messaging.events import (
     GenerateRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.secrets import deployment_env
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         repo = await session.get(Repository, deployment.repository_id)
         assert repo is not None
         app_dir = app_dir_of(repo, deployment)
+        # Variables marked `build` become build arguments of the app image (a Dockerfile reads them with ARG).
+        build_args = {v.key: v.value for v in await deployment_env(session, settings, deployment_id) if v.build}
 
     owner = Owner.of(settings, deployment_id)
     tag = f"{owner.image_repo}:{int(time.time())}"
@@ -355,6 +358,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
     def run_build() -> tuple[list[str], BuildOutcome | None, int | None]:
         warnings = check_files(settings, deployment, app_dir)
         jobs = build_jobs(deployment, app_dir, owner, tag)
+        jobs = [replace(j, args={**j.args, **build_args}) if j.tag == tag else j for j in jobs]
         client = docker_client(settings)
         try:
             app_outcome: BuildOutcome | None = None

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.client import Api, ApiError, default_api_url
+from services.cli.client import login as save_token_login
 
 app = typer.Typer(help="Portside: point it at a git repository, get a running container.", no_args_is_help=True)
 out = Console()
@@ -44,6 +45,24 @@ def up(
         err.print(f"[red]error[/] {exc}")
         raise typer.Exit(2) from exc
     raise typer.Exit(Supervisor(get_settings(), counts).run())
+
+
+@app.command()
+def login(
+    email: Annotated[str, typer.Option(prompt=True, help="your account's email")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    api: ApiOpt = "",
+) -> None:
+    """Log in and keep a personal API token (file readable only by you) for every later command."""
+    import sys
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("Password", hide_input=True)
+    url = api or default_api_url()
+    try:
+        path = save_token_login(url, email, password)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    out.print(f"logged in to {url} as {email}; token saved in {path}")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.console import Console
 from shared.config import Settings
 from shared.embedded import EmbeddedNats, EmbeddedPostgres, start_nats, start_postgres
 from shared.migrations import upgrade
+from shared.secrets import home_key
 
 SERVICES: dict[str, str] = {
     "api": "services.api.main",
@@ -75,9 +76,11 @@ class Supervisor:
         home.mkdir(parents=True, exist_ok=True)
         nats_url, database_url = self.settings.nats_url, self.settings.database_url
         if not nats_url:
-            self.nats = start_nats(home / "nats", log_file=home / "nats.log")
+            # A generated password: another local process cannot publish deploy commands.
+            self.nats = start_nats(home / "nats", log_file=home / "nats.log", password=home_key(self.settings, "nats").decode())
             nats_url = self.nats.url
-            self.say(f"embedded nats-server (JetStream) at {nats_url}, data in {home / 'nats'}")
+            self.say(f"embedded nats-server (JetStream) on 127.0.0.1:{self.nats.port} with a generated password, "
+                     f"data in {home / 'nats'}")
         if not database_url:
             self.postgres = start_postgres(home / "postgres")
             database_url = self.postgres.url

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from faststream.nats import NatsMessage
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.logstream.relay import Relay
 from services.logstream.routes import router
@@ -16,6 +19,7 @@ from shared.config import get_settings
 from shared.messaging.events import RunCompleted
 from shared.messaging.streams import on_subject, worker_subscriber
 from shared.messaging.subjects import Subject
+from shared.secrets import INTERNAL_HEADER, internal_key
 from shared.worker import WorkerContext, configure_logging, make_context
 
 
@@ -25,6 +29,24 @@ def register(ctx: WorkerContext, relay: Relay) -> None:
     @subscriber(filter=on_subject(Subject.RUN_COMPLETED))
     async def on_running(event: RunCompleted, message: NatsMessage) -> None:
         relay.follow(event.deployment_id, event.container_id)
+
+
+class OnlyTheApi:
+    """Users reach logs through the API, which checks who may read what and then vouches with the
+    installation's key; a request without it is refused (the port may be reachable by others)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/healthz":
+            given = dict(scope["headers"]).get(INTERNAL_HEADER.lower().encode(), b"")
+            if not hmac.compare_digest(given, self.key):
+                response = JSONResponse({"detail": "Read logs through the Portside API.", "error_code": "UNAUTHORIZED"},
+                                        status_code=401)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app() -> FastAPI:
@@ -43,6 +65,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Portside logstream", lifespan=lifespan)
     app.state.ctx = ctx
     app.include_router(router)
+    app.add_middleware(OnlyTheApi, key=internal_key(ctx.settings))
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -8,10 +8,11 @@ import functools
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
+import yaml
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
@@ -34,6 +35,7 @@ from shared.docker.containers import (
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
+from shared.secrets import deployment_env
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,16 @@ def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str
         "PORTSIDE_HOST_PORT": str(port),
         "PORTSIDE_BIND_ADDRESS": settings.bind_address,
     }
+
+
+def _env_override(settings: Settings, plan: StartPlan) -> Path:
+    """A compose file that lists the variable names only (`environment: [KEY]` takes each value from compose's
+    own environment), so no value is ever written to disk."""
+    folder = settings.home / "run"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{Owner.of(settings, plan.deployment_id).project}.env.yml"
+    path.write_text(yaml.safe_dump({"services": {plan.app_service: {"environment": sorted(plan.env)}}}))
+    return path
 
 
 def _port_conflict(result: ComposeResult) -> bool:
@@ -71,6 +83,8 @@ class StartPlan:
     image_tag: str
     port: int
     requested_port: int | None
+    # Runtime variables (decrypted); they reach compose through its environment, never through a file.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image_tag: str | None = None) -> None:
@@ -112,6 +126,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             requested_port=deployment.requested_port,
         )
         fallback = deployment.running_image_tag
+        plan = replace(plan, env={v.key: v.value for v in await deployment_env(session, settings, deployment_id) if not v.build})
 
     await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
     fallback_note = None
@@ -164,10 +179,13 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     files: list[Path | str] = ["-" if name == str(COMPOSE_FILE) else plan.app_dir / name for name in plan.compose_files]
     project_dir = (plan.app_dir / plan.compose_files[0]).parent
     project = Owner.of(settings, plan.deployment_id).project
+    if plan.env:
+        files.append(_env_override(settings, plan))
     for attempt in range(PORT_RETRIES):
         up = await anyio.to_thread.run_sync(functools.partial(
             run_compose, settings, project, files, ["up", "-d", "--no-build", "--remove-orphans"],
-            env=_compose_env(settings, plan.image_tag, plan.port), project_dir=project_dir, stdin=plan.compose_text,
+            env={**plan.env, **_compose_env(settings, plan.image_tag, plan.port)}, project_dir=project_dir,
+            stdin=plan.compose_text,
         ))
         if up.ok:
             break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from shared.net import os_port_free
 from tests.conftest import copy_fixture
-from tests.support import ROOT, SSECollector, System
+from tests.support import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, SSECollector, System
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,7 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
     assert (files / "Dockerfile").read_text() == generated["dockerfile"]
     assert (files / "docker-compose.yml").is_file() and (files / ".dockerignore").is_file()
 
-    sse = SSECollector(f"{system.url}/api/deployments/{deployment_id}/logs/stream")
+    sse = SSECollector(f"{system.url}/api/deployments/{deployment_id}/logs/stream", headers=system.auth_headers)
     try:
         result = system.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=900)["data"]
         assert result["status"] == "running", result
@@ -137,14 +138,22 @@ def test_api_errors_carry_a_code_and_a_sentence(system: System, tmp_path: Path) 
 def test_cli_deploy_prints_the_url_and_stop_frees_it(system: System, tmp_path: Path) -> None:
     source = copy_fixture("node-express", tmp_path)
     env_api = ["--api", system.url]
+    # `portside login` keeps a personal token in a file only the user can read; later commands use it.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("PORTSIDE_TOKEN", None)
+    login = subprocess.run([sys.executable, "-m", "services.cli.main", "login", "--email", ADMIN_EMAIL, "--password-stdin", *env_api],
+                           input=ADMIN_PASSWORD + "\n", capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
+    assert login.returncode == 0, login.stderr
+    credentials = tmp_path / "config" / "portside" / "credentials.json"
+    assert credentials.stat().st_mode & 0o777 == 0o600
     done = subprocess.run([sys.executable, "-m", "services.cli.main", "deploy", str(source), *env_api],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=env, check=False)
     assert done.returncode == 0, done.stderr
     url = next(word for word in done.stdout.split() if word.startswith("http://"))
     assert "hello from express" in httpx.get(url, timeout=10).text
     deployment_id = int(done.stdout.split("deployment ")[1].split()[0])
     stopped = subprocess.run([sys.executable, "-m", "services.cli.main", "stop", str(deployment_id), *env_api],
-                             capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+                             capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, check=False)
     assert "stopped" in stopped.stdout
     with pytest.raises(httpx.HTTPError):
         httpx.get(url, timeout=3)

@@ -9,11 +9,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 
 from tests.conftest import copy_fixture
-from tests.support import ROOT, System
+from tests.support import ROOT, StartupFailed, System, running_system
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect  # noqa: E402
@@ -22,6 +23,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
 
 pytestmark = pytest.mark.slow
+
+
+EMAIL, PASSWORD = "first@portside.test", "a long first password"
+
+
+@pytest.fixture(scope="module")
+def fresh(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A Portside of its own with no user yet, so the browser is the first to sign up."""
+    try:
+        with running_system(tmp_path_factory.mktemp("portside-web"), engine, sign_up=False) as running:
+            yield running
+    except StartupFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
@@ -61,7 +75,8 @@ def status_badge(page: Page):  # noqa: ANN201
     return page.locator("main .header [data-testid=status-badge]")
 
 
-def test_first_time_user_deploys_from_the_page(system: System, page: Page, tmp_path: Path) -> None:
+def test_first_time_user_deploys_from_the_page(fresh: System, page: Page, tmp_path: Path) -> None:
+    system = fresh
     steps = Steps(page)
     source = copy_fixture("python-flask", tmp_path)
     page.goto(system.url + "/")
@@ -69,12 +84,19 @@ def test_first_time_user_deploys_from_the_page(system: System, page: Page, tmp_p
     # 1. Sign up (the first user becomes admin). Only a Portside without auth routes skips this.
     auth = httpx.get(f"{system.url}/api/auth/me", timeout=10)
     if auth.status_code != 404:
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=20_000)
         page.get_by_role("button", name="First time here? Create an account").click()
-        page.get_by_label("Email").fill("admin@example.com")
-        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
         steps.shot("sign-up")
         page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=20_000)
+    if auth.status_code != 404:
+        expect(page.get_by_text(f"{EMAIL} (admin)")).to_be_visible()
+        expect(page.get_by_role("link", name="Users")).to_be_visible()
+        # The test's own API calls act as the same user.
+        system.token = system.api_token(system.login(EMAIL, PASSWORD), "web-e2e")
+        system.client.headers["Authorization"] = f"Bearer {system.token}"
     expect(page.get_by_text("Nothing deployed yet")).to_be_visible()
     steps.shot("empty-dashboard")
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from sqlalchemy import select
 
 from services.api import service
-from services.api.deps import BusDep, SessionDep, SettingsDep
+from services.api.auth import audit, can_see
+from services.api.deps import BusDep, CurrentUser, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import (
     DeploymentPublic,
     DeploymentSummary,
@@ -26,7 +27,8 @@ from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.containers import app_container, container_stats
-from shared.errors import PortsideError
+from shared.errors import ErrorCode, PortsideError
+from shared.secrets import mask_compose, redact, secret_values, unmask_compose
 
 router = APIRouter(prefix="/api/deployments", tags=["deployments"])
 
@@ -39,38 +41,40 @@ def _url(settings: Settings, deployment: Deployment) -> str | None:
 
 @router.post("/detect/{repo_id}", response_model=Envelope[Detection])
 async def detect(
-    repo_id: int, session: SessionDep, bus: BusDep,
+    repo_id: int, user: WriterUser, session: SessionDep, bus: BusDep,
     body: Annotated[DetectRequest | None, Body()] = None,
     app_path: Annotated[str | None, Query(description="subdirectory of the repository (monorepos)")] = None,
 ) -> Envelope[Detection]:
     """Detect the stack; the detector answers over NATS (WORKER_TIMEOUT if none does)."""
     path = app_path if app_path is not None else (body.app_path if body else "")
-    return Envelope(data=await service.detect(session, bus, repo_id, path))
+    return Envelope(data=await service.detect(session, bus, repo_id, path, user))
 
 
 @router.post("/generate/{repo_id}", response_model=Envelope[GenerateResult])
 async def generate(
-    repo_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    repo_id: int, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> Envelope[GenerateResult]:
     """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
     body = body or GenerateRequest()
     deployment = await service.generate(
         session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port,
-        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
+        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit, user=user,
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",
-        compose=deployment.compose_content or "", dockerignore=deployment.dockerignore_content,
+        compose=mask_compose(deployment.compose_content) or "", dockerignore=deployment.dockerignore_content,
         docker_path=deployment.docker_path,
     ))
 
 
 @router.get("", response_model=Envelope[list[DeploymentSummary]])
 async def list_deployments(
-    session: SessionDep, repo_id: Annotated[int | None, Query()] = None
+    user: CurrentUser, session: SessionDep, repo_id: Annotated[int | None, Query(ge=1, le=2**62)] = None
 ) -> Envelope[list[DeploymentSummary]]:
     query = select(Deployment).order_by(Deployment.id)
+    if not can_see(user, None):
+        query = query.where(Deployment.owner_id == user.id)
     if repo_id is not None:
         query = query.where(Deployment.repository_id == repo_id)
     rows = (await session.scalars(query)).all()
@@ -78,78 +82,117 @@ async def list_deployments(
 
 
 @router.get("/{deployment_id}", response_model=Envelope[DeploymentPublic])
-async def get_deployment(deployment_id: int, session: SessionDep, settings: SettingsDep) -> Envelope[DeploymentPublic]:
-    deployment = await service.get_deployment(session, deployment_id)
-    data = DeploymentPublic.model_validate(deployment).model_copy(update={"url": _url(settings, deployment)})
+async def get_deployment(
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[DeploymentPublic]:
+    deployment = await service.get_deployment(session, deployment_id, user)
+    secrets = await secret_values(session, settings, deployment_id)
+    data = DeploymentPublic.model_validate(deployment).model_copy(update={
+        "url": _url(settings, deployment), "compose_content": mask_compose(deployment.compose_content),
+        "error_message": redact(deployment.error_message, secrets) if deployment.error_message else None,
+    })
     return Envelope(data=data)
 
 
 @router.put("/{deployment_id}/files", response_model=Envelope[dict])
-async def put_files(deployment_id: int, body: FilesUpdate, session: SessionDep, settings: SettingsDep) -> Envelope[dict]:
+async def put_files(
+    deployment_id: int, body: FilesUpdate, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
-    the security policy. A refusal is a 422 with an error_code and the offending line."""
-    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, body.compose)
+    the security policy. A refusal is a 422 with an error_code and the offending line. Passwords shown
+    masked may be sent back masked: an unchanged masked line keeps its saved value."""
+    compose = body.compose
+    if compose is not None:
+        deployment = await service.get_deployment(session, deployment_id, user)
+        try:
+            compose = unmask_compose(compose, deployment.compose_content)
+        except ValueError as exc:
+            raise PortsideError(ErrorCode.VALIDATION_ERROR, f"compose: {exc}.") from exc
+    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, compose, user)
+    await audit(session, request, user, "files_edited", f"deployment:{deployment_id}",
+                ", ".join(n for n, v in (("Dockerfile", body.dockerfile), ("compose", body.compose)) if v is not None))
+    await session.commit()
     return Envelope(data={"saved": True, "warnings": warnings})
 
 
-def _deploy_result(settings: Settings, deployment: Deployment) -> DeployResult:
+async def _deploy_result(session: SessionDep, settings: Settings, deployment: Deployment) -> DeployResult:
+    message = deployment.error_message
+    if message:
+        message = redact(message, await secret_values(session, settings, deployment.id))
     return DeployResult(
         deployment_id=deployment.id, status=deployment.status, container_id=deployment.container_id,
         port=deployment.assigned_port, url=_url(settings, deployment),
-        error_code=deployment.error_code, error_message=deployment.error_message,
+        error_code=deployment.error_code, error_message=message,
     )
 
 
 @router.post("/{deployment_id}/deploy", response_model=Envelope[DeployResult], status_code=202)
 async def deploy(
-    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
+    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    response: Response,
     wait: Annotated[bool, Query(description="answer when the app runs or failed, not when queued")] = False,
 ) -> Envelope[DeployResult]:
     """Build the image and start the app. 202 while in progress; with ?wait=true, 200 with the outcome."""
-    deployment = await service.deploy(session, bus, deployment_id, wait=wait)
+    await service.get_deployment(session, deployment_id, user)
+    request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
+    await audit(session, request, user, "deploy", f"deployment:{deployment_id}")
+    await session.commit()
+    deployment = await service.deploy(session, bus, deployment_id, wait=wait, user=user)
     if wait:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.post("/{deployment_id}/stop", response_model=Envelope[DeployResult], status_code=202)
 async def stop(
-    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
-    wait: Annotated[bool, Query()] = False,
+    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    response: Response, wait: Annotated[bool, Query()] = False,
 ) -> Envelope[DeployResult]:
     """Stop and remove the containers and free the port."""
-    deployment = await service.stop(session, bus, deployment_id, wait=wait)
+    await service.get_deployment(session, deployment_id, user)
+    await audit(session, request, user, "stop", f"deployment:{deployment_id}")
+    await session.commit()
+    deployment = await service.stop(session, bus, deployment_id, wait=wait, user=user)
     if wait or deployment.status == S.STOPPED:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.post("/{deployment_id}/rollback", response_model=Envelope[DeployResult], status_code=202)
 async def rollback(
-    deployment_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep, response: Response,
-    wait: Annotated[bool, Query()] = False,
+    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
+    response: Response, wait: Annotated[bool, Query()] = False,
 ) -> Envelope[DeployResult]:
     """Run the previous successful image again (no build). 409 NO_PREVIOUS_IMAGE when there is none."""
-    deployment = await service.rollback(session, bus, deployment_id, wait=wait)
+    await service.get_deployment(session, deployment_id, user)
+    request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
+    await audit(session, request, user, "rollback", f"deployment:{deployment_id}")
+    await session.commit()
+    deployment = await service.rollback(session, bus, deployment_id, wait=wait, user=user)
     if wait:
         response.status_code = 200
-    return Envelope(data=_deploy_result(settings, deployment))
+    return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
 @router.delete("/{deployment_id}", response_model=Envelope[dict])
 async def delete(
-    deployment_id: int, session: SessionDep, bus: BusDep,
+    deployment_id: int, request: Request, user: WriterUser, session: SessionDep, bus: BusDep,
     purge: Annotated[bool, Query(description="also remove the deployment's volumes (database data)")] = False,
 ) -> Envelope[dict]:
     """Stop the deployment and remove everything Portside created for it; volumes only with ?purge=true."""
-    await service.delete(session, bus, deployment_id, purge)
+    await service.get_deployment(session, deployment_id, user)
+    await audit(session, request, user, "delete", f"deployment:{deployment_id}", "purge" if purge else None)
+    await session.commit()
+    await service.delete(session, bus, deployment_id, purge, user)
     return Envelope(data={"deleted": True, "purged": purge})
 
 
 @router.get("/{deployment_id}/status", response_model=Envelope[StatusPublic])
-async def status(deployment_id: int, session: SessionDep, settings: SettingsDep) -> Envelope[StatusPublic]:
+async def status(
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[StatusPublic]:
     """The status in Postgres plus live figures read from the engine (CPU, memory, network, uptime)."""
-    deployment = await service.get_deployment(session, deployment_id)
+    deployment = await service.get_deployment(session, deployment_id, user)
     data = StatusPublic(
         deployment_id=deployment.id, status=deployment.status, container_id=deployment.container_id,
         port=deployment.assigned_port, url=_url(settings, deployment),
@@ -180,10 +223,16 @@ async def status(deployment_id: int, session: SessionDep, settings: SettingsDep)
 
 
 @router.get("/{deployment_id}/events", response_model=Envelope[list[EventPublic]])
-async def events(deployment_id: int, session: SessionDep) -> Envelope[list[EventPublic]]:
+async def events(
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[list[EventPublic]]:
     """The deployment's timeline: every status change with its time and reason."""
-    await service.get_deployment(session, deployment_id)
+    await service.get_deployment(session, deployment_id, user)
     rows = (await session.scalars(
         select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id).order_by(DeploymentEvent.id)
     )).all()
-    return Envelope(data=[EventPublic.model_validate(e) for e in rows])
+    secrets = await secret_values(session, settings, deployment_id)
+    return Envelope(data=[
+        EventPublic.model_validate(e).model_copy(update={"message": redact(e.message, secrets) if e.message else e.message})
+        for e in rows
+    ])

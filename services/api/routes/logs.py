@@ -10,16 +10,22 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.api import service
-from services.api.deps import SessionDep, SettingsDep
+from services.api.deps import CurrentUser, SessionDep, SettingsDep
 from services.api.schemas import Envelope
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
+from shared.secrets import INTERNAL_HEADER, internal_key
 
 router = APIRouter(prefix="/api/deployments", tags=["logs"])
 
 
 def _base(settings: Settings) -> str:
     return f"http://{settings.logstream_host}:{settings.logstream_port}"
+
+
+def _client(settings: Settings, timeout: httpx.Timeout | float) -> httpx.AsyncClient:
+    """A client for the logstream service, carrying the key that says the API checked the caller."""
+    return httpx.AsyncClient(base_url=_base(settings), timeout=timeout, headers={INTERNAL_HEADER: internal_key(settings)})
 
 
 def _unavailable(settings: Settings, exc: Exception) -> PortsideError:
@@ -32,13 +38,13 @@ def _unavailable(settings: Settings, exc: Exception) -> PortsideError:
 
 @router.get("/{deployment_id}/logs", response_model=Envelope[dict])
 async def logs(
-    deployment_id: int, session: SessionDep, settings: SettingsDep,
+    deployment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     lines: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Envelope[dict]:
     """The last `lines` lines of build and app output."""
-    await service.get_deployment(session, deployment_id)
+    await service.get_deployment(session, deployment_id, user)
     try:
-        async with httpx.AsyncClient(base_url=_base(settings), timeout=30) as client:
+        async with _client(settings, 30) as client:
             resp = await client.get(f"/deployments/{deployment_id}/logs", params={"lines": lines})
             resp.raise_for_status()
     except httpx.HTTPError as exc:
@@ -48,14 +54,15 @@ async def logs(
 
 @router.get("/{deployment_id}/logs/stream")
 async def stream(
-    deployment_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+    deployment_id: int, request: Request, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every build and app line (one event each), then new ones as they come.
-    Reconnect with Last-Event-ID to continue without gaps."""
-    await service.get_deployment(session, deployment_id)
+    Reconnect with Last-Event-ID to continue without gaps. Browsers (EventSource) may pass the token as
+    `?access_token=`."""
+    await service.get_deployment(session, deployment_id, user)
     await session.close()  # do not hold a pooled connection for the life of the stream
-    client = httpx.AsyncClient(base_url=_base(settings), timeout=httpx.Timeout(10, read=None))
+    client = _client(settings, httpx.Timeout(10, read=None))
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     try:
         upstream = await client.send(
