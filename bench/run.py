@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import runpy
 
-BENCHES = ["bench.detect_bench", "bench.build_bench", "bench.deploy_bench", "bench.lifecycle_bench"]
+BENCHES = ["bench.detect_bench", "bench.build_bench", "bench.deploy_bench", "bench.lifecycle_bench", "bench.web_bench"]
 
 if __name__ == "__main__":
     for name in BENCHES:

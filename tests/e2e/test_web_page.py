@@ -190,4 +190,11 @@ def test_first_time_user_deploys_from_the_page(fresh: System, page: Page, tmp_pa
     page.get_by_role("link", name="Dashboard").first.click()
     expect(page.locator("table.deployments")).to_contain_text("running")
     steps.shot("dashboard")
+    if auth.status_code != 404:
+        page.get_by_role("link", name="Users").click()
+        expect(page.get_by_role("heading", name="Users")).to_be_visible()
+        expect(page.locator("table")).to_contain_text(EMAIL)
+        steps.shot("users")
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})

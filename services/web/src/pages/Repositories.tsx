@@ -1,18 +1,18 @@
 import { useState, type FormEvent } from "react";
 import { api, type Repository } from "../api";
-import { Confirm, ErrorBox, timeAgo, useLoad } from "../components/common";
+import { ErrorBox, timeAgo, useLoad } from "../components/common";
 import { Link, navigate } from "../router";
 
-/** Every repository; add one from a git URL (+ branch) or a local folder; delete one. */
+/** Every repository; add one from a git URL (+ branch) or a local folder. (The API has no route to delete a
+ * repository or pull it again yet, so the page offers neither.) */
 export function Repositories() {
-  const { data, error, reload, loading } = useLoad(() => api<Repository[]>("GET", "/api/repositories"), []);
+  const { data, error, loading } = useLoad(() => api<Repository[]>("GET", "/api/repositories"), []);
   const [kind, setKind] = useState<"url" | "path">("url");
   const [url, setUrl] = useState("");
   const [branch, setBranch] = useState("");
   const [path, setPath] = useState("");
   const [adding, setAdding] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
-  const [toDelete, setToDelete] = useState<Repository | null>(null);
 
   const add = async (e: FormEvent) => {
     e.preventDefault();
@@ -26,17 +26,6 @@ export function Repositories() {
       setActionError(exc);
     } finally {
       setAdding(false);
-    }
-  };
-
-  const remove = async (repo: Repository) => {
-    setToDelete(null);
-    setActionError(null);
-    try {
-      await api("DELETE", `/api/repositories/${repo.id}`);
-      await reload();
-    } catch (exc) {
-      setActionError(exc);
     }
   };
 
@@ -75,17 +64,11 @@ export function Repositories() {
                 <td>{timeAgo(r.created_at)}</td>
                 <td className="actions">
                   <Link to={`/repositories/${r.id}`} className="button">Open</Link>
-                  <button className="danger" onClick={() => setToDelete(r)} aria-label={`Delete repository ${r.name}`}>Delete</button>
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
-      )}
-      {toDelete && (
-        <Confirm title={`Delete ${toDelete.name}?`} confirmLabel="Delete repository" danger onCancel={() => setToDelete(null)} onConfirm={() => remove(toDelete)}>
-          <p>Portside forgets this repository{toDelete.url ? " and removes its clone" : " (your folder is left alone)"}. Delete its deployments first.</p>
-        </Confirm>
       )}
     </main>
   );
