@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, type DeploymentSummary } from "../api";
 import { BUSY, ErrorBox, StatusBadge, timeAgo, useInterval, useLoad } from "../components/common";
+import { useAuth } from "../auth";
 import { Link } from "../router";
 
 /** Every deployment at a glance, refreshed every 5 seconds, with quick actions. */
@@ -8,6 +9,7 @@ export function Dashboard() {
   const { data, error, reload, loading } = useLoad(() => api<DeploymentSummary[]>("GET", "/api/deployments"), []);
   const [actionError, setActionError] = useState<unknown>(null);
   const [busy, setBusy] = useState<number | null>(null);
+  const readOnly = useAuth().user?.role === "viewer";
   useInterval(() => void reload(), 5000);
 
   const act = async (d: DeploymentSummary, action: "deploy" | "stop") => {
@@ -57,9 +59,9 @@ export function Dashboard() {
                   <td>{timeAgo(d.started_at ?? d.created_at)}</td>
                   <td className="actions">
                     {d.status === "running" ? (
-                      <button disabled={busy === d.id} onClick={() => act(d, "stop")} aria-label={`Stop deployment ${d.id}`}>Stop</button>
+                      <button disabled={readOnly || busy === d.id} onClick={() => act(d, "stop")} aria-label={`Stop deployment ${d.id}`}>Stop</button>
                     ) : (
-                      <button disabled={busy === d.id || BUSY.has(d.status)} onClick={() => act(d, "deploy")} aria-label={`Deploy deployment ${d.id}`}>Deploy</button>
+                      <button disabled={readOnly || busy === d.id || BUSY.has(d.status)} onClick={() => act(d, "deploy")} aria-label={`Deploy deployment ${d.id}`}>Deploy</button>
                     )}
                   </td>
                 </tr>

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { api, type Repository } from "../api";
 import { ErrorBox, timeAgo, useLoad } from "../components/common";
+import { useAuth } from "../auth";
 import { Link, navigate } from "../router";
 
 /** Every repository; add one from a git URL (+ branch) or a local folder. (The API has no route to delete a
@@ -13,6 +14,8 @@ export function Repositories() {
   const [path, setPath] = useState("");
   const [adding, setAdding] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
+  const { user } = useAuth();
+  const readOnly = user?.role === "viewer";
 
   const add = async (e: FormEvent) => {
     e.preventDefault();
@@ -48,7 +51,8 @@ export function Repositories() {
           <label>Absolute path<input required value={path} onChange={(e) => setPath(e.target.value)} placeholder="/home/you/projects/app" /></label>
         )}
         <ErrorBox error={actionError} />
-        <button className="primary" type="submit" disabled={adding}>{adding ? (kind === "url" ? "Cloning…" : "Adding…") : "Add repository"}</button>
+        {readOnly && <p className="muted">Viewers can read everything but add nothing.</p>}
+        <button className="primary" type="submit" disabled={adding || readOnly}>{adding ? (kind === "url" ? "Cloning…" : "Adding…") : "Add repository"}</button>
       </form>
       <ErrorBox error={error} />
       {!loading && (data ?? []).length === 0 && <p className="muted">No repositories yet.</p>}

@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, type DeploymentSummary, type Detection, type Repository } from "../api";
 import { DetectionPanel } from "../components/DetectionPanel";
 import { ErrorBox, StatusBadge, timeAgo, useLoad } from "../components/common";
+import { useAuth } from "../auth";
 import { Link, navigate } from "../router";
 
 /** A repository: detection runs as the page opens; choose the settings and generate a deployment. */
@@ -18,6 +19,7 @@ export function RepositoryPage({ id }: { id: number }) {
   const [cpu, setCpu] = useState("");
   const [memory, setMemory] = useState("");
   const [generating, setGenerating] = useState(false);
+  const readOnly = useAuth().user?.role === "viewer";
 
   const detect = async (path: string) => {
     setDetecting(true);
@@ -36,9 +38,9 @@ export function RepositoryPage({ id }: { id: number }) {
   };
 
   useEffect(() => {
-    void detect("");
+    if (!readOnly) void detect(""); // detection is an action: viewers may not run it
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [id]);
+  }, [id, readOnly]);
 
   // A monorepo: detection of the root lists the apps; pick the primary one first.
   useEffect(() => {
@@ -82,7 +84,7 @@ export function RepositoryPage({ id }: { id: number }) {
       {r && <p className="muted mono">{r.url ?? r.path}{r.branch ? ` @ ${r.branch}` : ""}</p>}
       <ErrorBox error={repo.error || error} onClose={error ? () => setError(null) : undefined} />
       <div className="row end">
-        <button onClick={() => detect(appPath)} disabled={detecting}>{detecting ? "Detecting…" : "Detect again"}</button>
+        <button onClick={() => detect(appPath)} disabled={detecting || readOnly}>{detecting ? "Detecting…" : "Detect again"}</button>
       </div>
       {!detection && detecting && <p className="muted" role="status">Looking at the files…</p>}
       {detection && (
@@ -114,7 +116,7 @@ export function RepositoryPage({ id }: { id: number }) {
           </div>
           {portInvalid && <p id="port-err" className="field-error">The port must be a whole number from 1 to 65535.</p>}
           {memoryInvalid && <p className="field-error">Memory is a number and a unit: 512m, 2g.</p>}
-          <button className="primary" type="submit" disabled={generating || portInvalid || memoryInvalid}>
+          <button className="primary" type="submit" disabled={readOnly || generating || portInvalid || memoryInvalid}>
             {generating ? "Generating…" : "Generate"}
           </button>
         </form>
