@@ -12,12 +12,10 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from tests.conftest import copy_fixture
 from tests.support import ROOT, StartupFailed, System, running_system
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts" / "web"
@@ -46,7 +44,7 @@ def page() -> Iterator[Page]:
         pytest.fail("the web page is not built: run `make install` (npm ci + the Vite build)")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    with playwright_sync.sync_playwright() as pw:
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context(viewport={"width": 1366, "height": 800})
         page = context.new_page()
@@ -71,7 +69,7 @@ class Steps:
         self.page.screenshot(path=str(ARTIFACTS / f"{self.n:02d}-{name}.png"), full_page=True)
 
 
-def status_badge(page: Page):  # noqa: ANN201
+def status_badge(page: Page) -> Locator:
     return page.locator("main .header [data-testid=status-badge]")
 
 
