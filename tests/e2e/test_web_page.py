@@ -150,6 +150,7 @@ def test_first_time_user_deploys_from_the_page(fresh: System, page: Page, tmp_pa
     page.get_by_role("button", name="Deploy", exact=True).click()
     expect(page.get_by_test_id("build-progress")).to_be_visible(timeout=30_000)
     expect(page.locator("[data-testid=log-line].src-build").first).to_be_visible(timeout=120_000)
+    expect(page.get_by_test_id("build-progress")).to_contain_text(re.compile(r"step \d+ of \d+"), timeout=120_000)
     steps.shot("building")
     expect(status_badge(page)).to_have_text("running", timeout=600_000)
     link = page.get_by_test_id("app-url")

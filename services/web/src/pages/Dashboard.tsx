@@ -44,7 +44,7 @@ export function Dashboard() {
       )}
       {rows.length > 0 && (
         <>
-          <p className="muted">{rows.length} deployments, {running} running.</p>
+          <p className="muted">{rows.length} deployment{rows.length === 1 ? "" : "s"}, {running} running.</p>
           <table className="deployments">
             <thead>
               <tr><th>Deployment</th><th>Status</th><th>Stack</th><th>Port</th><th>Last deploy</th><th>Actions</th></tr>
@@ -57,13 +57,13 @@ export function Dashboard() {
                   <td>{d.stack ?? "-"}</td>
                   <td>{d.port ?? "-"}</td>
                   <td>{timeAgo(d.started_at ?? d.created_at)}</td>
-                  <td className="actions">
+                  <td><div className="actions">
                     {d.status === "running" ? (
                       <button disabled={readOnly || busy === d.id} onClick={() => act(d, "stop")} aria-label={`Stop deployment ${d.id}`}>Stop</button>
                     ) : (
                       <button disabled={readOnly || busy === d.id || BUSY.has(d.status)} onClick={() => act(d, "deploy")} aria-label={`Deploy deployment ${d.id}`}>Deploy</button>
                     )}
-                  </td>
+                  </div></td>
                 </tr>
               ))}
             </tbody>

@@ -170,7 +170,7 @@ export function DeploymentPage({ id }: { id: number }) {
       </div>
       {showProgress && (
         <div className="progress" role="status" aria-live="polite" data-testid="build-progress">
-          {d.status === "building" && progress ? (
+          {(d.status === "building" || d.status === "queued") && progress ? (
             <>
               Building: step {progress.step} of {progress.total}
               <div className="bar"><div className="fill fill-busy" style={{ width: `${(progress.step / progress.total) * 100}%` }} /></div>

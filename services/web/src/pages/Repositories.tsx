@@ -66,9 +66,9 @@ export function Repositories() {
                 <td className="mono">{r.url ?? r.path}</td>
                 <td>{r.branch ?? "-"}</td>
                 <td>{timeAgo(r.created_at)}</td>
-                <td className="actions">
+                <td><div className="actions">
                   <Link to={`/repositories/${r.id}`} className="button">Open</Link>
-                </td>
+                </div></td>
               </tr>
             ))}
           </tbody>
