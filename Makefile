@@ -24,7 +24,7 @@ install: $(VENV)/.installed web
 # The web page (services/web): `npm ci` from the committed lockfile, then the Vite build into services/web/dist,
 # which the API serves at `/`. Rebuilt when the lockfile or any source file changes.
 WEB := services/web
-WEB_SRC := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+WEB_SRC := $(shell find $(WEB)/src $(WEB)/public $(WEB)/scripts -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
 
 web: $(WEB)/dist/index.html
 

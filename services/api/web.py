@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -31,6 +32,16 @@ class PagePath(Convertor[str]):
 register_url_convertor("page", PagePath())
 
 
+def _send(request: Request, file: Path, cache: str) -> Response:
+    """The file, or its gzip copy made at build time (scripts/compress.mjs) when the browser accepts gzip."""
+    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
+    gz = file.with_name(file.name + ".gz")
+    if "gzip" in request.headers.get("accept-encoding", "") and gz.is_file():
+        media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return FileResponse(gz, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
+    return FileResponse(file, headers=headers)
+
+
 def install_web(app: FastAPI, dist: Path = WEB_DIST) -> None:
     root = dist.resolve()
 
@@ -39,13 +50,14 @@ def install_web(app: FastAPI, dist: Path = WEB_DIST) -> None:
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(NOT_BUILT, status_code=503)
+        file = index
         if path:
-            file = (root / path).resolve()
-            if file.is_file() and file.is_relative_to(root):
-                # Vite names every asset by its content hash, so it never changes under the same name.
-                immutable = file.parent == root / "assets"
-                return FileResponse(file, headers={"Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache"})
-        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+            found = (root / path).resolve()
+            if found.is_file() and found.is_relative_to(root):
+                file = found
+        # Vite names every asset by its content hash, so it never changes under the same name.
+        cache = "public, max-age=31536000, immutable" if file.parent == root / "assets" else "no-cache"
+        return _send(request, file, cache)
 
     # A plain Starlette route (not an API route): no OpenAPI entry, no auth, nothing but files.
     app.router.add_route("/{path:page}", page, methods=["GET", "HEAD"], include_in_schema=False)

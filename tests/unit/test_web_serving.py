@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ def client(tmp_path: Path) -> TestClient:
     (dist / "index.html").write_text("<!doctype html><div id=root></div>")
     (dist / "assets" / "index-abc.js").write_text("console.log(1)")
     (dist / "favicon.svg").write_text("<svg/>")
+    (dist / "assets" / "big-abc.js").write_text("let big = 1;")
+    (dist / "assets" / "big-abc.js.gz").write_bytes(gzip.compress(b"let big = 1;"))
     (tmp_path / "secret.txt").write_text("outside dist")
     app = FastAPI()
     install_error_handlers(app)
@@ -44,6 +47,15 @@ def test_assets_are_served_with_a_long_cache(client: TestClient) -> None:
     assert resp.text == "console.log(1)"
     assert "immutable" in resp.headers["cache-control"]
     assert client.get("/favicon.svg").text == "<svg/>"
+
+
+def test_gzip_copies_go_to_browsers_that_accept_them(client: TestClient) -> None:
+    resp = client.get("/assets/big-abc.js", headers={"Accept-Encoding": "gzip"})
+    assert resp.headers["content-encoding"] == "gzip"
+    assert resp.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert resp.text == "let big = 1;"  # httpx decodes it, as a browser does
+    plain = client.get("/assets/big-abc.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == "let big = 1;"
 
 
 def test_api_paths_keep_their_own_answers(client: TestClient) -> None:
