@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -18,8 +18,23 @@ help:
 	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
 	@echo "make lint      - ruff and mypy"
+	@echo "make test-web  - the web page's component tests (Vitest; make test runs them first)"
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web
+
+# The web page (services/web): `npm ci` from the committed lockfile, then the Vite build into services/web/dist,
+# which the API serves at `/`. Rebuilt when the lockfile or any source file changes.
+WEB := services/web
+WEB_SRC := $(shell find $(WEB)/src $(WEB)/public $(WEB)/scripts -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+
+web: $(WEB)/dist/index.html
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "The web page needs Node.js 18+ and npm (apt-get install nodejs npm)"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB)/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SRC)
+	cd $(WEB) && npm run --silent build
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Portside needs Python 3.11 or newer")'
@@ -42,8 +57,12 @@ run: images
 	$(PORTSIDE) up
 
 # The default run leaves out tests marked slow (about 20 minutes on 2 cores); CI runs those too.
-test: images
+# The web page's component tests (Vitest) run first, so pytest's summary stays the last line.
+test: images test-web
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-web: web
+	cd $(WEB) && npx vitest run --reporter=dot
 
 test-slow: images
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

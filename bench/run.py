@@ -15,6 +15,7 @@ BENCHES = [
     "bench.memory_bench",
     "bench.compose_bench",
     "bench.auth_bench",
+    "bench.web_bench",
 ]
 
 if __name__ == "__main__":

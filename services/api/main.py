@@ -1,4 +1,4 @@
-"""API process: `python -m services.api.main` (started by `portside up`); OpenAPI at /docs."""
+"""API process: `python -m services.api.main` (started by `portside up`); OpenAPI at /docs, the web page at /."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.api.errors import install_error_handlers
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
 from services.api.routes import audit, auth, deployments, env, logs, repositories, tokens, users
+from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict:
         return {"success": True, "data": {"status": "ok"}}
 
+    install_web(app)  # last: its catch-all answers only what no API route did
     return app
 
 

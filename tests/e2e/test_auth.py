@@ -67,8 +67,9 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/deployments/{deployment_id}/env"): "read",
     ("PUT", "/api/deployments/{deployment_id}/env"): "write",
 }
-# Routes FastAPI adds for its own documents.
-DOC_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Routes FastAPI adds for its own documents, and the web page's static files (services/api/web.py: public,
+# never under /api, so no data behind it).
+DOC_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/{path:page}"}
 
 _refresh_accounts = itertools.cycle(["matrix-a@portside.test", "matrix-b@portside.test"])
 

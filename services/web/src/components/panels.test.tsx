@@ -1,0 +1,116 @@
+import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { api, ApiError, online, setTokens, tokens, type Detection } from "../api";
+import { actionState } from "../pages/DeploymentPage";
+import { DetectionPanel } from "./DetectionPanel";
+import { markersFrom } from "./FilesEditor";
+import { ConnectionBanner, ErrorBox } from "./common";
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  online.set(true);
+  setTokens(null);
+});
+
+const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+
+describe("markersFrom", () => {
+  it("puts a 422's line and each warning's line on the editor", () => {
+    const refusal = new ApiError(422, "INVALID_DOCKERFILE", "line 7: unknown instruction `BOGUS`.");
+    expect(markersFrom(refusal, ["line 3: DL3008 Pin versions"])).toEqual([
+      { line: 7, message: "INVALID_DOCKERFILE: line 7: unknown instruction `BOGUS`.", severity: "error" },
+      { line: 3, message: "line 3: DL3008 Pin versions", severity: "warning" },
+    ]);
+    expect(markersFrom(new ApiError(422, "INVALID_DOCKERFILE", "The first instruction must be FROM."), [])[0].line).toBe(1);
+    expect(markersFrom(new ApiError(0, "CONNECTION_LOST", "down"), [])).toEqual([]);
+  });
+});
+
+describe("actionState", () => {
+  const base = { previous_image_tag: null, dockerfile_content: "FROM x" };
+  it("enables only what can apply", () => {
+    expect(actionState({ ...base, status: "ready" })).toMatchObject({ deploy: true, stop: false, rollback: false });
+    expect(actionState({ ...base, status: "building" })).toMatchObject({ deploy: false, stop: true, generate: false });
+    expect(actionState({ ...base, status: "running", previous_image_tag: "img:1" })).toMatchObject({ deploy: true, stop: true, rollback: true });
+    expect(actionState({ ...base, status: "stopped", previous_image_tag: "img:1" })).toMatchObject({ stop: false, rollback: true });
+    expect(actionState({ ...base, status: "ready", dockerfile_content: null }).deploy).toBe(false);
+  });
+});
+
+describe("DetectionPanel", () => {
+  const detection: Detection = {
+    stack: "node", confidence: 64, framework: "express", package_manager: "npm", runtime_version: "20",
+    has_dockerfile: false, has_compose: false, detected_db: "postgres", internal_port: 3000,
+    start_command: "node server.js", app_path: "", evidence: [{ file: "package.json", reason: "depends on express" }],
+    warnings: [], alternatives: ["bun", "deno"], apps: [],
+  };
+  it("shows the facts, the confidence as a meter, the evidence, and offers the alternatives", () => {
+    const onStack = vi.fn();
+    render(<DetectionPanel detection={detection} stack="" onStack={onStack} appPath="" />);
+    expect(screen.getByRole("meter").getAttribute("aria-valuenow")).toBe("64");
+    expect(screen.getByText("depends on express")).toBeTruthy();
+    expect(screen.getByText("postgres")).toBeTruthy();
+    const select = screen.getByLabelText(/Stack to generate for/) as HTMLSelectElement;
+    expect([...select.options].map((o) => o.value)).toEqual(["", "bun", "deno"]);
+    fireEvent.change(select, { target: { value: "bun" } });
+    expect(onStack).toHaveBeenCalledWith("bun");
+  });
+  it("lets the user pick a monorepo's app", () => {
+    const onApp = vi.fn();
+    const apps = [{ ...detection, app_path: "api" }, { ...detection, app_path: "web", stack: "static", framework: null }];
+    render(<DetectionPanel detection={{ ...detection, apps }} stack="" onStack={() => {}} appPath="api" onApp={onApp} />);
+    fireEvent.change(screen.getByLabelText(/holds 2 apps/), { target: { value: "web" } });
+    expect(onApp).toHaveBeenCalledWith("web");
+  });
+});
+
+describe("API errors and the connection", () => {
+  it("reads {detail, error_code} and shows both", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json({ detail: "Deployment 9 is building; wait until it finishes.", error_code: "INVALID_STATE" }, 409)));
+    const error = await api("POST", "/api/deployments/9/deploy").catch((e) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    render(<ErrorBox error={error} />);
+    expect(screen.getByRole("alert").textContent).toContain("INVALID_STATE");
+    expect(screen.getByRole("alert").textContent).toContain("wait until it finishes");
+  });
+
+  it("unwraps the success envelope", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json({ success: true, data: [1, 2] })));
+    expect(await api("GET", "/api/repositories")).toEqual([1, 2]);
+  });
+
+  it("refreshes an expired access token once and retries", async () => {
+    setTokens({ access_token: "old", refresh_token: "r1" });
+    const calls: string[] = [];
+    vi.stubGlobal("fetch", vi.fn(async (url: string, init: RequestInit) => {
+      const auth = (init.headers as Record<string, string>)?.Authorization ?? "";
+      calls.push(`${url} ${auth}`);
+      if (url === "/api/auth/refresh") return json({ access_token: "new", refresh_token: "r2", token_type: "bearer" });
+      return auth === "Bearer new" ? json({ success: true, data: "ok" }) : json({ detail: "expired", error_code: "TOKEN_EXPIRED" }, 401);
+    }));
+    expect(await api("GET", "/api/deployments")).toBe("ok");
+    expect(calls).toEqual(["/api/deployments Bearer old", "/api/auth/refresh ", "/api/deployments Bearer new"]);
+    expect(tokens.get()?.refresh_token).toBe("r2");
+  });
+
+  it("shows a banner while the API does not answer and says when it is back", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    let up = false;
+    vi.stubGlobal("fetch", vi.fn(async () => {
+      if (!up) throw new TypeError("Failed to fetch");
+      return json({ success: true, data: { status: "ok" } });
+    }));
+    render(<ConnectionBanner />);
+    expect(screen.queryByTestId("connection-banner")).toBeNull();
+    let error: ApiError | null = null;
+    await act(async () => {
+      error = (await api("GET", "/api/deployments").catch((e) => e)) as ApiError;
+    });
+    expect(error!.code).toBe("CONNECTION_LOST");
+    await waitFor(() => expect(screen.getByTestId("connection-banner").textContent).toContain("Lost the connection"));
+    up = true;
+    await act(() => vi.advanceTimersByTimeAsync(2100));
+    await waitFor(() => expect(screen.getByTestId("connection-banner").textContent).toContain("restored"));
+    vi.useRealTimers();
+  });
+});
