@@ -35,7 +35,8 @@ def sizes(files: list[Path]) -> dict:
 def first_page_files() -> dict[str, list[Path]]:
     """What index.html makes the browser fetch before anything is lazy-loaded."""
     html = (DIST / "index.html").read_text()
-    js = re.findall(r'<script[^>]+src="/([^"]+\.js)"', html) + re.findall(r'<link[^>]+rel="modulepreload"[^>]+href="/([^"]+)"', html)
+    js = re.findall(r'<script[^>]+src="/([^"]+\.js)"', html)
+    js += re.findall(r'<link[^>]+rel="modulepreload"[^>]+href="/([^"]+)"', html)
     css = re.findall(r'<link[^>]+rel="stylesheet"[^>]+href="/([^"]+)"', html)
     return {"js": [DIST / p for p in js], "css": [DIST / p for p in css]}
 

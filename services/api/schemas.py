@@ -106,7 +106,8 @@ class DeploymentSummary(BaseModel):
     port: int | None = Field(validation_alias="assigned_port")
     status: str
     created_at: datetime
-    started_at: datetime | None = Field(default=None, description="When the app last started (the dashboard's last deploy)")
+    started_at: datetime | None = Field(
+        default=None, description="When the app last started (the dashboard's last deploy)")
     container_id: str | None
 
 
