@@ -15,9 +15,10 @@ from pathlib import Path
 
 from shared.detection import Detection
 
-# Used when the repository names no version: current LTS / stable lines that have official images.
+# Used when the repository names no version: current LTS / stable lines that have official images. Python 3.11:
+# the newest line whose wheels every 2023-era pin still has, and one Debian ships as it is (no stand-in).
 DEFAULT_VERSIONS = {
-    "python": "3.12", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
+    "python": "3.11", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
     "php": "8.4", "ruby": "3.3", "elixir": "1.17", "deno": "2.1.4",
 }
 DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
@@ -36,6 +37,15 @@ PYTHON_MANIFESTS = ["requirements.txt", "pyproject.toml", "poetry.lock", "uv.loc
 PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
 SHELL_CHARS = "$&|;<>*`()"
+# The runtime lines a plan may name in FROM, per stack: each exists on Docker Hub, and `make images`
+# (deploy/base-images/build.sh) builds every one of them where no registry answers. Any other requested line
+# becomes the nearest newer one here (or the newest), and the plan says so.
+IMAGE_VERSIONS = {
+    "python": ["3.11", "3.12", "3.13"],
+    "node": ["18", "20", "22", "24"],
+    "go": ["1.22", "1.23", "1.24"],
+    "php": ["8.4"],
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,23 @@ def _major_minor(version: str | None, default: str) -> str:
     if not digits or not digits[0].isdigit():
         return default
     return ".".join(digits[:2]) if len(digits) > 1 and digits[1].isdigit() else digits[0]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def image_version(stack: str, requested: str, notes: list[str]) -> str:
+    """`requested` when a base image of that line exists, else the nearest newer line (the newest as a last
+    resort), with a note saying which."""
+    lines = IMAGE_VERSIONS.get(stack)
+    if not lines or requested in lines:
+        return requested
+    newer = [v for v in lines if _version_key(v) >= _version_key(requested)]
+    chosen = newer[0] if newer else lines[-1]
+    notes.append(f"{stack} {requested} has no base image here: using {chosen}, the nearest "
+                 f"{'newer' if newer else 'available'} line that has one.")
+    return chosen
 
 
 def _read(app_dir: Path, name: str) -> str:
@@ -152,7 +179,8 @@ def _python(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         pm, manifests = "pip-project", ["pyproject.toml"]
     else:
         pm, manifests = "pip-none", []
-    notes = []
+    notes: list[str] = []
+    version = image_version("python", version, notes)
     if pm in ("pip-project",):
         notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
     text = "\n".join(_read(app_dir, m).lower() for m in present if not m.endswith(".lock"))
@@ -234,6 +262,13 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     if not locked:
         notes.append(f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds.")
     major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
+    engines = package.get("engines") if isinstance(package.get("engines"), dict) else {}
+    spec = engines.get("node") if isinstance(engines.get("node"), str) else ""
+    if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == _major_minor(spec, major) \
+            and _version_key(major) < _version_key(DEFAULT_VERSIONS["node"]):
+        # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
+        major = DEFAULT_VERSIONS["node"]
+    major = image_version("node", major, notes)
     static = d.output_dir is not None and not d.start_command
     start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
     if start:
@@ -274,10 +309,15 @@ def _go(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         rest = words[words.index("-o") + 2:]
         target = next((w for w in rest if not w.startswith("-")), ".")
     manifests = [m for m in ("go.mod", "go.sum") if (app_dir / m).is_file()]
+    notes: list[str] = []
+    version = image_version("go", version, notes)
     if "go.mod" not in manifests:
-        raise ValueError("No go.mod found; run `go mod init` and commit go.mod (and go.sum).")
+        # A main package without a module: the build makes one (`go mod init`), which only works for code that
+        # imports the standard library alone, like `go run main.go` does.
+        notes.append("No go.mod: the build runs `go mod init app`. Commit go.mod (and go.sum) to pin dependencies.")
     return BuildPlan("go", d.framework, "go", version, port, "/usr/local/bin/app", d.build_command, manifests,
-                     template="go/Dockerfile.j2", target=target, artifact="app")
+                     template="go/Dockerfile.j2", target=target, artifact="app", locked="go.mod" in manifests,
+                     notes=notes)
 
 
 # ---- Rust --------------------------------------------------------------------------------------------------
@@ -346,7 +386,8 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
 # ---- PHP ---------------------------------------------------------------------------------------------------
 
 def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"])
+    notes: list[str] = []
+    version = image_version("php", _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"]), notes)
     composer = (app_dir / "composer.json").is_file()
     locked = (app_dir / "composer.lock").is_file()
     manifests = ["composer.json", *(["composer.lock"] if locked else [])] if composer else []
@@ -355,7 +396,7 @@ def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     docroot = match[1] if match else ("public" if (app_dir / "public").is_dir() else ".")
     assets = bool(d.build_command) and (app_dir / "package.json").is_file()
     node_locks = [f for f in NODE_LOCKFILES["npm"] if (app_dir / f).is_file()]
-    notes = ["PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; for heavy traffic put php-fpm behind nginx."]
+    notes.append("PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; for heavy traffic put php-fpm behind nginx.")
     return BuildPlan(
         "php", d.framework, "composer" if composer else "none", version, port,
         f"php -S 0.0.0.0:{port} -t {docroot}", d.build_command if assets else None, manifests,
