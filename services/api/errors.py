@@ -29,6 +29,8 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.NO_PREVIOUS_IMAGE: 409,
     ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
     ErrorCode.WORKER_TIMEOUT: 504,
+    # The build depends on images this engine neither has nor can pull (RFC 4918 "Failed Dependency").
+    ErrorCode.BASE_IMAGE_UNAVAILABLE: 424,
 }
 
 

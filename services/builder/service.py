@@ -100,15 +100,20 @@ def generate_files(
     cpus: float | None = None,
     memory: str | None = None,
     password: Callable[[], str] = new_password,
+    use_repo_files: bool = True,
 ) -> GeneratedFiles:
-    """Raises ValueError with a user-facing sentence when no Dockerfile can be generated."""
+    """Raises ValueError with a user-facing sentence when no Dockerfile can be generated. `use_repo_files=False`
+    ignores the repository's own Dockerfile and compose file: Portside's plan builds the app."""
     # The repository's own compose file at the directory asked for wins (in a monorepo it usually runs every app);
     # otherwise, in a monorepo, the primary app's directory is what gets built.
     notes: list[str] = []
-    if not own_compose(app_dir) and not own_dockerfile(app_dir):
+    if not use_repo_files or (not own_compose(app_dir) and not own_dockerfile(app_dir)):
         detection, app_dir, notes = _primary(detection, app_dir)
-    their_dockerfile = own_dockerfile(app_dir)
-    their_compose = own_compose(app_dir)
+    their_dockerfile = own_dockerfile(app_dir) if use_repo_files else None
+    their_compose = own_compose(app_dir) if use_repo_files else None
+    if not use_repo_files and (own_dockerfile(app_dir) or own_compose(app_dir)):
+        notes.append("The repository's own Dockerfile / compose file is ignored (use_repo_dockerfile: false): "
+                     "Portside generated both from its own plan.")
     if their_compose:
         text = (app_dir / their_compose).read_text(errors="replace")
         override = render_override(owner, their_compose, text, port_override or detection.internal_port)
@@ -219,6 +224,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
             made = generate_files(
                 detection, app_dir, owner=Owner.of(settings, deployment.id), repo_name=deployment.repo_name,
                 port_override=deployment.internal_port, cpus=deployment.cpu_limit, memory=deployment.memory_limit,
+                use_repo_files=event.use_repo_dockerfile,
             )
             target_dir = made.app_dir or app_dir
             # What Portside writes must pass the same checks as a user's edit.

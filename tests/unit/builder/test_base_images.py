@@ -15,7 +15,7 @@ from services.detector.service import detect
 from shared.docker.dockerfile import parse_dockerfile
 from tests.conftest import FIXTURE_REPOS
 from tests.support import ROOT
-from tests.unit.builder.test_templates import GENERATED, IDS
+from tests.unit.builder.test_templates import GENERATED
 
 BUILD_SH = ROOT / "deploy" / "base-images" / "build.sh"
 # The stacks whose images `make images` can make from Debian or npm packages (the others need a registry).
