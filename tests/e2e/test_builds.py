@@ -34,7 +34,8 @@ LABEL = "org.portside.e2e-builds"
 RUN_ID = uuid.uuid4().hex[:8]
 
 # Quick ones (seconds to a minute on 2 cores); the rest are marked slow.
-FAST = ["python-flask", "node-express", "static-html", "go-stdlib", "go-no-go-mod", "php-plain", "python-fastapi"]
+FAST = ["python-flask", "node-express", "static-html", "go-stdlib", "go-no-go-mod", "php-plain", "python-fastapi",
+        "python-procfile-gunicorn-config"]
 SLOW = ["node-vite-react", "python-uv-fastapi", "python-pipenv-flask", "python-poetry-fastapi", "node-express-yarn",
         "node-pnpm-fastify", "node-koa", "python-aiohttp", "static-public-dir", "node-next"]
 # Fixtures that are deliberately not built here, each with the reason. The generated Dockerfile may well be right;
