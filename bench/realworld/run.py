@@ -49,6 +49,10 @@ class Outcome:
     seconds: float | None = None
     image_mb: float | None = None
     log_tail: list[str] = field(default_factory=list)
+    # "generate_own" when the repository's own Dockerfile was refused with BASE_IMAGE_UNAVAILABLE and the app was
+    # then deployed from Portside's own plan, as that error tells the user to do.
+    via: str = ""
+    first_error: str = ""
 
 
 def load_manifest() -> list[dict]:
@@ -100,9 +104,19 @@ def image_mb(engine: docker.DockerClient, ref: str) -> float | None:
 
 
 def via_portside(system: System, engine: docker.DockerClient, app: dict, work: Path, generate: dict) -> Outcome:
-    out = Outcome()
     source = export(app, work / f"{app['id']}-portside")
     started = time.monotonic()
+    out = _portside_once(system, engine, app, source, generate, started)
+    if out.error_code == "BASE_IMAGE_UNAVAILABLE" and generate.get("use_repo_dockerfile", True):
+        first = out.error_code
+        out = _portside_once(system, engine, app, source, {**generate, "use_repo_dockerfile": False}, started)
+        out.via, out.first_error = "generate_own", first
+    return out
+
+
+def _portside_once(system: System, engine: docker.DockerClient, app: dict, source: Path, generate: dict,
+                   started: float) -> Outcome:
+    out = Outcome()
     repo = system.client.post("/api/repositories", json={"path": str(source)})
     if repo.status_code >= 300:
         return Outcome(stage="register", error_code=repo.json().get("error_code", ""), detail=repo.text[:300])
