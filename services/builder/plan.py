@@ -276,6 +276,8 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     config = " ".join(_read(app_dir, n) for n in ("next.config.js", "next.config.mjs", "next.config.ts"))
     standalone = d.framework == "next" and "standalone" in config
     build = d.build_command
+    if d.framework == "sveltekit" and build and not static:
+        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
     template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
     return BuildPlan(
         "node", d.framework, pm, major, port, start, build, manifests, template=template,
@@ -284,6 +286,23 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         output_dir=d.output_dir if static else None, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
         artifact="standalone" if standalone else "", locked=locked, notes=notes,
     )
+
+
+SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
+
+
+def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, notes: list[str]) -> str:
+    """SvelteKit's adapter-auto only knows hosting platforms; in a container it writes no server. The build
+    swaps in adapter-node (same `adapter()` call), whose `build/` is what `node build` runs."""
+    config = next((n for n in ("svelte.config.js", "svelte.config.mjs", "svelte.config.ts") if (app_dir / n).is_file()), None)
+    deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})}
+    if config is None or "@sveltejs/adapter-auto" not in _read(app_dir, config) or "@sveltejs/adapter-node" in deps:
+        return build
+    add = {"pnpm": "pnpm add --save-dev", "yarn": "yarn add --dev", "bun": "bun add --dev"}.get(
+        pm, "npm install --no-save --no-audit --no-fund")
+    notes.append("svelte.config uses adapter-auto, which writes no server in a container: the build uses "
+                 "@sveltejs/adapter-node instead (add it to devDependencies and the config to make that explicit).")
+    return f"{add} {SVELTEKIT_ADAPTER_NODE} && sed -i 's#@sveltejs/adapter-auto#@sveltejs/adapter-node#' {config} && {build}"
 
 
 # ---- Static sites ------------------------------------------------------------------------------------------

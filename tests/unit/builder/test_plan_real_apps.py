@@ -1,5 +1,6 @@
-"""Every base image a generated Dockerfile can name is one that `make images` builds (deploy/base-images/build.sh),
-with the version it claims or, where no such line exists here, the nearest newer one that the plan names."""
+"""Plans for what real apps do: every base image a generated Dockerfile can name is one that `make images` builds
+(deploy/base-images/build.sh), with the version it claims or the nearest newer line, said in a note; an engines
+lower bound; Go without go.mod; SvelteKit's adapter-auto."""
 
 from __future__ import annotations
 
@@ -91,3 +92,12 @@ def test_go_without_go_mod_gets_a_module_at_build_time() -> None:
     dockerfile = render_dockerfile(plan)
     assert "RUN go mod init app" in dockerfile and "go mod download" not in dockerfile
     assert any("go.mod" in note for note in plan.notes)
+
+
+def test_sveltekit_adapter_auto_builds_with_adapter_node() -> None:
+    root = FIXTURE_REPOS / "node-sveltekit-adapter-auto"
+    plan = plan_for(detect(root), root)
+    assert plan.build_command and "@sveltejs/adapter-node" in plan.build_command
+    assert plan.build_command.endswith("npm run build") and plan.start_command == "node build"
+    explicit = FIXTURE_REPOS / "node-sveltekit"  # already on adapter-node: its build is left alone
+    assert plan_for(detect(explicit), explicit).build_command == "npm run build"
