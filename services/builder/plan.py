@@ -6,12 +6,14 @@ change reuses the dependency layer), and the lockfile-exact install command."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import posixpath
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from shared.detection import Detection
 
@@ -76,6 +78,11 @@ class BuildPlan:
     runtime_packages: list[str] = field(default_factory=list)
     # Lines the template puts in the header: what Portside assumed and how to change it.
     notes: list[str] = field(default_factory=list)
+    # A Node app inside a workspace (npm/yarn/pnpm workspaces, nx, turbo): the build context is the workspace root
+    # (`workspace_root`, relative to the app directory, e.g. "../.."), dependencies install there, and the app
+    # builds and runs in `workspace_app` (its path from the workspace root, e.g. "apps/web").
+    workspace_root: str = ""
+    workspace_app: str = ""
 
     @property
     def cmd_json(self) -> str:
@@ -245,7 +252,62 @@ def _resolve_script(command: str, package: dict) -> str:
     return script.strip()
 
 
+def _workspace_of(d: Detection, app_dir: Path) -> tuple[Path, str] | None:
+    """The workspace root above the app (inside the repository) whose workspace globs include the app, and the
+    app's path from it; None for an app that is not a workspace member."""
+    depth = len(PurePosixPath(d.app_path).parts) if d.app_path not in ("", ".") else 0
+    here = app_dir
+    for _ in range(depth):
+        here = here.parent
+        rel = app_dir.relative_to(here).as_posix()
+        globs: list[str] = []
+        workspaces = _package_json(here).get("workspaces")
+        if isinstance(workspaces, dict):
+            workspaces = workspaces.get("packages")
+        if isinstance(workspaces, list):
+            globs += [g for g in workspaces if isinstance(g, str)]
+        globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", _read(here, "pnpm-workspace.yaml"), re.MULTILINE)
+        if any(fnmatch.fnmatch(rel, g.rstrip("/").removeprefix("./")) for g in globs):
+            return here, rel
+    return None
+
+
+def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str) -> BuildPlan:
+    """Install at the workspace root (its lockfile decides the package manager), build and run in the app's
+    directory, so workspace packages (`"@acme/ui": "workspace:*"`) resolve like they do on a laptop."""
+    lock = next(((pm, f) for pm, files in NODE_LOCKFILES.items() for f in files if (root / f).is_file()), None)
+    pm = lock[0] if lock else (d.package_manager or "npm")
+    if pm == "yarn" and "__metadata:" in _read(root, "yarn.lock"):
+        pm = "yarn-berry"
+    notes = [f"Workspace: dependencies install at the workspace root ({app_dir.relative_to(root).as_posix()} is one "
+             "of its members); the app builds and runs in its own directory."]
+    if lock is None:
+        notes.append("No lockfile at the workspace root: dependencies resolve at build time.")
+    package = _package_json(app_dir)
+    major = image_version("node", _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
+    static = d.output_dir is not None and not d.start_command
+    start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
+    if start:
+        start = _resolve_script(start, package)
+    build = d.build_command
+    if d.framework == "sveltekit" and build and not static:
+        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
+    output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static else None
+    if output is not None and output.startswith(".."):
+        raise ValueError(f"The app's build writes to {d.output_dir}, outside the workspace; set its outDir inside it.")
+    return BuildPlan(
+        "node", d.framework, pm, major, port, start, build, [], template="node/workspace.Dockerfile.j2",
+        install=_node_install(pm, lock is not None, production_only=False),
+        output_dir=output, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
+        locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.as_posix(), app_dir.as_posix()),
+        workspace_app=rel,
+    )
+
+
 def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    workspace = _workspace_of(d, app_dir)
+    if workspace is not None:
+        return _workspace_node(d, app_dir, port, *workspace)
     package = _package_json(app_dir)
     pm = d.package_manager or "npm"
     lock = _read(app_dir, "yarn.lock")

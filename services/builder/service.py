@@ -154,12 +154,14 @@ def generate_files(
             notes=notes + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
     plan = plan_for(detection, app_dir, port_override)
+    # A workspace member builds from the workspace root (its packages and lockfile live there).
+    build_dir = (app_dir / plan.workspace_root).resolve() if plan.workspace_root else app_dir
     return GeneratedFiles(
         dockerfile=render_dockerfile(plan),
         compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=_services(detection),
                                cpus=cpus, memory=memory, password=password),
-        dockerignore=render_dockerignore(app_dir),
-        port=plan.port, notes=notes, app_dir=app_dir,
+        dockerignore=render_dockerignore(build_dir),
+        port=plan.port, notes=notes, app_dir=build_dir,
     )
 
 
