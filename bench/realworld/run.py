@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
                     else via_naive(engine, app, work)
             except Exception as exc:  # noqa: BLE001 - one app's surprise is that app's outcome, not the run's end
                 outcome = Outcome(stage="harness", detail=f"{type(exc).__name__}: {exc}"[:400])
-            row[side] = asdict(outcome)
+            row[side] = {**asdict(outcome), "commit": _head()}
             print(f"[{side:8}] {app['id']:<34} {'OK  ' if outcome.ok else 'FAIL'} "
                   f"{outcome.seconds or '':>6} s {outcome.image_mb or '':>7} MB  "
                   f"{outcome.error_code} {outcome.detail[:120]!r}", flush=True)
