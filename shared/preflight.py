@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import docker
+import yaml
 from docker.errors import DockerException, ImageNotFound
 
 from shared.config import Settings
@@ -42,6 +43,21 @@ def needed_images(dockerfile: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def compose_images(compose: str) -> list[str]:
+    """The images a compose file runs as they are (services with `image:` and no `build:`): postgres:16, ..."""
+    try:
+        doc = yaml.safe_load(compose) or {}
+    except yaml.YAMLError:
+        return []
+    services = doc.get("services") if isinstance(doc, dict) else None
+    found = []
+    for service in (services or {}).values():
+        if isinstance(service, dict) and isinstance(service.get("image"), str) and "build" not in service \
+                and "$" not in service["image"]:
+            found.append(service["image"])
+    return list(dict.fromkeys(found))
+
+
 def unavailable_images(client: docker.DockerClient, images: list[str]) -> list[str]:
     """Those of `images` the engine neither has nor can pull (its registry does not answer for the manifest)."""
     missing = []
@@ -62,7 +78,7 @@ def unavailable_images(client: docker.DockerClient, images: list[str]) -> list[s
 
 def preflight(
     settings: Settings, app_dir: Path, requested_port: int | None = None, dockerfile: str | None = None,
-    repo_id: int | None = None,
+    repo_id: int | None = None, compose: str | None = None,
 ) -> None:
     """Raise the first problem found: DOCKER_UNAVAILABLE, INSUFFICIENT_DISK, REPO_NOT_FOUND, PORT_IN_USE or
     (when the `dockerfile` about to be built is given) BASE_IMAGE_UNAVAILABLE."""
@@ -72,14 +88,15 @@ def preflight(
             info = client.info()
         except DockerException as exc:
             raise PortsideError(ErrorCode.DOCKER_UNAVAILABLE, f"The Docker engine does not answer: {exc}") from exc
-        missing = unavailable_images(client, needed_images(dockerfile)) if dockerfile else []
+        wanted = (needed_images(dockerfile) if dockerfile else []) + (compose_images(compose) if compose else [])
+        missing = unavailable_images(client, list(dict.fromkeys(wanted)))
     finally:
         client.close()
     if missing:
         where = f"/{repo_id}" if repo_id is not None else "/{repo_id}"
         raise PortsideError(
             ErrorCode.BASE_IMAGE_UNAVAILABLE,
-            f"The build needs images that this Docker engine neither has nor can pull: {', '.join(missing)}. "
+            f"The deployment needs images that this Docker engine neither has nor can pull: {', '.join(missing)}. "
             "Load or pull them (`docker pull`, `docker load`, a registry mirror), change the FROM lines, or build "
             f"from Portside's own plan instead: POST /api/deployments/generate{where} with "
             '{"use_repo_dockerfile": false} (CLI: portside deploy --generate-own).',

@@ -204,7 +204,8 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
         raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
-    await _preflight_or_error(session, bus.settings, deployment, dockerfile=deployment.dockerfile_content)
+    await _preflight_or_error(session, bus.settings, deployment, dockerfile=deployment.dockerfile_content,
+                              compose=deployment.compose_content)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
         raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
@@ -225,6 +226,7 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
 
 async def _preflight_or_error(
     session: AsyncSession, settings: Settings, deployment: Deployment, dockerfile: str | None = None,
+    compose: str | None = None,
 ) -> None:
     """Engine, disk, repository, port and (before a build) base-image checks; a failure leaves the deployment in
     `error` with the code."""
@@ -233,7 +235,7 @@ async def _preflight_or_error(
     requested = None if holds_port else deployment.requested_port
     try:
         await anyio.to_thread.run_sync(preflight, settings, Path(repo.path) / deployment.app_path, requested,
-                                       dockerfile, repo.id)
+                                       dockerfile, repo.id, compose)
     except PortsideError as exc:
         await transition(session, deployment.id, S.ERROR, exc.message, error_code=exc.code)
         await session.commit()

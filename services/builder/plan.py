@@ -279,8 +279,9 @@ def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str
     pm = lock[0] if lock else (d.package_manager or "npm")
     if pm == "yarn" and "__metadata:" in _read(root, "yarn.lock"):
         pm = "yarn-berry"
-    notes = [f"Workspace: dependencies install at the workspace root ({app_dir.relative_to(root).as_posix()} is one "
-             "of its members); the app builds and runs in its own directory."]
+    member = app_dir.relative_to(root).as_posix()
+    notes = [(f"Workspace: dependencies install at the workspace root ({member} is one of its members); the app "
+              "builds and runs in its own directory.")]
     if lock is None:
         notes.append("No lockfile at the workspace root: dependencies resolve at build time.")
     package = _package_json(app_dir)
