@@ -8,7 +8,8 @@ PORTSIDE := $(VENV)/bin/portside
 IMAGES ?=
 PYTEST_ARGS ?=
 
-.PHONY: install docker images docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+
+.PHONY: install docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -16,7 +17,7 @@ help:
 	@echo "make test      - install, engine, base images, then the tests (unit, integration, e2e; not the slow ones)"
 	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
-	@echo "make lint      - ruff"
+	@echo "make lint      - ruff and mypy"
 
 install: $(VENV)/.installed
 
@@ -32,6 +33,10 @@ docker: install
 
 images: docker
 	@bash deploy/base-images/build.sh $(IMAGES)
+
+# Portside's own image (deploy/compose.yaml runs it); the compose-stack test builds it itself, from this tree.
+portside-image: docker
+	@bash deploy/portside/build-image.sh
 
 run: images
 	$(PORTSIDE) up
@@ -52,15 +57,18 @@ test-integration: install
 test-e2e: images
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
+# ruff (120-column lines included) on everything, mypy on shared/ and services/ (pyproject.toml has the settings).
 lint: install
 	$(VENV)/bin/ruff check shared services tests bench
+	$(VENV)/bin/mypy
 
 bench: images
 	$(PY) -m bench.run
 
-# The OpenAPI document, checked in and compared by a unit test.
+# The OpenAPI document and the README's message contract, checked in and compared by unit tests.
 docs: install
 	$(PY) -m services.api.openapi
+	$(PY) -m shared.messaging.contract
 
 # Remove everything Portside (or a crashed test) left on the engine, found by label.
 clean-docker:

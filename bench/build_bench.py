@@ -43,7 +43,9 @@ APPS = {
 }
 
 
-def build(engine: docker.DockerClient, source: Path, dockerfile: str, tag: str, ignore: list[str], nocache: bool) -> float:
+def build(
+    engine: docker.DockerClient, source: Path, dockerfile: str, tag: str, ignore: list[str], nocache: bool
+) -> float:
     context = build_context(str(source), ".bench/Dockerfile", dockerfile, ignore)
     started = time.monotonic()
     for chunk in engine.api.build(fileobj=context, custom_context=True, dockerfile=".bench/Dockerfile", tag=tag,
@@ -57,7 +59,9 @@ def runtime_base(dockerfile: str) -> str:
     return [a.split()[0] for _, w, a in dockerfile_instructions(dockerfile) if w == "FROM"][-1]
 
 
-def measure(engine: docker.DockerClient, source: Path, touched: str, dockerfile: str, tag: str, ignore: list[str]) -> dict:
+def measure(
+    engine: docker.DockerClient, source: Path, touched: str, dockerfile: str, tag: str, ignore: list[str]
+) -> dict:
     cold = build(engine, source, dockerfile, tag, ignore, nocache=True)
     with (source / touched).open("a") as handle:
         handle.write(f"\n// bench {time.time()}\n" if touched.endswith(".js") else f"\n# bench {time.time()}\n")
@@ -68,9 +72,12 @@ def measure(engine: docker.DockerClient, source: Path, touched: str, dockerfile:
         base = next(a.split()[0] for _, w, a in dockerfile_instructions(dockerfile) if w == "FROM")
     base_size = engine.images.get(base).attrs["Size"]
     return {
-        "cold_build_s": cold, "rebuild_after_source_change_s": rebuild,
+        "cold_build_s": cold,
+        "rebuild_after_source_change_s": rebuild,
         "rebuild_pct_of_cold": round(100 * rebuild / cold, 1) if cold else None,
-        "image_mb": round(size / 1e6, 1), "base_image": base, "overhead_over_base_mb": round((size - base_size) / 1e6, 1),
+        "image_mb": round(size / 1e6, 1),
+        "base_image": base,
+        "overhead_over_base_mb": round((size - base_size) / 1e6, 1),
     }
 
 
@@ -99,7 +106,10 @@ def main() -> dict:
                         pass
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'app':14} {'variant':10} {'cold s':>7} {'rebuild s':>10} {'% of cold':>9} {'size MB':>8} {'over base MB':>12}")
+    print(
+        f"{'app':14} {'variant':10} {'cold s':>7} {'rebuild s':>10} {'% of cold':>9} {'size MB':>8} "
+        f"{'over base MB':>12}"
+    )
     for fixture, variants in results.items():
         for variant, r in variants.items():
             print(f"{fixture:14} {variant:10} {r['cold_build_s']:7} {r['rebuild_after_source_change_s']:10} "

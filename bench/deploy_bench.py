@@ -83,7 +83,9 @@ def main() -> dict:
                     portside_times.append(elapsed)
                     hand_times.append(hand)
             for round_ in range(ROUNDS + 1):
-                subprocess.run(["docker", "rmi", "-f", f"portside-bench/{app}:{round_}"], capture_output=True, check=False)
+                subprocess.run(
+                    ["docker", "rmi", "-f", f"portside-bench/{app}:{round_}"], capture_output=True, check=False
+                )
             p, h = statistics.median(portside_times), statistics.median(hand_times)
             results[app] = {
                 "portside_deploy_to_200_s": round(p, 2),

@@ -61,8 +61,11 @@ def main() -> dict:
     results: dict[str, object] = {}
     with running_system(work / "home1", engine) as system:
         kills = notice_times(system, engine, work)
-        results["killed_container_noticed_s"] = {"median": round(statistics.median(kills), 3), "max": round(max(kills), 3),
-                                                 "samples": [round(k, 3) for k in kills]}
+        results["killed_container_noticed_s"] = {
+            "median": round(statistics.median(kills), 3),
+            "max": round(max(kills), 3),
+            "samples": [round(k, 3) for k in kills],
+        }
         one = deploys_per_minute(system, work, "one")
     with running_system(work / "home3", engine, args=["--replicas", "runner=3"]) as system:
         three = deploys_per_minute(system, work, "three")

@@ -5,8 +5,18 @@ from __future__ import annotations
 import importlib.util
 import runpy
 
-# bench.realworld.run deploys the public apps of bench/realworld/manifest.yaml found in a local mirror (none: skipped).
-BENCHES = ["bench.detect_bench", "bench.build_bench", "bench.deploy_bench", "bench.lifecycle_bench", "bench.realworld.run"]
+BENCHES = [
+    "bench.cli_bench",
+    "bench.detect_bench",
+    "bench.dockerfile_corpus",
+    "bench.build_bench",
+    "bench.deploy_bench",
+    "bench.lifecycle_bench",
+    "bench.memory_bench",
+    "bench.compose_bench",
+    # the public apps of bench/realworld/manifest.yaml found in a local mirror (none: skipped)
+    "bench.realworld.run",
+]
 
 if __name__ == "__main__":
     for name in BENCHES:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     logstream_port: int = 8081
     # Where published host ports listen; 0.0.0.0 makes apps reachable from other machines.
     bind_address: str = "0.0.0.0"
+    # Where the runner reaches a published port to see whether the app answers: this machine's loopback for
+    # `portside up`; from a runner in a container, the host (host.docker.internal, see deploy/compose.yaml).
+    probe_host: str = "127.0.0.1"
     port_range_start: int = 20000
     port_range_end: int = 40000
 
@@ -36,7 +39,10 @@ class Settings(BaseSettings):
     worker_timeout_seconds: float = 30.0
     # JetStream redelivers a message whose worker stopped heart-beating for this long (e.g. was killed).
     ack_wait_seconds: float = 30.0
-    max_deliver: int = 5
+    # A handler that raises is retried this many deliveries in all, waiting retry_base_seconds, then twice
+    # that, ... between them (0.5 + 1 + 2 + 4 s by default); after the last the deployment ends `error`.
+    max_deliver: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=0.5, gt=0)
     build_timeout_seconds: float = 1800.0
     ready_timeout_seconds: float = 90.0
     # Pre-flight: refuse to build when the Docker data disk has less free space than this.
@@ -56,6 +62,20 @@ class Settings(BaseSettings):
     )
     # A build whose deployment left `building` (stopped by the user) is abandoned; its status is read this often.
     build_cancel_poll_seconds: float = 2.0
+    # Registering a local directory (and file:// git URLs) lets a repository read that directory: off unless an
+    # administrator turns it on. System directories and Portside's own home are refused even then.
+    allow_local_repos: bool = False
+    # Git URLs (and every other outgoing URL) whose host resolves to a loopback, private, link-local or multicast
+    # address are refused unless this is true.
+    allow_private_networks: bool = False
+    # A clone larger than this, or slower than the timeout, is stopped and removed.
+    max_repo_mb: int = 1024
+    clone_timeout_seconds: float = 300.0
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_request_bytes: int = 4_000_000
+    # Log lines kept per deployment on the logs stream (each line at most max_log_line_bytes): a byte bound.
+    max_log_lines_per_deployment: int = 50_000
+    max_log_line_bytes: int = 8192
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Stored with every detection (table `detections`); raise it when a change makes old rows unreadable, and a
+# stored detection of another version reads as missing (the API detects again) instead of as a wrong one.
+DETECTION_SCHEMA_VERSION = 1
+
 
 class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,6 +44,6 @@ class Detection(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     alternatives: list[str] = Field(default_factory=list)
     apps: list[Detection] = Field(default_factory=list)
-    # In a monorepo: the path (relative to the repo root, like `app_path`) of the app the top-level fields describe; the evidence
-    # says why it was picked. None when the directory is itself the app.
+    # In a monorepo: the path (relative to the repo root, like `app_path`) of the app the top-level fields
+    # describe; the evidence says why it was picked. None when the directory is itself the app.
     primary_app: str | None = None

@@ -28,6 +28,69 @@ MAX_FILES = 100_000
 MAX_DEPTH = 12
 # Manifests and source files worth reading are small; anything bigger is data, a bundle or a binary.
 MAX_READ_BYTES = 1_000_000
+# A YAML document whose aliases expand to more nodes than this is a "billion laughs", not a config file.
+MAX_YAML_NODES = 200_000
+
+
+class YamlTooLarge(ValueError):
+    """The document's aliases expand past MAX_YAML_NODES."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Safe YAML that accepts Compose's `!reset` / `!override` tags."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+ComposeLoader.add_multi_constructor("!", _tagged)
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Nodes in the tree once every alias is expanded (each shared node counted once per use, memoised)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1  # a recursive alias counts once; PyYAML refuses to construct it anyway
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        if total > limit:
+            raise YamlTooLarge(f"the document expands to more than {limit} nodes through aliases")
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """The node tree of one YAML document, refused when its aliases expand past MAX_YAML_NODES."""
+    node = yaml.compose(text, Loader=ComposeLoader)
+    if node is not None:
+        _expanded_size(node, MAX_YAML_NODES)
+    return node
+
+
+def bounded_yaml(text: str, where: str = "") -> Any:
+    """Safe, alias-bounded YAML; raises yaml.YAMLError or YamlTooLarge (both ValueErrors or YAMLErrors)."""
+    node = compose_yaml(text)
+    if node is None:
+        return None
+    loader = ComposeLoader(text)
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 class SourceTree:
@@ -253,6 +316,38 @@ class SourceTree:
         self._cache[key] = text
         return text
 
+    # -- writing ---------------------------------------------------------------------------------------
+    def write_text(self, rel: str, text: str, mode: int = 0o644) -> None:
+        """Write a file under this tree without following any symlink: each folder on the way is opened from the
+        repository root with O_NOFOLLOW (created when missing), and the file is written under a fresh name and
+        renamed into place, so neither a symlink nor a hard link to a host file is ever written through.
+        Raises OSError (ELOOP, ENOTDIR) when a symlink stands in the way."""
+        parts = [p for p in PurePosixPath(self.app_path or ".", rel).parts if p != "."]
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise ValueError(f"not a path inside the repository: {rel!r}")
+        directory = os.open(self.repo_root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=directory)
+                except FileExistsError:
+                    pass
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+                os.close(directory)
+                directory = inner
+            temporary = f".{parts[-1]}.portside-{os.getpid()}-{id(text):x}"
+            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=directory)
+            try:
+                os.fchmod(handle, mode)
+                os.write(handle, text.encode())
+            finally:
+                os.close(handle)
+            os.rename(temporary, parts[-1], src_dir_fd=directory, dst_dir_fd=directory)
+        finally:
+            os.close(directory)
+        self._cache.clear()
+        self._resolved.clear()
+
     def _parse(self, rel: str, kind: str, parse: Any) -> Any:
         key = (kind, rel)
         if key in self._cache:
@@ -277,7 +372,7 @@ class SourceTree:
         return self._parse(rel, "toml", tomllib.loads)
 
     def read_yaml(self, rel: str) -> Any:
-        return self._parse(rel, "yaml", yaml.safe_load)
+        return self._parse(rel, "yaml", bounded_yaml)
 
     def read_yaml_all(self, rel: str) -> list[Any] | None:
         return self._parse(rel, "yaml stream", lambda t: list(yaml.safe_load_all(t)))

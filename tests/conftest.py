@@ -42,13 +42,16 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
 
 
 @pytest.fixture(scope="session")
-def settings(nats_server: EmbeddedNats, postgres_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    nats_server: EmbeddedNats, postgres_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return Settings(
         home=tmp_path_factory.mktemp("home"),
         nats_url=nats_server.url,
         database_url=postgres_server.url,
         ack_wait_seconds=5,
         worker_timeout_seconds=20,
+        allow_local_repos=True,
     )
 
 
@@ -57,7 +60,14 @@ def copy_fixture(name: str, dest: Path, git: bool = False) -> Path:
     target = dest / name
     shutil.copytree(FIXTURE_REPOS / name, target, ignore=shutil.ignore_patterns("expected.json", ".deployment"))
     if git:
-        env_args = ["-c", "user.name=portside-tests", "-c", "user.email=tests@portside.invalid", "-c", "init.defaultBranch=main"]
+        env_args = [
+            "-c",
+            "user.name=portside-tests",
+            "-c",
+            "user.email=tests@portside.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ]
         subprocess.run(["git", *env_args, "init", "-q"], cwd=target, check=True)
         subprocess.run(["git", *env_args, "add", "-A"], cwd=target, check=True)
         subprocess.run(["git", *env_args, "commit", "-q", "-m", "fixture"], cwd=target, check=True)

@@ -56,7 +56,9 @@ class System:
 
     def deploy(self, deployment_id: int, expect: int | tuple[int, ...] = 200) -> dict:
         """POST deploy?wait=true and return the outcome (data, or the error body when `expect` is an error)."""
-        body = self.call("POST", f"/api/deployments/{deployment_id}/deploy", expect=expect, params={"wait": "true"}, timeout=900)
+        body = self.call(
+            "POST", f"/api/deployments/{deployment_id}/deploy", expect=expect, params={"wait": "true"}, timeout=900
+        )
         return body.get("data", body)
 
     def wait_status(self, deployment_id: int, wanted: set[str], timeout: float = 60) -> dict:
@@ -123,6 +125,8 @@ def running_system(
         "PORTSIDE_API_PORT": str(api_port),
         "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
         "PORTSIDE_INSTANCE": instance,
+        # The tests deploy fixture directories and file:// clones.
+        "PORTSIDE_ALLOW_LOCAL_REPOS": "true",
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
         "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
     }

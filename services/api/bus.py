@@ -10,7 +10,8 @@ from faststream.nats import NatsBroker, NatsMessage
 
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
-from shared.messaging.events import SUBJECT_PAYLOADS, Event
+from shared.messaging.contract import FACTS, SUBJECT_PAYLOADS
+from shared.messaging.events import Event
 from shared.messaging.streams import ensure_streams, make_broker, publish
 from shared.messaging.subjects import Subject
 
@@ -21,19 +22,15 @@ class Bus:
         self.broker: NatsBroker = make_broker(settings, "api")
         self._waiters: dict[str, tuple[frozenset[Subject], asyncio.Future[tuple[Subject, Event]]]] = {}
 
-        @self.broker.subscriber("deploy.*.completed")
-        async def on_completed(body: dict, message: NatsMessage) -> None:
+        async def on_fact(body: dict, message: NatsMessage) -> None:
             self._resolve(message.raw_message.subject, body)
 
-        @self.broker.subscriber("deploy.*.failed")
-        async def on_failed(body: dict, message: NatsMessage) -> None:
-            self._resolve(message.raw_message.subject, body)
+        # Every fact in the contract table, each on its own core subscription.
+        for fact in FACTS:
+            self.broker.subscriber(fact.value)(on_fact)
 
     def _resolve(self, subject_text: str, body: dict) -> None:
-        try:
-            subject = Subject(subject_text)
-        except ValueError:
-            return
+        subject = Subject(subject_text)  # subscribed only to the table's facts
         waiter = self._waiters.get(body.get("correlation_id", ""))
         if waiter is None or subject not in waiter[0] or waiter[1].done():
             return

@@ -9,12 +9,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import ErrorCode, PortsideError
 
-STATUS_BY_CODE: dict[str, int] = {
+# Every code has its status (a unit test checks the map is complete): 4xx for what the caller can fix,
+# 5xx only for what the server must.
+STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.REPOSITORY_NOT_FOUND: 404,
     ErrorCode.DEPLOYMENT_NOT_FOUND: 404,
     ErrorCode.REPO_NOT_FOUND: 404,
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.PORT_IN_USE: 409,
+    ErrorCode.NO_FREE_PORT: 409,
+    ErrorCode.NO_PREVIOUS_IMAGE: 409,
+    ErrorCode.BUILD_CANCELLED: 409,
     ErrorCode.PORT_OUT_OF_RANGE: 422,
     ErrorCode.INVALID_REPOSITORY: 422,
     ErrorCode.INVALID_DOCKERFILE: 422,
@@ -24,11 +29,30 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.LINT_FAILED: 422,
     ErrorCode.POLICY_VIOLATION: 422,
-    ErrorCode.DOCKER_UNAVAILABLE: 503,
-    ErrorCode.INSUFFICIENT_DISK: 507,
-    ErrorCode.NO_PREVIOUS_IMAGE: 409,
-    ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
+    ErrorCode.PATH_OUTSIDE_REPOSITORY: 422,
+    ErrorCode.REPO_PATH_FORBIDDEN: 403,
+    ErrorCode.GIT_URL_FORBIDDEN: 422,
+    ErrorCode.REPO_TOO_LARGE: 413,
+    ErrorCode.FILE_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TOO_LARGE: 413,
+    ErrorCode.DETECTION_FAILED: 422,
+    ErrorCode.GENERATION_FAILED: 422,
+    # The app's own failures: its code did not build, start or answer.
+    ErrorCode.BUILD_FAILED: 422,
+    ErrorCode.START_FAILED: 422,
+    ErrorCode.APP_CRASHED: 422,
+    ErrorCode.NOT_READY: 422,
+    ErrorCode.BUILD_TIMEOUT: 504,
     ErrorCode.WORKER_TIMEOUT: 504,
+    ErrorCode.STUCK: 504,
+    ErrorCode.DOCKER_UNAVAILABLE: 503,
+    ErrorCode.LOGSTREAM_UNAVAILABLE: 503,
+    ErrorCode.NETWORK_POOL_EXHAUSTED: 503,
+    ErrorCode.TOOL_MISSING: 503,
+    ErrorCode.TOOL_FAILED: 503,
+    ErrorCode.INSUFFICIENT_DISK: 507,
+    ErrorCode.WORKER_FAILED: 500,
+    ErrorCode.INTERNAL_ERROR: 500,
     # The build depends on images this engine neither has nor can pull (RFC 4918 "Failed Dependency").
     ErrorCode.BASE_IMAGE_UNAVAILABLE: 424,
 }
@@ -41,7 +65,7 @@ def error_body(detail: str, code: str) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PortsideError)
     async def portside_error(_: Request, exc: PortsideError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.code), status_code=STATUS_BY_CODE.get(exc.code, 400))
+        return JSONResponse(error_body(exc.message, exc.code), status_code=STATUS_BY_CODE[exc.code])
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,7 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return JSONResponse(error_body("; ".join(parts) or "invalid request", ErrorCode.VALIDATION_ERROR), status_code=422)
+        return JSONResponse(
+            error_body("; ".join(parts) or "invalid request", ErrorCode.VALIDATION_ERROR), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

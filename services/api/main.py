@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.api.bus import Bus
 from services.api.errors import install_error_handlers
+from services.api.limits import BodyLimit
 from services.api.routes import deployments, logs, repositories
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bus = bus
     app.state.sessions = make_sessionmaker(engine)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(repositories.router)
     app.include_router(deployments.router)
     app.include_router(logs.router)

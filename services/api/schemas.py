@@ -51,8 +51,18 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stack: str | None = Field(default=None, description="Override the detected stack")
-    port: int | None = Field(default=None, ge=1, le=65535, description="Port the app listens on in the container")
-    host_port: int | None = Field(default=None, ge=1, le=65535, description="Host port to publish on (else a free one)")
+    port: int | None = Field(
+        default=None, ge=1, le=65535,
+        description="Host port to publish the app on (else a free one); refused with PORT_IN_USE or "
+        "PORT_OUT_OF_RANGE when it can't be had",
+    )
+    internal_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port the app listens on in the container (else the detected one)"
+    )
+    host_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Deprecated alias of `port` (the host port)",
+        json_schema_extra={"deprecated": True},
+    )
     app_path: str = Field(default="", description="Subdirectory of the repository holding the app (monorepos)")
     cpu_limit: float | None = Field(default=None, gt=0, le=256, description="CPUs the app may use (compose `cpus`)")
     memory_limit: str | None = Field(
@@ -62,6 +72,16 @@ class GenerateRequest(BaseModel):
         default=True,
         description="false: ignore the repository's own Dockerfile / compose file and build from Portside's own plan",
     )
+
+    @model_validator(mode="after")
+    def _one_host_port(self) -> GenerateRequest:
+        if self.host_port is not None and self.port is not None and self.host_port != self.port:
+            raise ValueError("`host_port` is a deprecated alias of `port` (the host port); give only `port`")
+        return self
+
+    @property
+    def requested_host_port(self) -> int | None:
+        return self.port if self.port is not None else self.host_port
 
 
 class GenerateResult(BaseModel):
@@ -110,7 +130,6 @@ class DeploymentPublic(BaseModel):
     detected_db: str | None
     assigned_port: int | None
     requested_port: int | None
-    domain: str | None
     status: str
     docker_path: str | None
     dockerfile_content: str | None

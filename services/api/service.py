@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from uuid import uuid4
 
@@ -13,12 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.bus import Bus
+from services.api.registration import GIT_SCHEMES, check_local_path, clone
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
+from shared.docker import Owner
+from shared.docker.resolved import PORTSIDE_COMPOSE
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
@@ -33,50 +35,45 @@ from shared.messaging.events import (
     StopRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.net import os_port_free
+from shared.outbound import check_url
 from shared.preflight import preflight
+from shared.source import SourceTree
 
 
 def _repo_name(source: str) -> str:
+    """One safe path segment: letters, digits, `.`, `_`, `-`, never starting with a dot."""
     name = source.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "repo"
-
-
-def _clone(url: str, branch: str | None, dest: Path) -> None:
-    cmd = ["git", "clone", "--depth", "1"]
-    if branch:
-        cmd += ["--branch", branch]
-    cmd += ["--", url, str(dest)]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"Cloning {url} took more than 300 s.") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"git could not clone {url}: {last}. Check the URL and branch.")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).lstrip(".-")[:80] or "repo"
 
 
 async def register_repository(
-    session: AsyncSession, settings: Settings, *, path: str | None, url: str | None, branch: str | None, name: str | None
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    path: str | None,
+    url: str | None,
+    branch: str | None,
+    name: str | None,
 ) -> Repository:
     if path:
-        root = Path(path)
-        if not root.is_absolute():
-            raise PortsideError(ErrorCode.INVALID_REPOSITORY, f"`{path}` is not an absolute path; give the full path of the directory.")
-        if not root.is_dir():
-            raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"{path} does not exist or is not a directory.")
-        root = root.resolve()
+        root = check_local_path(path, settings)
         existing = await session.scalar(select(Repository).where(Repository.path == str(root)))
         if existing is not None:
             return existing
-        repo = Repository(name=name or _repo_name(str(root)), path=str(root))
+        repo = Repository(name=_repo_name(name or str(root)), path=str(root))
     else:
         assert url
-        repo_name = name or _repo_name(url)
+        target = check_url(url, schemes=GIT_SCHEMES, allow_private=settings.allow_private_networks,
+                           allow_file=settings.allow_local_repos, what="git URL")
+        if target.scheme == "file":
+            check_local_path(target.url.removeprefix("file://"), settings)
+        repo_name = _repo_name(name or target.url)
         dest = settings.repos_dir / f"{repo_name}-{uuid4().hex[:8]}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(_clone, url, branch, dest)
-        repo = Repository(name=repo_name, path=str(dest), url=url, branch=branch)
+        await anyio.to_thread.run_sync(clone, target, branch, dest, settings)
+        # Only the URL without credentials is kept: they served this clone and are gone.
+        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch)
     session.add(repo)
     await session.commit()
     return repo
@@ -85,14 +82,20 @@ async def register_repository(
 async def get_repository(session: AsyncSession, repo_id: int) -> Repository:
     repo = await session.get(Repository, repo_id)
     if repo is None:
-        raise PortsideError(ErrorCode.REPOSITORY_NOT_FOUND, f"Repository {repo_id} does not exist; list them with GET /api/repositories.")
+        raise PortsideError(
+            ErrorCode.REPOSITORY_NOT_FOUND,
+            f"Repository {repo_id} does not exist; list them with GET /api/repositories.",
+        )
     return repo
 
 
 async def get_deployment(session: AsyncSession, deployment_id: int) -> Deployment:
     deployment = await session.get(Deployment, deployment_id)
     if deployment is None:
-        raise PortsideError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.")
+        raise PortsideError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND,
+            f"Deployment {deployment_id} does not exist; list them with GET /api/deployments.",
+        )
     return deployment
 
 
@@ -108,7 +111,10 @@ def _check_app_path(repo: Repository, app_path: str) -> str:
 
 
 def _raise_failure(event: Failure) -> None:
-    raise PortsideError(ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR, event.message)
+    raise PortsideError(
+        ErrorCode(event.error_code) if event.error_code in ErrorCode.__members__ else ErrorCode.INTERNAL_ERROR,
+        event.message,
+    )
 
 
 async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -> Detection:
@@ -124,20 +130,44 @@ async def detect(session: AsyncSession, bus: Bus, repo_id: int, app_path: str) -
     return event.detection
 
 
+async def _check_host_port(session: AsyncSession, settings: Settings, port: int) -> None:
+    """Refuse a host port that can't be had now. The runner's claim at deploy time (a unique index) stays the
+    judge; this answers the common case at once instead of after a build."""
+    if not settings.port_range_start <= port <= settings.port_range_end:
+        raise PortsideError(
+            ErrorCode.PORT_OUT_OF_RANGE,
+            f"Port {port} is outside Portside's range {settings.port_range_start}-{settings.port_range_end}; "
+            "choose a port inside it or change PORTSIDE_PORT_RANGE_START/END.",
+        )
+    holder = await session.scalar(
+        select(Deployment.id).where(
+            Deployment.assigned_port == port, Deployment.status.in_([s.value for s in PORT_HOLDING])
+        )
+    )
+    if holder is not None or not await anyio.to_thread.run_sync(os_port_free, settings.bind_address, port):
+        who = f"deployment {holder}" if holder is not None else "another process on this machine"
+        raise PortsideError(
+            ErrorCode.PORT_IN_USE,
+            f"Port {port} is already in use by {who}; choose another port or leave it empty to get a free one.",
+        )
+
+
 async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
-    app_path: str, stack: str | None, port: int | None, host_port: int | None,
+    app_path: str, stack: str | None, port: int | None, internal_port: int | None,
     cpu_limit: float | None = None, memory_limit: str | None = None, use_repo_dockerfile: bool = True,
 ) -> Deployment:
+    """`port` is the host port to publish on (None: a free one at deploy time), `internal_port` the port the
+    app listens on in the container (None: the detected one)."""
     repo = await get_repository(session, repo_id)
     app_path = _check_app_path(repo, app_path)
-    if host_port is not None and not settings.port_range_start <= host_port <= settings.port_range_end:
-        raise PortsideError(ErrorCode.PORT_OUT_OF_RANGE, f"Host port {host_port} is outside {settings.port_range_start}-{settings.port_range_end}.")
-    if app_path not in (repo.detection or {}):
+    if port is not None:
+        await _check_host_port(session, settings, port)
+    if await load_detection(session, repo.id, app_path) is None:
         await detect(session, bus, repo_id, app_path)
     deployment = Deployment(
         repository_id=repo.id, repo_name=repo.name, app_path=app_path, stack=stack,
-        internal_port=port, requested_port=host_port, cpu_limit=cpu_limit, memory_limit=memory_limit,
+        internal_port=internal_port, requested_port=port, cpu_limit=cpu_limit, memory_limit=memory_limit,
         status=S.GENERATING.value,
     )
     session.add(deployment)
@@ -145,7 +175,8 @@ async def generate(
     await record_event(session, deployment.id, S.GENERATING, "generating files")
     await session.commit()
     _, event = await bus.request(
-        Subject.GENERATE_REQUESTED, GenerateRequested(deployment_id=deployment.id, use_repo_dockerfile=use_repo_dockerfile),
+        Subject.GENERATE_REQUESTED,
+        GenerateRequested(deployment_id=deployment.id, use_repo_dockerfile=use_repo_dockerfile),
         answers=(Subject.GENERATE_COMPLETED, Subject.GENERATE_FAILED),
     )
     if isinstance(event, Failure):
@@ -163,16 +194,19 @@ async def save_files(
     if dockerfile is None and compose is None:
         raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
     repo = await get_repository(session, deployment.repository_id)
-    app_dir = (Path(repo.path) / deployment.app_path).resolve()
-    compose_files = list(deployment.compose_files or [".deployment/docker-compose.yml"])
-    theirs = [f for f in compose_files if f != ".deployment/docker-compose.yml"]
+    repo_root = Path(repo.path).resolve()
+    app_dir = (repo_root / deployment.app_path).resolve()
+    compose_files = list(deployment.compose_files or [PORTSIDE_COMPOSE])
+    theirs = [f for f in compose_files if f != PORTSIDE_COMPOSE]
 
     def check() -> list[str]:
         found: list[str] = []
         if dockerfile is not None:
             found = check_dockerfile(dockerfile, settings.allowed_registries)
         if compose is not None:
-            check_compose(settings, compose, app_service=deployment.app_service or "app", app_dir=app_dir, before=theirs)
+            checked = check_compose(settings, compose, owner=Owner.of(settings, deployment.id), repo_root=repo_root,
+                                    app_dir=app_dir, app_service=deployment.app_service or "app", before=theirs)
+            found += checked.warnings
         return found
 
     warnings = await anyio.to_thread.run_sync(check)
@@ -181,14 +215,20 @@ async def save_files(
     if compose is not None:
         deployment.compose_content = compose
     if deployment.docker_path:
-        target = Path(deployment.docker_path)
+        # The export on disk, written through the contained layer (never through a symlink or hard link).
+        folder = os.path.relpath(Path(deployment.docker_path), repo_root)
 
         def write() -> None:
-            target.mkdir(parents=True, exist_ok=True)
-            if dockerfile is not None:
-                (target / "Dockerfile").write_text(dockerfile)
-            if compose is not None:
-                (target / "docker-compose.yml").write_text(compose)
+            tree = SourceTree(repo_root)
+            try:
+                if dockerfile is not None:
+                    tree.write_text(f"{folder}/Dockerfile", dockerfile)
+                if compose is not None:
+                    tree.write_text(f"{folder}/docker-compose.yml", compose, mode=0o600)
+            except (OSError, ValueError) as exc:
+                raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                                    f"{folder}/ is not a real folder inside the repository ({exc.__class__.__name__}); "
+                                    "the edit was not saved. Remove the symlink from the repository.") from exc
 
         await anyio.to_thread.run_sync(write)
     message = "files edited by the user" + ("; hadolint warnings: " + "; ".join(warnings) if warnings else "")
@@ -203,12 +243,18 @@ async def deploy(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool
     if not deployment.dockerfile_content:
         raise PortsideError(ErrorCode.INVALID_STATE, "This deployment has no Dockerfile yet; generate it first.")
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.",
+        )
     await _preflight_or_error(session, bus.settings, deployment, dockerfile=deployment.dockerfile_content,
                               compose=deployment.compose_content)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Deployment {deployment_id} is {result.current}; wait until it finishes or stop it first.",
+        )
     await session.commit()
     command = BuildRequested(deployment_id=deployment_id)
     if wait:
@@ -246,13 +292,21 @@ async def rollback(session: AsyncSession, bus: Bus, deployment_id: int, wait: bo
     """Start the previous successful image again, without a build."""
     deployment = await get_deployment(session, deployment_id)
     if not deployment.previous_image_tag:
-        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to.")
+        raise PortsideError(
+            ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to."
+        )
     if S(deployment.status) not in allowed_sources(S.QUEUED):
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes."
+        )
     await _preflight_or_error(session, bus.settings, deployment)
-    result = await transition(session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested")
+    result = await transition(
+        session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested"
+    )
     if not result.applied:
-        raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes.")
+        raise PortsideError(
+            ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes."
+        )
     await session.commit()
     command = RunRequested(deployment_id=deployment_id, image_tag=deployment.previous_image_tag)
     if wait:
@@ -268,8 +322,10 @@ async def delete(session: AsyncSession, bus: Bus, deployment_id: int, purge: boo
     """Stop what runs, remove containers, network and images (volumes too with `purge`), then the row."""
     await get_deployment(session, deployment_id)
     await session.close()  # the runner deletes the row; do not hold it open meanwhile
-    await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
-                      answers=(Subject.DELETE_COMPLETED,), timeout=180)
+    _, event = await bus.request(Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=purge),
+                                 answers=(Subject.DELETE_COMPLETED, Subject.DELETE_FAILED), timeout=180)
+    if isinstance(event, Failure):
+        _raise_failure(event)
 
 
 async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False) -> Deployment:
@@ -278,7 +334,11 @@ async def stop(session: AsyncSession, bus: Bus, deployment_id: int, wait: bool =
         return deployment  # nothing runs: stopping is a no-op, not an error
     command = StopRequested(deployment_id=deployment_id)
     if wait:
-        await bus.request(Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED,), timeout=120)
+        _, event = await bus.request(
+            Subject.STOP_REQUESTED, command, answers=(Subject.STOP_COMPLETED, Subject.STOP_FAILED), timeout=120
+        )
+        if isinstance(event, Failure):
+            _raise_failure(event)
     else:
         await bus.send(Subject.STOP_REQUESTED, command)
     await session.refresh(deployment)

@@ -7,6 +7,8 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from services.builder.plan import PY_TOOLS, BuildPlan
+from services.builder.values import single_line
+from shared.source import SourceTree
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(
@@ -16,6 +18,8 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     autoescape=False,
+    # Every rendered value is one safe line: a repository's value never becomes an instruction.
+    finalize=single_line,
 )
 
 # Never sent to the engine: VCS data, local dependencies and caches (rebuilt in the image), secrets, and
@@ -58,9 +62,9 @@ def render_dockerfile(plan: BuildPlan) -> str:
 def render_dockerignore(app_dir: Path) -> str:
     """Defaults plus the repository's .gitignore (what git ignores is never part of a build)."""
     entries = list(DEFAULT_IGNORES)
-    gitignore = app_dir / ".gitignore"
-    if gitignore.is_file():
-        for raw in gitignore.read_text(errors="replace").splitlines():
+    gitignore = SourceTree(app_dir).read_text(".gitignore")
+    if gitignore is not None:
+        for raw in gitignore.splitlines():
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue

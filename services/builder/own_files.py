@@ -6,13 +6,13 @@ the services it builds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from shared.docker import Owner
 from shared.docker.policy import load_compose
+from shared.source import SourceTree
 
 DOCKERFILE_NAMES = ("Dockerfile", "dockerfile")
 # Compose's own lookup order.
@@ -20,18 +20,18 @@ COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 OVERRIDE = ".deployment/docker-compose.yml"
 
 
-def own_dockerfile(app_dir: Path) -> str | None:
-    return next((n for n in DOCKERFILE_NAMES if (app_dir / n).is_file()), None)
+# Every read goes through the contained layer: a file symlinked out of the repository counts as absent.
+def own_dockerfile(tree: SourceTree) -> str | None:
+    return tree.first_file(*DOCKERFILE_NAMES)
 
 
-def own_compose(app_dir: Path) -> str | None:
-    return next((n for n in COMPOSE_NAMES if (app_dir / n).is_file()), None)
+def own_compose(tree: SourceTree) -> str | None:
+    return tree.first_file(*COMPOSE_NAMES)
 
 
-def own_dockerignore(app_dir: Path) -> str:
+def own_dockerignore(tree: SourceTree) -> str:
     """Their .dockerignore as it is, plus Portside's folder (its compose file holds generated passwords)."""
-    path = app_dir / ".dockerignore"
-    text = path.read_text(errors="replace") if path.is_file() else ".git\n"
+    text = tree.read_text(".dockerignore") or ".git\n"
     if ".deployment" not in text.split():
         text = text.rstrip("\n") + "\n# Added by Portside: its own folder never goes into an image.\n.deployment\n"
     return text

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from shared.detection import Detection
+from shared.source import SourceTree
 
 # Used when the repository names no version: current LTS / stable lines that have official images. Python 3.11:
 # the newest line whose wheels every 2023-era pin still has, and one Debian ships as it is (no stand-in).
@@ -34,7 +35,15 @@ NODE_LOCKFILES = {
     "pnpm": ["pnpm-lock.yaml"],
     "bun": ["bun.lockb", "bun.lock"],
 }
-PYTHON_MANIFESTS = ["requirements.txt", "pyproject.toml", "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock", "pdm.lock"]
+PYTHON_MANIFESTS = [
+    "requirements.txt",
+    "pyproject.toml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "pdm.lock",
+]
 # Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
 PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
@@ -127,8 +136,8 @@ def image_version(stack: str, requested: str, notes: list[str]) -> str:
 
 
 def _read(app_dir: Path, name: str) -> str:
-    path = app_dir / name
-    return path.read_text(errors="replace") if path.is_file() else ""
+    # Through the contained layer: a manifest symlinked out of the app never feeds a generated file.
+    return SourceTree(app_dir).read_text(name) or ""
 
 
 def _package_json(app_dir: Path) -> dict:
@@ -237,7 +246,7 @@ def _resolve_script(command: str, package: dict) -> str:
     """`npm start` -> the script itself (`node server.js`): node receives signals directly and no npm process
     stays around. Kept as it is when the script chains commands or runs other scripts."""
     words = command.split()
-    scripts = package.get("scripts") if isinstance(package.get("scripts"), dict) else {}
+    scripts = scripts if isinstance(scripts := package.get("scripts"), dict) else {}
     name = None
     if words[:2] in (["npm", "start"], ["yarn", "start"], ["pnpm", "start"]) and len(words) == 2:
         name = "start"
@@ -323,7 +332,9 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     locked = bool(lockfiles)
     notes = []
     if not locked:
-        notes.append(f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds.")
+        notes.append(
+            f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
+        )
     major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
     engines = package.get("engines") if isinstance(package.get("engines"), dict) else {}
     spec = engines.get("node") if isinstance(engines.get("node"), str) else ""
@@ -343,11 +354,22 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
     template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
     return BuildPlan(
-        "node", d.framework, pm, major, port, start, build, manifests, template=template,
+        "node",
+        d.framework,
+        pm,
+        major,
+        port,
+        start,
+        build,
+        manifests,
+        template=template,
         install=_node_install(pm, locked, production_only=False),
         prod_install=_node_install(pm, locked, production_only=True),
-        output_dir=d.output_dir if static else None, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
-        artifact="standalone" if standalone else "", locked=locked, notes=notes,
+        output_dir=d.output_dir if static else None,
+        spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
+        artifact="standalone" if standalone else "",
+        locked=locked,
+        notes=notes,
     )
 
 
@@ -357,7 +379,8 @@ SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
 def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, notes: list[str]) -> str:
     """SvelteKit's adapter-auto only knows hosting platforms; in a container it writes no server. The build
     swaps in adapter-node (same `adapter()` call), whose `build/` is what `node build` runs."""
-    config = next((n for n in ("svelte.config.js", "svelte.config.mjs", "svelte.config.ts") if (app_dir / n).is_file()), None)
+    names = ("svelte.config.js", "svelte.config.mjs", "svelte.config.ts")
+    config = next((n for n in names if (app_dir / n).is_file()), None)
     deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})}
     if config is None or "@sveltejs/adapter-auto" not in _read(app_dir, config) or "@sveltejs/adapter-node" in deps:
         return build
@@ -365,7 +388,8 @@ def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, n
         pm, "npm install --no-save --no-audit --no-fund")
     notes.append("svelte.config uses adapter-auto, which writes no server in a container: the build uses "
                  "@sveltejs/adapter-node instead (add it to devDependencies and the config to make that explicit).")
-    return f"{add} {SVELTEKIT_ADAPTER_NODE} && sed -i 's#@sveltejs/adapter-auto#@sveltejs/adapter-node#' {config} && {build}"
+    swap = f"sed -i 's#@sveltejs/adapter-auto#@sveltejs/adapter-node#' {config}"
+    return f"{add} {SVELTEKIT_ADAPTER_NODE} && {swap} && {build}"
 
 
 # ---- Static sites ------------------------------------------------------------------------------------------
@@ -450,7 +474,9 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
     words = (d.build_command or "").split()
     project = next((w for w in words if w.endswith(".csproj")), "")
     if not project:
-        found = sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower())
+        found = sorted(
+            p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower()
+        )
         if not found:
             raise ValueError("No .csproj found; Portside builds the project that `dotnet publish` would.")
         project = found[0]
@@ -478,7 +504,8 @@ def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     docroot = match[1] if match else ("public" if (app_dir / "public").is_dir() else ".")
     assets = bool(d.build_command) and (app_dir / "package.json").is_file()
     node_locks = [f for f in NODE_LOCKFILES["npm"] if (app_dir / f).is_file()]
-    notes.append("PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; for heavy traffic put php-fpm behind nginx.")
+    notes.append("PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; "
+                 "for heavy traffic put php-fpm behind nginx.")
     return BuildPlan(
         "php", d.framework, "composer" if composer else "none", version, port,
         f"php -S 0.0.0.0:{port} -t {docroot}", d.build_command if assets else None, manifests,

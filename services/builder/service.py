@@ -4,7 +4,10 @@ tests; handlers.py only parses, calls these and acknowledges."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import anyio
 from docker.errors import DockerException
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.builder.compose import new_password, render_compose
 from services.builder.dockerfile import render_dockerfile, render_dockerignore
@@ -28,13 +31,14 @@ from services.builder.own_files import (
 from services.builder.plan import plan_for
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
-from shared.db.repository import record_event, transition
+from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
 from shared.docker.dockerfile import parse_dockerfile
-from shared.docker.policy import load_compose
+from shared.docker.policy import check_dockerfile_policy, load_compose
+from shared.docker.resolved import Checked
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import (
@@ -46,6 +50,7 @@ from shared.messaging.events import (
     GenerateRequested,
 )
 from shared.messaging.subjects import Subject
+from shared.source import SourceTree
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -74,7 +79,15 @@ class GeneratedFiles:
 
 
 def app_dir_of(repo: Repository, deployment: Deployment) -> Path:
-    return (Path(repo.path) / deployment.app_path).resolve()
+    """The app's directory, after symlinks, or PATH_OUTSIDE_REPOSITORY when it leads out of the checkout."""
+    root = Path(repo.path).resolve()
+    app_dir = (root / deployment.app_path).resolve()
+    if app_dir != root and root not in app_dir.parents:
+        raise PortsideError(
+            ErrorCode.PATH_OUTSIDE_REPOSITORY,
+            f"app_path `{deployment.app_path}` leads out of the repository (a symlink); choose a folder inside it.",
+        )
+    return app_dir
 
 
 def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list[str]]:
@@ -84,7 +97,11 @@ def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list
     sub = next((a for a in detection.apps if a.app_path == detection.primary_app), None)
     if sub is None:
         return detection, app_dir, []
-    relative = Path(detection.primary_app).relative_to(detection.app_path) if detection.app_path else Path(detection.primary_app)
+    relative = (
+        Path(detection.primary_app).relative_to(detection.app_path)
+        if detection.app_path
+        else Path(detection.primary_app)
+    )
     note = (f"Monorepo: building {detection.primary_app} (the primary app); deploy another one with "
             f"app_path ({', '.join(a.app_path for a in detection.apps)}).")
     return sub, app_dir / relative, [note]
@@ -100,58 +117,78 @@ def generate_files(
     cpus: float | None = None,
     memory: str | None = None,
     password: Callable[[], str] = new_password,
+    repo_root: Path | None = None,
     use_repo_files: bool = True,
 ) -> GeneratedFiles:
-    """Raises ValueError with a user-facing sentence when no Dockerfile can be generated. `use_repo_files=False`
+    """Raises ValueError with a user-facing sentence when no Dockerfile can be generated. Reads the repository
+    only through SourceTree, confined to `repo_root` (the app directory when not given). `use_repo_files=False`
     ignores the repository's own Dockerfile and compose file: Portside's plan builds the app."""
     # The repository's own compose file at the directory asked for wins (in a monorepo it usually runs every app);
     # otherwise, in a monorepo, the primary app's directory is what gets built.
     notes: list[str] = []
-    if not use_repo_files or (not own_compose(app_dir) and not own_dockerfile(app_dir)):
-        detection, app_dir, notes = _primary(detection, app_dir)
-    their_dockerfile = own_dockerfile(app_dir) if use_repo_files else None
-    their_compose = own_compose(app_dir) if use_repo_files else None
-    if not use_repo_files and (own_dockerfile(app_dir) or own_compose(app_dir)):
+    root = Path(repo_root or app_dir).resolve()
+
+    def tree_of(directory: Path) -> SourceTree:
+        return SourceTree(root, os.path.relpath(directory.resolve(), root))
+
+    tree = tree_of(app_dir)
+    if not use_repo_files and (own_compose(tree) or own_dockerfile(tree)):
         notes.append("The repository's own Dockerfile / compose file is ignored (use_repo_dockerfile: false): "
                      "Portside generated both from its own plan.")
+    if not use_repo_files or (not own_compose(tree) and not own_dockerfile(tree)):
+        detection, app_dir, more = _primary(detection, app_dir)
+        notes += more
+        tree = tree_of(app_dir)
+    their_dockerfile = own_dockerfile(tree) if use_repo_files else None
+    their_compose = own_compose(tree) if use_repo_files else None
     if their_compose:
-        text = (app_dir / their_compose).read_text(errors="replace")
+        text = tree.read_text(their_compose) or ""
         override = render_override(owner, their_compose, text, port_override or detection.internal_port)
         doc, _ = load_compose(text)
         notes += override.notes
         app_build = next((t for t in build_targets(doc) if t.service == override.app_service), None)
-        dockerignore = own_dockerignore(app_dir)
+        dockerignore = own_dockerignore(tree)
         from_repo = True
+        app_dockerfile = tree.read_text(os.path.normpath(f"{app_build.context}/{app_build.dockerfile}")) \
+            if app_build is not None else None
         if app_build is None:
             # Nothing to build for the app: it runs a published image. The file below is informational only.
             image = str((doc.get("services") or {}).get(override.app_service, {}).get("image", ""))
             dockerfile = (f"# The app service `{override.app_service}` runs the image {image} from {their_compose}; "
                           f"nothing is built.\nFROM {image or 'scratch'}\n")
-        elif (app_dir / app_build.context / app_build.dockerfile).is_file():
-            dockerfile = (app_dir / app_build.context / app_build.dockerfile).read_text(errors="replace")
+        elif app_dockerfile is not None:
+            dockerfile = app_dockerfile
         elif app_build.context.strip("./") == "":
             # Their compose file builds the app from a Dockerfile the repository does not have: Portside writes it.
             plan = plan_for(detection, app_dir, override.port)
             dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
             from_repo = False
-            notes.append(f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
-                         "the repository: Portside generated it.")
+            notes.append(
+                f"{their_compose} builds `{override.app_service}` from {app_build.dockerfile}, which is not in "
+                "the repository: Portside generated it."
+            )
         else:
             raise ValueError(f"{their_compose} builds `{override.app_service}` from "
-                             f"{app_build.context}/{app_build.dockerfile}, which does not exist.")
+                             f"{app_build.context}/{app_build.dockerfile}, which is not a file inside the repository.")
         return GeneratedFiles(
             dockerfile=dockerfile, compose=override.text, dockerignore=dockerignore,
             compose_files=[their_compose, COMPOSE_FILE], app_service=override.app_service, port=override.port,
             notes=notes, app_dir=app_dir, dockerfile_from_repo=from_repo,
         )
     if their_dockerfile:
-        port = port_override or detection.internal_port or _exposed_port((app_dir / their_dockerfile).read_text(errors="replace"))
+        dockerfile_text = tree.read_text(their_dockerfile) or ""
+        port = port_override or detection.internal_port or _exposed_port(dockerfile_text)
         compose = render_compose(owner=owner, repo_name=repo_name, port=port or 8080, services=_services(detection),
                                  cpus=cpus, memory=memory, password=password, dockerfile=their_dockerfile)
         return GeneratedFiles(
-            dockerfile=(app_dir / their_dockerfile).read_text(errors="replace"), compose=compose,
-            dockerignore=own_dockerignore(app_dir), port=port or 8080, app_dir=app_dir, dockerfile_from_repo=True,
-            notes=notes + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
+            dockerfile=dockerfile_text,
+            compose=compose,
+            dockerignore=own_dockerignore(tree),
+            port=port or 8080,
+            app_dir=app_dir,
+            dockerfile_from_repo=True,
+            notes=notes
+            + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
     plan = plan_for(detection, app_dir, port_override)
     # A workspace member builds from the workspace root (its packages and lockfile live there).
@@ -175,8 +212,11 @@ def _exposed_port(dockerfile: str) -> int | None:
     return ports[-1] if ports else None
 
 
-def check_files(settings: Settings, files: GeneratedFiles | Deployment, app_dir: Path) -> list[str]:
-    """Syntax, lint and policy of a deployment's files; raises PortsideError, returns the lint warnings."""
+def check_files(
+    settings: Settings, files: GeneratedFiles | Deployment, app_dir: Path, *, owner: Owner, repo_root: Path
+) -> tuple[list[str], Checked]:
+    """Syntax, lint and policy of a deployment's files, the compose files as Compose resolves them. Raises
+    PortsideError; returns the warnings (lint, dropped ports) and the checked model."""
     dockerfile = files.dockerfile if isinstance(files, GeneratedFiles) else files.dockerfile_content or ""
     compose = files.compose if isinstance(files, GeneratedFiles) else files.compose_content or ""
     compose_files = list(files.compose_files or [COMPOSE_FILE])
@@ -184,21 +224,34 @@ def check_files(settings: Settings, files: GeneratedFiles | Deployment, app_dir:
     # Only a Dockerfile Portside wrote itself is held to hadolint's errors; a repository's or a user's is not.
     strict = isinstance(files, GeneratedFiles) and not files.dockerfile_from_repo
     warnings = check_dockerfile(dockerfile, settings.allowed_registries, strict_lint=strict)
-    check_compose(settings, compose, app_service=app_service, app_dir=app_dir,
-                  before=[f for f in compose_files if f != COMPOSE_FILE])
-    return warnings
+    checked = check_compose(settings, compose, owner=owner, repo_root=repo_root, app_dir=app_dir,
+                            app_service=app_service, before=[f for f in compose_files if f != COMPOSE_FILE])
+    # The build args the compose file passes can change a FROM: check the base images with them too.
+    args = ((checked.model.get("services") or {}).get(app_service) or {}).get("build", {}).get("args") or {}
+    if args:
+        check_dockerfile_policy(parse_dockerfile(dockerfile), settings.allowed_registries,
+                                {str(k): str(v) for k, v in args.items() if v is not None})
+    return warnings + checked.warnings, checked
 
 
-def write_files(app_dir: Path, files: GeneratedFiles) -> Path:
-    """Save under <app>/.deployment/, where users read and edit them."""
-    target = app_dir / DEPLOYMENT_DIR
-    target.mkdir(exist_ok=True)
-    (target / "Dockerfile").write_text(files.dockerfile)
-    (target / "docker-compose.yml").write_text(files.compose)
-    (target / ".dockerignore").write_text(files.dockerignore)
-    # The compose file holds generated passwords.
-    (target / "docker-compose.yml").chmod(0o600)
-    return target
+def write_files(repo_root: Path, app_dir: Path, files: GeneratedFiles) -> Path:
+    """Export the files to <app>/.deployment/ for people to read; Postgres holds the copy Portside builds from.
+    Writes never follow a symlink: a repository that commits `.deployment` as a link gets nothing written."""
+    tree = SourceTree(repo_root, os.path.relpath(app_dir, repo_root))
+    try:
+        tree.write_text(f"{DEPLOYMENT_DIR}/Dockerfile", files.dockerfile)
+        # The compose file holds generated passwords.
+        tree.write_text(f"{DEPLOYMENT_DIR}/docker-compose.yml", files.compose, mode=0o600)
+        tree.write_text(f"{DEPLOYMENT_DIR}/.dockerignore", files.dockerignore)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EEXIST):
+            raise PortsideError(
+                ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                f"{DEPLOYMENT_DIR}/ in the repository is a symlink (or holds one); Portside writes its "
+                "files only into a real folder of the repository. Remove it from the repository.",
+            ) from exc
+        raise
+    return app_dir / DEPLOYMENT_DIR
 
 
 async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
@@ -216,25 +269,35 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                 await ctx.publish(Subject.GENERATE_COMPLETED, GenerateCompleted(
                     correlation_id=event.correlation_id, deployment_id=deployment.id))
             return
-        detection = Detection.model_validate((repo.detection or {}).get(deployment.app_path) or {})
+        stored = await load_detection(session, repo.id, deployment.app_path)
+        # No stored detection is a failure with a code, never a silent stack "unknown".
+        detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
             detection = detection.model_copy(update={"stack": deployment.stack})
-        app_dir = app_dir_of(repo, deployment)
         settings = ctx.settings
+        owner, repo_root = Owner.of(settings, deployment.id), Path(repo.path).resolve()
 
-        def make() -> tuple[GeneratedFiles, list[str], Path]:
+        def make() -> tuple[GeneratedFiles, list[str], Path, Path]:
+            if stored is None:
+                raise PortsideError(
+                    ErrorCode.DETECTION_FAILED,
+                    f"No detection is stored for app path "
+                    f"'{deployment.app_path}'; detect it first (POST /api/deployments/detect/{repo.id}).",
+                )
+            app_dir = app_dir_of(repo, deployment)
             made = generate_files(
-                detection, app_dir, owner=Owner.of(settings, deployment.id), repo_name=deployment.repo_name,
+                detection, app_dir, owner=owner, repo_name=deployment.repo_name,
                 port_override=deployment.internal_port, cpus=deployment.cpu_limit, memory=deployment.memory_limit,
+                repo_root=repo_root,
                 use_repo_files=event.use_repo_dockerfile,
             )
             target_dir = made.app_dir or app_dir
             # What Portside writes must pass the same checks as a user's edit.
-            found = check_files(settings, made, target_dir)
-            return made, found, write_files(target_dir, made)
+            found, _ = check_files(settings, made, target_dir, owner=owner, repo_root=repo_root)
+            return made, found, write_files(repo_root, target_dir, made), app_dir
 
         try:
-            files, warnings, docker_path = await anyio.to_thread.run_sync(make)
+            files, warnings, docker_path, app_dir = await anyio.to_thread.run_sync(make)
         except (ValueError, OSError, PortsideError) as exc:
             if isinstance(exc, PortsideError):
                 code, message = exc.code, exc.message
@@ -246,7 +309,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                                      error_code=code, message=message)
         else:
             used_dir = files.app_dir or app_dir
-            app_path = used_dir.relative_to(Path(repo.path).resolve()).as_posix() if used_dir != app_dir else deployment.app_path
+            app_path = used_dir.relative_to(repo_root).as_posix() if used_dir != app_dir else deployment.app_path
             summary = "; ".join(files.notes)
             await transition(
                 session, deployment.id, S.READY,
@@ -287,36 +350,49 @@ class BuildJob:
     args: dict[str, str] = field(default_factory=dict)
 
 
-def build_jobs(deployment: Deployment, app_dir: Path, owner: Owner, tag: str) -> list[BuildJob]:
+def build_jobs(
+    settings: Settings,
+    deployment: Deployment,
+    checked: Checked,
+    app_dir: Path,
+    owner: Owner,
+    repo_root: Path,
+    tag: str,
+) -> list[BuildJob]:
     """What to build for a deployment: the app image, plus every other service the repository's compose file
-    builds (compose runs with --no-build). Empty when the app runs a published image."""
-    app_job = BuildJob("app", app_dir, DOCKERFILE, deployment.dockerfile_content or "",
-                       _dockerignore_patterns(deployment.dockerignore_content or ""), tag)
+    builds (compose runs with --no-build), read from the model Compose resolved (interpolated, contained).
+    Every Dockerfile passes the policy with the build args it gets. Empty when the app runs a published image."""
     theirs = [f for f in (deployment.compose_files or []) if f != COMPOSE_FILE]
-    if not theirs or not (app_dir / theirs[0]).is_file():
-        return [app_job]
-    doc, _ = load_compose((app_dir / theirs[0]).read_text(errors="replace"))
+    if not theirs:
+        return [BuildJob("app", app_dir, DOCKERFILE, deployment.dockerfile_content or "",
+                         _dockerignore_patterns(deployment.dockerignore_content or ""), tag)]
     app_service = deployment.app_service or "app"
+    tree = SourceTree(repo_root)
     jobs = []
-    for target in build_targets(doc):
-        context = (app_dir / target.context).resolve()
-        if not context.is_relative_to(app_dir):
-            raise PortsideError(ErrorCode.POLICY_VIOLATION,
-                                f"{theirs[0]}: service `{target.service}` builds from {target.context}, outside the repository.")
-        ignore_file = context / ".dockerignore"
-        ignore = _dockerignore_patterns(ignore_file.read_text(errors="replace")) if ignore_file.is_file() else [".git"]
-        if target.service == app_service:
-            # The saved (possibly edited) Dockerfile, under the path the compose file names.
-            jobs.append(BuildJob(target.service, context, target.dockerfile, deployment.dockerfile_content or "",
-                                 [*ignore, ".deployment"], tag, target.target, target.args))
+    for name, service in (checked.model.get("services") or {}).items():
+        build = service.get("build")
+        if not build:
             continue
-        path = context / target.dockerfile
-        if not path.is_file():
-            raise PortsideError(ErrorCode.INVALID_DOCKERFILE, f"{theirs[0]}: service `{target.service}` builds from "
-                                                              f"{target.context}/{target.dockerfile}, which does not exist.")
-        jobs.append(BuildJob(target.service, context, target.dockerfile, path.read_text(errors="replace"),
-                             [*ignore, ".deployment"], service_image(owner, target.service, app_service),
-                             target.target, target.args))
+        context = Path(build["context"]).resolve()  # inside the repository: checked with the model
+        rel = os.path.relpath(context, repo_root)
+        dockerfile_name = str(build.get("dockerfile") or "Dockerfile")
+        args = {str(k): str(v) for k, v in (build.get("args") or {}).items() if v is not None}
+        ignore_text = tree.read_text(os.path.normpath(f"{rel}/.dockerignore"))
+        ignore = [*(_dockerignore_patterns(ignore_text) if ignore_text is not None else [".git"]), ".deployment"]
+        if name == app_service:
+            # The saved (possibly edited) Dockerfile, under the path the compose file names.
+            text, image = deployment.dockerfile_content or "", tag
+        else:
+            found = tree.read_text(os.path.normpath(f"{rel}/{dockerfile_name}"))
+            if found is None:
+                raise PortsideError(
+                    ErrorCode.INVALID_DOCKERFILE,
+                    f"{theirs[0]}: service `{name}` builds from {rel}/{dockerfile_name}, which is not a "
+                    "file inside the repository.",
+                )
+            text, image = found, service_image(owner, name, app_service)
+        check_dockerfile(text, settings.allowed_registries, build_args=args)
+        jobs.append(BuildJob(name, context, dockerfile_name, text, ignore, image, build.get("target"), args))
     return jobs
 
 
@@ -326,7 +402,9 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
     deployment_id = event.deployment_id
     settings = ctx.settings
     async with ctx.sessions() as session:
-        result = await transition(session, deployment_id, S.BUILDING, "build started")
+        # Which replica builds (pid, and the host name: every replica in a container is pid 1).
+        who = f"builder pid {os.getpid()} on {socket.gethostname()}"
+        result = await transition(session, deployment_id, S.BUILDING, f"build started ({who})")
         if not result.applied and result.current != S.BUILDING:
             log.info("build %s skipped: status is %s", deployment_id, result.current)
             return
@@ -335,7 +413,12 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         assert deployment is not None
         repo = await session.get(Repository, deployment.repository_id)
         assert repo is not None
-        app_dir = app_dir_of(repo, deployment)
+        repo_root = Path(repo.path).resolve()
+        app_dir_error: PortsideError | None = None
+        try:
+            app_dir = app_dir_of(repo, deployment)
+        except PortsideError as exc:
+            app_dir, app_dir_error = repo_root, exc
 
     owner = Owner.of(settings, deployment_id)
     tag = f"{owner.image_repo}:{int(time.time())}"
@@ -368,8 +451,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
                 return
 
     def run_build() -> tuple[list[str], BuildOutcome | None, int | None]:
-        warnings = check_files(settings, deployment, app_dir)
-        jobs = build_jobs(deployment, app_dir, owner, tag)
+        warnings, checked = check_files(settings, deployment, app_dir, owner=owner, repo_root=repo_root)
+        jobs = build_jobs(settings, deployment, checked, app_dir, owner, repo_root, tag)
         client = docker_client(settings)
         try:
             app_outcome: BuildOutcome | None = None
@@ -403,8 +486,13 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
     size: int | None = None
     warnings: list[str] = []
     try:
+        if app_dir_error is not None:
+            raise app_dir_error
         if not app_dir.is_dir():
-            raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {app_dir} no longer exists; register the repository again.")
+            raise PortsideError(
+                ErrorCode.REPO_NOT_FOUND,
+                f"The app directory {app_dir} no longer exists; register the repository again.",
+            )
         # The hard limit only matters for a step that prints nothing: `stop` ends a talking build sooner.
         with anyio.fail_after(settings.build_timeout_seconds + 30):
             warnings, outcome, size = await anyio.to_thread.run_sync(run_build, abandon_on_cancel=True)
@@ -422,10 +510,16 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         await ctx.log(deployment_id, f"hadolint: {warning}")
     if error is None and (outcome is None or not outcome.succeeded) and stop_reason:
         if stop_reason[0] == "timeout":
-            error = PortsideError(ErrorCode.BUILD_TIMEOUT, f"The build took longer than {settings.build_timeout_seconds:.0f} s; raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.")
+            error = PortsideError(
+                ErrorCode.BUILD_TIMEOUT,
+                f"The build took longer than {settings.build_timeout_seconds:.0f} s; "
+                "raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.",
+            )
         else:
             # The user stopped the deployment: whoever moved it on owns its status now.
-            await ctx.log(deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})")
+            await ctx.log(
+                deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})"
+            )
             await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
                 correlation_id=event.correlation_id, deployment_id=deployment_id,
                 error_code=ErrorCode.BUILD_CANCELLED, message="The build was cancelled: the deployment was stopped."))
@@ -433,11 +527,23 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
 
     async with ctx.sessions() as session:
         if error is not None:
-            target = S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
-            await transition(session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds)
+            target = (
+                S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
+            )
+            await transition(
+                session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds
+            )
             await session.commit()
             await ctx.log(deployment_id, f"build failed: {error.message}")
-            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(correlation_id=event.correlation_id, deployment_id=deployment_id, error_code=error.code, message=error.message))
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=error.code,
+                    message=error.message,
+                ),
+            )
             return
         if outcome is None:
             # The app runs a published image from the repository's compose file: nothing to build.
@@ -445,25 +551,58 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             await record_event(session, deployment_id, S.BUILDING, f"nothing to build: the app runs {image}")
             await session.commit()
             await ctx.log(deployment_id, f"nothing to build: service `{deployment.app_service}` runs the image {image}")
-            await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id="", image_tag=image, build_seconds=seconds))
+            await ctx.publish(
+                Subject.BUILD_COMPLETED,
+                BuildCompleted(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    image_id="",
+                    image_tag=image,
+                    build_seconds=seconds,
+                ),
+            )
             return
         if not outcome.succeeded:
             where = f" at {outcome.failing_step}" if outcome.failing_step else ""
             message = f"The build failed{where}: {outcome.error}\n" + "\n".join(outcome.tail[-15:])
-            await transition(session, deployment_id, S.BUILD_FAILED, message, error_code=ErrorCode.BUILD_FAILED, build_seconds=seconds)
+            await transition(
+                session,
+                deployment_id,
+                S.BUILD_FAILED,
+                message,
+                error_code=ErrorCode.BUILD_FAILED,
+                build_seconds=seconds,
+            )
             await session.commit()
             await ctx.log(deployment_id, f"build failed{where}: {outcome.error}")
-            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(correlation_id=event.correlation_id, deployment_id=deployment_id, error_code=ErrorCode.BUILD_FAILED, message=message))
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=ErrorCode.BUILD_FAILED,
+                    message=message,
+                ),
+            )
             return
         await session.execute(
-            Deployment.__table__.update().where(Deployment.id == deployment_id).values(
+            update(Deployment).where(Deployment.id == deployment_id).values(
                 image_id=outcome.image_id, image_tag=tag, build_seconds=seconds, image_size_bytes=size)
         )
         size_text = f", {size / 1e6:.0f} MB" if size else ""
         await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s{size_text}")
         await session.commit()
     await ctx.log(deployment_id, f"image {tag} built in {seconds} s{size_text}")
-    await ctx.publish(Subject.BUILD_COMPLETED, BuildCompleted(correlation_id=event.correlation_id, deployment_id=deployment_id, image_id=outcome.image_id or "", image_tag=tag, build_seconds=seconds))
+    await ctx.publish(
+        Subject.BUILD_COMPLETED,
+        BuildCompleted(
+            correlation_id=event.correlation_id,
+            deployment_id=deployment_id,
+            image_id=outcome.image_id or "",
+            image_tag=tag,
+            build_seconds=seconds,
+        ),
+    )
 
 
 def _published_image(dockerfile: str) -> str:

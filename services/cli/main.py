@@ -1,47 +1,81 @@
 """`portside`: start the system (`up`), look at a repository offline (`detect`, `generate`), and drive
-deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`)."""
+deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`).
+
+Start-up is most of a short command's time, so this module imports only typer at the top: rich, httpx and the
+detector load inside the commands that use them, and nothing here loads the server stack (FastAPI, SQLAlchemy,
+FastStream, the Docker SDK). `make bench` (bench/cli_bench.py) keeps the figure."""
 
 from __future__ import annotations
 
 import json
+import sys
+from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from services.cli.client import Api, ApiError, default_api_url
+from services.cli.client import ApiError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from services.cli.client import Api
 
 app = typer.Typer(help="Portside: point it at a git repository, get a running container.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 ApiOpt = Annotated[str, typer.Option("--api", envvar="PORTSIDE_API_URL", help="Portside API base URL")]
 
 
+@cache
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def out() -> Console:
+    return _console()
+
+
+def err() -> Console:
+    return _console(stderr=True)
+
+
 def _api(url: str | None) -> Api:
+    from services.cli.client import Api, default_api_url
+
     return Api(url or default_api_url())
 
 
 def _fail(exc: ApiError) -> typer.Exit:
-    err.print(f"[red]error[/] {exc.code}: {exc.detail}")
+    err().print(f"[red]error[/] {exc.code}: {exc.detail}")
     return typer.Exit(1)
 
 
 @app.command()
 def up(
     replicas: Annotated[list[str] | None, typer.Option("--replicas", help="e.g. detector=3 (repeatable)")] = None,
+    single_process: Annotated[bool, typer.Option(
+        "--single-process", help="run every service as tasks of one process (less memory, no isolation)")] = False,
 ) -> None:
     """Start Portside: embedded NATS and Postgres (unless PORTSIDE_NATS_URL / PORTSIDE_DATABASE_URL are set),
-    then the API, logstream, detector, builder and runner as separate processes."""
+    then the API, logstream, detector, builder and runner as separate processes (or, with --single-process,
+    as tasks of one process)."""
     from services.cli.supervisor import Supervisor, parse_replicas
     from shared.config import get_settings
 
+    if single_process:
+        if replicas:
+            err().print("[red]error[/] --replicas needs one process per replica; leave out --single-process")
+            raise typer.Exit(2)
+        from services.cli.single import run_single
+
+        raise typer.Exit(run_single(get_settings()))
     try:
         counts = parse_replicas(replicas or [])
     except ValueError as exc:
-        err.print(f"[red]error[/] {exc}")
+        err().print(f"[red]error[/] {exc}")
         raise typer.Exit(2) from exc
     raise typer.Exit(Supervisor(get_settings(), counts).run())
 
@@ -58,8 +92,11 @@ def detect(
 
     detection = run_detect(path, app_path)
     if as_json:
-        out.print_json(detection.model_dump_json())
+        # Plain text, no rich: a script reading this should not pay for a terminal renderer's start-up.
+        sys.stdout.write(detection.model_dump_json(indent=2) + "\n")
         return
+    from rich.table import Table
+
     table = Table(title=f"Detection for {path / app_path}", show_header=False)
     for field in ("stack", "framework", "package_manager", "runtime_version", "internal_port", "start_command",
                   "build_command", "detected_db", "has_dockerfile", "has_compose", "confidence"):
@@ -67,27 +104,29 @@ def detect(
         table.add_row(field, "" if value is None else str(value))
     if detection.start_command_help:
         table.add_row("how to fix", detection.start_command_help)
-    out.print(table)
+    out().print(table)
     if detection.evidence:
         ev = Table("file", "reason", title="Evidence")
         for item in detection.evidence:
             ev.add_row(item.file, item.reason)
-        out.print(ev)
+        out().print(ev)
     for warning in detection.warnings:
-        out.print(f"[yellow]warning[/] {warning}")
+        out().print(f"[yellow]warning[/] {warning}")
     if detection.apps:
         apps = Table("path", "stack", "framework", "port", title="Apps in this repository")
         for sub in detection.apps:
             apps.add_row(sub.app_path, sub.stack, sub.framework or "", str(sub.internal_port or ""))
-        out.print(apps)
+        out().print(apps)
 
 
 @app.command()
 def generate(
     path: Annotated[Path, typer.Argument(exists=True, file_okay=False, resolve_path=True)],
-    out_dir: Annotated[Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where to write Dockerfile, docker-compose.yml, .dockerignore")
+    ],
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
-    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+    internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
 ) -> None:
     """Write the Dockerfile, compose file and .dockerignore Portside would use, without deploying."""
     from services.builder.service import generate_files
@@ -99,15 +138,16 @@ def generate(
     try:
         # Offline there is no deployment yet: id 0 marks files not tied to one.
         owner = Owner(get_settings().instance, 0)
-        files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name, port_override=port)
+        files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name,
+                               port_override=internal_port)
     except ValueError as exc:
-        err.print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
+        err().print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
         raise typer.Exit(1) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "Dockerfile").write_text(files.dockerfile)
     (out_dir / "docker-compose.yml").write_text(files.compose)
     (out_dir / ".dockerignore").write_text(files.dockerignore)
-    out.print(f"wrote Dockerfile, docker-compose.yml and .dockerignore to {out_dir} "
+    out().print(f"wrote Dockerfile, docker-compose.yml and .dockerignore to {out_dir} "
               f"({detection.stack}/{detection.framework or '-'}, confidence {detection.confidence})")
 
 
@@ -116,13 +156,15 @@ def deploy(
     source: Annotated[str, typer.Argument(help="a local directory or a git URL")],
     branch: Annotated[str | None, typer.Option(help="branch to clone (git URLs)")] = None,
     app_path: Annotated[str, typer.Option(help="subdirectory holding the app (monorepos)")] = "",
-    port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
-    host_port: Annotated[int | None, typer.Option(help="host port to publish on (default: a free one)")] = None,
+    port: Annotated[int | None, typer.Option(help="host port to publish the app on (default: a free one)")] = None,
+    internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
+    host_port: Annotated[int | None, typer.Option(hidden=True, help="deprecated: same as --port")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the app, e.g. 0.5")] = None,
     memory: Annotated[str | None, typer.Option(help="memory limit for the app, e.g. 512m")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the logs once running")] = False,
     generate_own: Annotated[bool, typer.Option(
-        "--generate-own", help="ignore the repository's own Dockerfile / compose file; build from Portside's plan")] = False,
+        "--generate-own",
+        help="ignore the repository's own Dockerfile / compose file; build from Portside's plan")] = False,
     api: ApiOpt = "",
 ) -> None:
     """Register, detect, generate and deploy, then print the URL."""
@@ -132,22 +174,26 @@ def deploy(
     try:
         repo = client.call("POST", "/api/repositories", json=body)
         detection = client.call("POST", f"/api/deployments/detect/{repo['id']}", json={"app_path": app_path})
-        err.print(f"detected [bold]{detection['stack']}[/] / {detection.get('framework') or '-'} "
+        err().print(f"detected [bold]{detection['stack']}[/] / {detection.get('framework') or '-'} "
                   f"(confidence {detection['confidence']})")
         generated = client.call("POST", f"/api/deployments/generate/{repo['id']}",
-                                json={"app_path": app_path, "port": port, "host_port": host_port,
+                                json={"app_path": app_path, "port": port if port is not None else host_port,
+                                      "internal_port": internal_port,
                                       "cpu_limit": cpus, "memory_limit": memory,
                                       "use_repo_dockerfile": not generate_own})
         deployment_id = generated["deployment_id"]
-        err.print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")
+        err().print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")
         result = client.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=3600)
     except ApiError as exc:
         raise _fail(exc) from exc
     if result["status"] != "running":
-        err.print(f"[red]deployment {deployment_id} is {result['status']}[/]: {result.get('error_code')}: {result.get('error_message')}")
-        err.print(f"see `portside logs {deployment_id}`")
+        err().print(
+            f"[red]deployment {deployment_id} is {result['status']}[/]: "
+            f"{result.get('error_code')}: {result.get('error_message')}"
+        )
+        err().print(f"see `portside logs {deployment_id}`")
         raise typer.Exit(1)
-    out.print(f"deployment {deployment_id} is running at [bold green]{result['url']}[/]")
+    out().print(f"deployment {deployment_id} is running at [bold green]{result['url']}[/]")
     if follow:
         logs(deployment_id, follow=True, lines=100, api=api)
 
@@ -165,11 +211,11 @@ def logs(
         if not follow:
             data = client.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": lines})
             for entry in data.get("entries", []):
-                out.print(entry["line"], markup=False, highlight=False)
+                out().print(entry["line"], markup=False, highlight=False)
             return
         for event, _, data in client.sse(f"/api/deployments/{deployment_id}/logs/stream"):
             if event != "progress":
-                out.print(data, markup=False, highlight=False)
+                out().print(data, markup=False, highlight=False)
     except ApiError as exc:
         raise _fail(exc) from exc
     except KeyboardInterrupt:
@@ -183,11 +229,13 @@ def status(deployment_id: int, api: ApiOpt = "") -> None:
         data = _api(api).call("GET", f"/api/deployments/{deployment_id}/status")
     except ApiError as exc:
         raise _fail(exc) from exc
+    from rich.table import Table
+
     table = Table(show_header=False, title=f"Deployment {deployment_id}")
     for key, value in data.items():
         if value not in (None, {}, []):
             table.add_row(key, str(value))
-    out.print(table)
+    out().print(table)
 
 
 @app.command()
@@ -197,7 +245,7 @@ def stop(deployment_id: int, api: ApiOpt = "") -> None:
         data = _api(api).call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
     except ApiError as exc:
         raise _fail(exc) from exc
-    out.print(f"deployment {deployment_id} is {data['status']}")
+    out().print(f"deployment {deployment_id} is {data['status']}")
 
 
 @app.command("ls")
@@ -208,12 +256,21 @@ def list_deployments(api: ApiOpt = "", as_json: Annotated[bool, typer.Option("--
     except ApiError as exc:
         raise _fail(exc) from exc
     if as_json:
-        out.print_json(json.dumps(rows))
+        out().print_json(json.dumps(rows))
         return
+    from rich.table import Table
+
     table = Table("id", "repo", "stack", "port", "status", "created")
     for row in rows:
-        table.add_row(str(row["id"]), row["repo_name"], row["stack"] or "", str(row["port"] or ""), row["status"], row["created_at"][:19])
-    out.print(table)
+        table.add_row(
+            str(row["id"]),
+            row["repo_name"],
+            row["stack"] or "",
+            str(row["port"] or ""),
+            row["status"],
+            row["created_at"][:19],
+        )
+    out().print(table)
 
 
 if __name__ == "__main__":

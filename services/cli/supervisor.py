@@ -50,7 +50,9 @@ def parse_replicas(specs: list[str]) -> dict[str, int]:
             name, _, count = part.partition("=")
             name = name.strip()
             if name not in SERVICES or not count.strip().isdigit() or int(count) < 1:
-                raise ValueError(f"bad --replicas value `{part}`; use e.g. detector=3 (services: {', '.join(SERVICES)})")
+                raise ValueError(
+                    f"bad --replicas value `{part}`; use e.g. detector=3 (services: {', '.join(SERVICES)})"
+                )
             if name in SINGLE and int(count) != 1:
                 raise ValueError(f"{name} serves HTTP on one port and runs as a single process")
             replicas[name] = int(count)
@@ -133,7 +135,10 @@ class Supervisor:
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < 60] + [now]
                 if len(child.restarts) > MAX_RESTARTS_PER_MINUTE:
-                    self.say(f"[red]{child.label} exited with code {code} {len(child.restarts)} times in a minute; giving up and stopping Portside[/]")
+                    self.say(
+                        f"[red]{child.label} exited with code {code} {len(child.restarts)} times in a minute; "
+                        "giving up and stopping Portside[/]"
+                    )
                     return 1
                 self.say(f"[yellow]{child.label} (pid {child.process.pid}) exited with code {code}; restarting it[/]")
                 self.spawn(child, env)

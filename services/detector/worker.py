@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 import anyio
-from sqlalchemy import update
 
 from services.detector.service import detect
 from shared.db.models import Repository
+from shared.db.repository import store_detection
 from shared.errors import ErrorCode
 from shared.messaging.events import DetectCompleted, DetectFailed, DetectRequested
 from shared.messaging.subjects import Subject
@@ -34,10 +34,8 @@ async def detect_and_store(ctx: WorkerContext, event: DetectRequested) -> None:
                 message=f"{root / event.app_path} is not a directory; check the repository path and app_path."))
             return
         detection = await anyio.to_thread.run_sync(detect, root, event.app_path)
-        # Keyed by app path: a monorepo has one detection per app.
-        stored = dict(repo.detection or {})
-        stored[event.app_path] = detection.model_dump(mode="json")
-        await session.execute(update(Repository).where(Repository.id == repo.id).values(detection=stored))
+        # One row per app path (a monorepo has one detection per app), replaced atomically.
+        await store_detection(session, repo.id, event.app_path, detection)
         await session.commit()
     await ctx.publish(Subject.DETECT_COMPLETED, DetectCompleted(
         correlation_id=event.correlation_id, repository_id=event.repository_id,

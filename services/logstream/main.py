@@ -8,23 +8,20 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from faststream.nats import NatsMessage
 
 from services.logstream.relay import Relay
 from services.logstream.routes import router
 from shared.config import get_settings
 from shared.messaging.events import RunCompleted
-from shared.messaging.streams import on_subject, worker_subscriber
 from shared.messaging.subjects import Subject
-from shared.worker import WorkerContext, configure_logging, make_context
+from shared.worker import WorkerContext, configure_logging, make_context, subscribe
 
 
 def register(ctx: WorkerContext, relay: Relay) -> None:
-    subscriber = worker_subscriber(ctx.broker, ctx.settings, "logstream", (Subject.RUN_COMPLETED,), max_workers=1)
-
-    @subscriber(filter=on_subject(Subject.RUN_COMPLETED))
-    async def on_running(event: RunCompleted, message: NatsMessage) -> None:
+    async def on_running(event: RunCompleted) -> None:
         relay.follow(event.deployment_id, event.container_id)
+
+    subscribe(ctx, {Subject.RUN_COMPLETED: on_running})
 
 
 def create_app() -> FastAPI:

@@ -4,13 +4,12 @@ client that connects late, or after a restart of anything, still gets every line
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
 
 import anyio
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 from nats.js.errors import NotFoundError
 from sqlalchemy import select
 
@@ -59,19 +58,26 @@ class Relay:
     async def stop(self) -> None:
         for task in self.followers.values():
             task.cancel()
-        for task in self.followers.values():
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+        for deployment_id, task in self.followers.items():
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass  # what stop() asked for
+            except Exception as exc:  # shutting down anyway; the reason is worth a line
+                log.warning("the log follower of deployment %s ended with %s: %s", deployment_id,
+                            exc.__class__.__name__, exc, exc_info=True)
 
     async def _last_app_time(self, deployment_id: int) -> datetime | None:
         js = self.ctx.broker.config.connection_state.stream
         try:
             msg = await js.get_last_msg(self.ctx.settings.logs_stream_name, logs_subject(deployment_id))
         except NotFoundError:
-            return None
+            return None  # no line stored yet: follow from the start
         try:
             return LogLine.model_validate_json(msg.data).time
-        except ValueError:
+        except ValueError as exc:
+            log.warning("the last stored log line of deployment %s is unreadable (%s); following from the start, "
+                        "lines may repeat", deployment_id, exc)
             return None
 
     async def _follow(self, deployment_id: int, container_id: str | None, resume: bool) -> None:
@@ -89,20 +95,31 @@ class Relay:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
                 return
             try:
-                container = client.containers.get(container_id) if container_id else app_container(client, Owner.of(self.ctx.settings, deployment_id))
-                kwargs = {"stream": True, "follow": True, "timestamps": True}
-                if since is not None:
-                    kwargs["since"] = since.timestamp() + 1e-6
+                container = (
+                    client.containers.get(container_id)
+                    if container_id
+                    else app_container(client, Owner.of(self.ctx.settings, deployment_id))
+                )
+                after = since.timestamp() + 1e-6 if since is not None else None
+                if container is None:
+                    raise NotFound(f"no app container for deployment {deployment_id}")
                 buffer = b""
-                for chunk in container.logs(**kwargs):
+                limit = self.ctx.settings.max_log_line_bytes + 64  # the timestamp docker puts in front
+                for chunk in container.logs(stream=True, follow=True, timestamps=True, since=after):
                     if stop_flag.is_set():
                         return
                     buffer += chunk
-                    while b"\n" in buffer:
-                        raw, buffer = buffer.split(b"\n", 1)
+                    # An app that prints without a newline cannot grow this buffer past one line's bound.
+                    while b"\n" in buffer or len(buffer) > limit:
+                        if b"\n" in buffer[:limit]:
+                            raw, buffer = buffer.split(b"\n", 1)
+                        else:
+                            raw, buffer = buffer[:limit], buffer[limit:]
                         text = raw.decode("utf-8", errors="replace")
                         stamp, _, line = text.partition(" ")
-                        loop.call_soon_threadsafe(queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC)))
+                        loop.call_soon_threadsafe(
+                            queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC))
+                        )
             except DockerException as exc:  # includes NotFound: the container is gone
                 log.warning("logs of %s stopped: %s", deployment_id, exc)
             finally:

@@ -65,7 +65,9 @@ async def allocate_port(
 
     taken = await held_ports(session, deployment_id) | set(exclude)
     in_range = previous is not None and settings.port_range_start <= previous <= settings.port_range_end
-    if previous_is_ours and in_range and previous not in taken and await claim_port(session, deployment_id, previous):
+    if previous is not None and previous_is_ours and in_range and previous not in taken and await claim_port(
+        session, deployment_id, previous
+    ):
         return previous
     candidates: list[int] = []
     if previous and previous not in taken and settings.port_range_start <= previous <= settings.port_range_end:

@@ -71,7 +71,6 @@ def _stuck_rule(settings: Settings, status: str) -> tuple[float, S, ErrorCode, s
         S.STARTING: (settings.ready_timeout_seconds + WORKER_GRACE, S.CRASHED, ErrorCode.NOT_READY,
                      "the start never finished; its worker may have died. Deploy again."),
         S.GENERATING: (WORKER_GRACE, S.ERROR, ErrorCode.STUCK, "file generation never finished; generate again."),
-        S.DETECTING: (WORKER_GRACE, S.ERROR, ErrorCode.STUCK, "detection never finished; detect again."),
     }
     return rules.get(S(status))
 
@@ -98,7 +97,9 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             report.removed_leftovers.append(deployment_id)
             if row is not None:
                 async with ctx.sessions() as session:
-                    await record_event(session, deployment_id, row.status, "the reconciler removed containers left running")
+                    await record_event(
+                        session, deployment_id, row.status, "the reconciler removed containers left running"
+                    )
                     await session.commit()
 
     for row in rows:

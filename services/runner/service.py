@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -12,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
+from nats.errors import Error as NatsError
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
@@ -31,6 +31,7 @@ from shared.docker.containers import (
     prune_images,
     remove_deployment_resources,
 )
+from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
@@ -42,28 +43,23 @@ COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
 
 
-def _compose_env(settings: Settings, image_tag: str, port: int) -> dict[str, str]:
-    return {
-        "PORTSIDE_IMAGE": image_tag,
-        "PORTSIDE_HOST_PORT": str(port),
-        "PORTSIDE_BIND_ADDRESS": settings.bind_address,
-    }
-
-
 def _port_conflict(result: ComposeResult) -> bool:
     text = result.stderr.lower()
     return "port is already allocated" in text or "address already in use" in text
 
 
-class StartFailure(Exception):
+class StartFailure(PortsideError):
+    """A start that failed, with the app's exit code when it had one."""
+
     def __init__(self, code: ErrorCode, message: str, exit_code: int | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.exit_code = code, message, exit_code
+        super().__init__(code, message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
 class StartPlan:
     deployment_id: int
+    repo_root: Path
     app_dir: Path
     compose_text: str
     compose_files: list[str]
@@ -103,6 +99,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         await session.commit()
         plan = StartPlan(
             deployment_id=deployment_id,
+            repo_root=Path(repo.path).resolve(),
             app_dir=(Path(repo.path) / deployment.app_path).resolve(),
             compose_text=deployment.compose_content or "",
             compose_files=list(deployment.compose_files or [str(COMPOSE_FILE)]),
@@ -121,17 +118,25 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
         recovered = None
         if fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
-            await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again")
+            await ctx.log(
+                deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again"
+            )
             try:
                 recovered = await _start(ctx, replace(plan, image_tag=fallback))
-            except (StartFailure, PortsideError):
+            except (StartFailure, PortsideError) as again:
+                # The deployment ends crashed below with the new image's failure; say why the old one didn't help.
+                log.warning("deployment %s: the previous image %s failed too: %s", deployment_id, fallback, again)
+                await ctx.log(deployment_id, f"the previous image {fallback} failed too: {again}")
                 recovered = None
         if recovered is None:
             await _crash(ctx, plan.deployment_id, failure, correlation_id)
             return
         plan, container_id = recovered
         first_line = failure.message.splitlines()[0]
-        fallback_note = (failure.code, f"The new image failed ({first_line}); the previous image {fallback} runs again.")
+        fallback_note = (
+            failure.code,
+            f"The new image failed ({first_line}); the previous image {fallback} runs again.",
+        )
 
     url = settings.public_url(plan.port)
     async with ctx.sessions() as session:
@@ -159,15 +164,25 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     settings = ctx.settings
     if not plan.app_dir.is_dir():
         raise PortsideError(ErrorCode.REPO_NOT_FOUND, f"The app directory {plan.app_dir} no longer exists.")
+    if plan.app_dir != plan.repo_root and plan.repo_root not in plan.app_dir.parents:
+        raise PortsideError(
+            ErrorCode.PATH_OUTSIDE_REPOSITORY, "The app directory leads out of the repository (a symlink)."
+        )
     # Portside's compose file goes in through stdin from Postgres (the user's edits included), so two
     # deployments of one directory never race on the file; relative paths resolve from where it lives.
-    files: list[Path | str] = ["-" if name == str(COMPOSE_FILE) else plan.app_dir / name for name in plan.compose_files]
-    project_dir = (plan.app_dir / plan.compose_files[0]).parent
-    project = Owner.of(settings, plan.deployment_id).project
+    files, project_dir = invocation(plan.app_dir, plan.compose_files)
+    owner = Owner.of(settings, plan.deployment_id)
     for attempt in range(PORT_RETRIES):
+        env = interpolation_env(settings, plan.image_tag, plan.port)
+        scope = Scope.of(settings, owner, plan.repo_root, plan.app_service, plan.port)
+        # What runs is the model just checked, handed to `up` whole: nothing is read or interpolated again.
+        checked = await anyio.to_thread.run_sync(functools.partial(
+            resolve_and_check, settings, scope, files, project_dir, env, stdin=plan.compose_text))
+        for warning in checked.warnings if attempt == 0 else []:
+            await ctx.log(plan.deployment_id, warning)
         up = await anyio.to_thread.run_sync(functools.partial(
-            run_compose, settings, project, files, ["up", "-d", "--no-build", "--remove-orphans"],
-            env=_compose_env(settings, plan.image_tag, plan.port), project_dir=project_dir, stdin=plan.compose_text,
+            run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
+            env=env, project_dir=project_dir, stdin=checked.text(), clean_env=True,
         ))
         if up.ok:
             break
@@ -208,7 +223,9 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
     async with ctx.sessions() as session:
         # `crashed` is the app's own doing; anything else (engine, network, port, files) is an `error`.
         target = S.CRASHED if failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY) else S.ERROR
-        await transition(session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code)
+        await transition(
+            session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code
+        )
         await session.commit()
     await ctx.log(deployment_id, failure.message.splitlines()[0])
     await _fail(ctx, deployment_id, correlation_id, failure.code, failure.message)
@@ -231,12 +248,15 @@ async def _wait_ready(
                 state = container.attrs.get("State", {})
                 # With a restart policy a dying app flips between restarting and running: one restart
                 # before it ever answered already means it cannot start.
-                if state.get("Status") in ("exited", "dead", "restarting") or int(container.attrs.get("RestartCount") or 0) > 0:
+                if (
+                    state.get("Status") in ("exited", "dead", "restarting")
+                    or int(container.attrs.get("RestartCount") or 0) > 0
+                ):
                     tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
                     code = await anyio.to_thread.run_sync(last_exit_code, client, container)
                     return container_id, code if code is not None else -1, tail
                 if state.get("Status") == "running" and await anyio.to_thread.run_sync(
-                    http_answers, "127.0.0.1", port
+                    http_answers, settings.probe_host, port
                 ):
                     return container_id, None, []
             await asyncio.sleep(0.25)
@@ -301,7 +321,9 @@ async def stop(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> N
         result = await transition(session, deployment_id, S.STOPPING, "stopping")
         if not result.applied and result.current != S.STOPPING:
             if result.current == S.STOPPED:  # redelivery: already done
-                await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
+                await ctx.publish(
+                    Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id)
+                )
             return
         await session.commit()
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
@@ -318,9 +340,14 @@ async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlatio
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, purge)
     await anyio.to_thread.run_sync(_prune_images, ctx.settings, deployment_id, set(), 0)
     js = ctx.broker.config.connection_state.stream
-    with contextlib.suppress(Exception):  # no logs yet is fine
+    try:
         await js.purge_stream(ctx.settings.logs_stream_name, subject=logs_subject(deployment_id))
+    except NatsError as exc:  # the row goes anyway; its lines age out with the stream's max_age
+        log.warning("deployment %s: its log lines were not purged (%s); they expire with the logs stream",
+                    deployment_id, exc)
     async with ctx.sessions() as session:
         await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
         await session.commit()
-    await ctx.publish(Subject.DELETE_COMPLETED, DeleteCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
+    await ctx.publish(
+        Subject.DELETE_COMPLETED, DeleteCompleted(correlation_id=correlation_id, deployment_id=deployment_id)
+    )

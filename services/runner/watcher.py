@@ -33,7 +33,12 @@ class Died:
     __slots__ = ("container_id", "deployment_id", "exit_code", "service")
 
     def __init__(self, deployment_id: int, container_id: str, service: str, exit_code: int | None) -> None:
-        self.deployment_id, self.container_id, self.service, self.exit_code = deployment_id, container_id, service, exit_code
+        self.deployment_id, self.container_id, self.service, self.exit_code = (
+            deployment_id,
+            container_id,
+            service,
+            exit_code,
+        )
 
 
 async def watch(ctx: WorkerContext, on_reconnect: asyncio.Event | None = None) -> None:
@@ -47,7 +52,8 @@ async def watch(ctx: WorkerContext, on_reconnect: asyncio.Event | None = None) -
         while not stop.is_set():
             try:
                 client = docker_client(ctx.settings, timeout=3600 * 24)
-            except PortsideError:
+            except PortsideError as exc:
+                log.warning("docker events: the engine does not answer (%s); retrying in 5 s", exc.message)
                 stop.wait(5)
                 continue
             try:
@@ -83,8 +89,9 @@ async def watch(ctx: WorkerContext, on_reconnect: asyncio.Event | None = None) -
 async def _handle(ctx: WorkerContext, died: Died) -> None:
     try:
         await handle_death(ctx, died)
-    except Exception:  # one bad event must not stop the watcher
-        log.exception("handling the death of container %s", died.container_id[:12])
+    except Exception:  # one bad event must not stop the watcher; the reconciler's next pass settles it
+        log.exception("handling the death of container %s of deployment %s failed; the reconciler will settle it",
+                      died.container_id[:12], died.deployment_id)
 
 
 async def handle_death(ctx: WorkerContext, died: Died) -> None:
@@ -113,7 +120,10 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
     if not await mark_down(ctx, died.deployment_id, S.CRASHED, message, ErrorCode.APP_CRASHED, died.exit_code):
         return
     await ctx.log(died.deployment_id, message.splitlines()[0])
-    await ctx.publish(Subject.RUN_FAILED, RunFailed(deployment_id=died.deployment_id, error_code=ErrorCode.APP_CRASHED, message=message))
+    await ctx.publish(
+        Subject.RUN_FAILED,
+        RunFailed(deployment_id=died.deployment_id, error_code=ErrorCode.APP_CRASHED, message=message),
+    )
 
 
 def _inspect(ctx: WorkerContext, container_id: str) -> tuple[str, int, list[str], bool]:

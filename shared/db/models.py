@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,11 +42,26 @@ class Repository(TimestampMixin, Base):
     path: Mapped[str] = mapped_column(Text, unique=True)
     url: Mapped[str | None] = mapped_column(Text)
     branch: Mapped[str | None] = mapped_column(String(255))
-    detection: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="repository", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+class DetectionRecord(Base):
+    """One app directory's detection (shared.detection.Detection as JSON), one row per (repository, app_path):
+    written by the detector in one INSERT ... ON CONFLICT, read through shared.db.repository.load_detection,
+    which validates it and refuses another schema_version."""
+
+    __tablename__ = "detections"
+    __table_args__ = (UniqueConstraint("repository_id", "app_path", name="uq_detections_repository_app_path"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    app_path: Mapped[str] = mapped_column(Text, server_default="")
+    schema_version: Mapped[int] = mapped_column(Integer)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Deployment(TimestampMixin, Base):
@@ -64,8 +91,7 @@ class Deployment(TimestampMixin, Base):
     detected_db: Mapped[str | None] = mapped_column(String(64))
     assigned_port: Mapped[int | None] = mapped_column(Integer)
     requested_port: Mapped[int | None] = mapped_column(Integer)
-    domain: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(32), server_default=DeploymentStatus.PENDING.value)
+    status: Mapped[str] = mapped_column(String(32), server_default=DeploymentStatus.GENERATING.value)
     docker_path: Mapped[str | None] = mapped_column(Text)
     dockerfile_content: Mapped[str | None] = mapped_column(Text)
     compose_content: Mapped[str | None] = mapped_column(Text)

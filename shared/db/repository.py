@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import Deployment, DeploymentEvent
+from shared.db.models import Deployment, DeploymentEvent, DetectionRecord
 from shared.db.status import DeploymentStatus, allowed_sources
+from shared.detection import DETECTION_SCHEMA_VERSION, Detection
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class TransitionResult:
 
 
 # A new attempt starts clean: the last failure's code, message and exit code stop describing the deployment.
-_CLEARS_FAILURE = frozenset({DeploymentStatus.QUEUED, DeploymentStatus.GENERATING, DeploymentStatus.DETECTING})
+_CLEARS_FAILURE = frozenset({DeploymentStatus.QUEUED, DeploymentStatus.GENERATING})
 _FAILURES = frozenset({DeploymentStatus.ERROR, DeploymentStatus.BUILD_FAILED, DeploymentStatus.CRASHED})
 
 
@@ -90,3 +92,23 @@ async def claim_port(session: AsyncSession, deployment_id: int, port: int) -> bo
     except IntegrityError:
         return False
     return True
+
+
+async def store_detection(session: AsyncSession, repository_id: int, app_path: str, detection: Detection) -> None:
+    """Replace the app directory's detection in one statement: two detections of one repository (other app
+    paths, or the same one twice) never lose each other's result. The caller commits."""
+    values = {"schema_version": DETECTION_SCHEMA_VERSION, "result": detection.model_dump(mode="json")}
+    stmt = pg_insert(DetectionRecord).values(repository_id=repository_id, app_path=app_path, **values)
+    await session.execute(stmt.on_conflict_do_update(
+        constraint="uq_detections_repository_app_path", set_={**values, "detected_at": func.now()},
+    ))
+
+
+async def load_detection(session: AsyncSession, repository_id: int, app_path: str) -> Detection | None:
+    """The stored detection, validated; None when there is none, or it was written by another schema version."""
+    row = await session.scalar(select(DetectionRecord).where(
+        DetectionRecord.repository_id == repository_id, DetectionRecord.app_path == app_path,
+    ))
+    if row is None or row.schema_version != DETECTION_SCHEMA_VERSION:
+        return None
+    return Detection.model_validate(row.result)

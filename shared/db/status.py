@@ -6,9 +6,6 @@ from enum import StrEnum
 
 
 class DeploymentStatus(StrEnum):
-    PENDING = "pending"
-    DETECTING = "detecting"
-    DETECTED = "detected"
     GENERATING = "generating"
     READY = "ready"
     QUEUED = "queued"
@@ -25,7 +22,7 @@ class DeploymentStatus(StrEnum):
 S = DeploymentStatus
 
 # Statuses after which nothing runs and no worker owes the deployment anything.
-RESTING = frozenset({S.READY, S.STOPPED, S.BUILD_FAILED, S.CRASHED, S.ERROR, S.DETECTED, S.PENDING})
+RESTING = frozenset({S.READY, S.STOPPED, S.BUILD_FAILED, S.CRASHED, S.ERROR})
 
 # A deployment in one of these holds its host port; a partial unique index enforces one holder per port.
 PORT_HOLDING = (S.QUEUED, S.BUILDING, S.STARTING, S.RUNNING, S.STOPPING)
@@ -33,9 +30,7 @@ PORT_HOLDING = (S.QUEUED, S.BUILDING, S.STARTING, S.RUNNING, S.STOPPING)
 # target -> statuses it may be entered from. Re-entering a transitional status (building -> building) is
 # allowed on purpose: JetStream delivers at least once, and a redelivered job must be able to resume.
 TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
-    S.DETECTING: frozenset({S.PENDING, S.DETECTED, S.READY, S.ERROR, S.DETECTING}),
-    S.DETECTED: frozenset({S.DETECTING}),
-    S.GENERATING: frozenset({S.PENDING, S.DETECTED, S.GENERATING} | RESTING),
+    S.GENERATING: frozenset({S.GENERATING} | RESTING),
     S.READY: frozenset({S.GENERATING}),
     S.QUEUED: frozenset(RESTING | {S.RUNNING}),
     S.BUILDING: frozenset({S.QUEUED, S.BUILDING}),

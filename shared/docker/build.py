@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
+from typing import IO, cast
 
 import docker
 from docker.errors import APIError, DockerException
@@ -14,6 +16,7 @@ from docker.utils.build import tar
 
 from shared.errors import ErrorCode, PortsideError
 
+log = logging.getLogger(__name__)
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 # The classic builder runs each RUN step in a container and names it: " ---> Running in 3f2a1b0c9d8e".
 RUNNING_RE = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -38,7 +41,8 @@ class BuildOutcome:
 def build_context(app_dir: str, dockerfile_name: str, dockerfile_text: str, ignore_patterns: list[str]) -> IO[bytes]:
     """A tar of the app directory without what .dockerignore excludes, plus the Dockerfile under
     `dockerfile_name` (it may live in an excluded folder such as .deployment/)."""
-    return tar(app_dir, exclude=list(ignore_patterns), dockerfile=(dockerfile_name, dockerfile_text))
+    archive = tar(Path(app_dir), exclude=list(ignore_patterns), dockerfile=(dockerfile_name, dockerfile_text))
+    return cast(IO[bytes], archive)  # a temporary file opened "w+b"
 
 
 def build_image(
@@ -66,8 +70,8 @@ def build_image(
                 for container_id in running[-1:]:
                     try:
                         client.api.kill(container_id)
-                    except DockerException:
-                        pass
+                    except DockerException as exc:  # the build ends by itself then; the stop is still recorded
+                        log.warning("could not kill build container %s: %s", container_id[:12], exc)
                 return
 
     watcher = threading.Thread(target=watch, name="build-stop-watch", daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from docker.errors import DockerException
 
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
+
+log = logging.getLogger(__name__)
 
 # Every container, network, volume and image Portside creates carries these; clean-up finds them by label.
 LABEL_MANAGED = "org.portside.managed"
@@ -34,7 +37,7 @@ class Owner:
         return {LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance, LABEL_DEPLOYMENT: str(self.deployment_id)}
 
     @property
-    def filters(self) -> dict[str, list[str]]:
+    def filters(self) -> dict[str, str | list[str] | bool]:
         return {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={self.deployment_id}"]}
 
     @property
@@ -53,7 +56,8 @@ def engine_or_none(settings: Settings, timeout: int = 120) -> Iterator[docker.Do
     engine answers, and always closes the client."""
     try:
         client = docker_client(settings, timeout)
-    except PortsideError:
+    except PortsideError as exc:  # the caller skips its best-effort work and says so by getting None
+        log.info("no engine for best-effort work: %s", exc.message)
         yield None
         return
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +11,8 @@ from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
 
 from shared.docker.client import Owner
+
+log = logging.getLogger(__name__)
 
 COMPOSE_SERVICE = "com.docker.compose.service"
 
@@ -29,7 +32,8 @@ def app_container(client: docker.DockerClient, owner: Owner, service: str = "app
 def logs_tail(container: Container, lines: int = 50) -> list[str]:
     try:
         raw = container.logs(tail=lines, stdout=True, stderr=True)
-    except DockerException:
+    except DockerException as exc:  # the caller's message goes out without the last lines
+        log.info("no log tail for container %s: %s", container.short_id, exc)
         return []
     return raw.decode("utf-8", errors="replace").splitlines()
 
@@ -43,18 +47,22 @@ def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volum
             container.remove(force=True)
             removed += 1
         except NotFound:
-            pass
+            continue  # already gone: what we wanted
     for network in client.networks.list(filters=owner.filters):
         try:
             network.remove()
-        except (NotFound, DockerException):
-            pass
+        except NotFound:
+            continue
+        except DockerException as exc:  # left for the next clean-up (the reconciler, or a delete)
+            log.warning("network %s of deployment %s stays: %s", network.name, owner.deployment_id, exc)
     if volumes:
         for volume in client.volumes.list(filters=owner.filters):
             try:
                 volume.remove(force=True)
-            except (NotFound, DockerException):
-                pass
+            except NotFound:
+                continue
+            except DockerException as exc:
+                log.warning("volume %s of deployment %s stays: %s", volume.name, owner.deployment_id, exc)
     return removed
 
 
@@ -87,8 +95,12 @@ def parse_docker_time(value: str | None) -> datetime | None:
 
 
 def container_stats(container: Container) -> ContainerStats:
-    """State from inspect, usage from one stats sample (the engine computes it over ~1 s)."""
-    container.reload()
+    """State from inspect, usage from one stats sample (the engine computes it over ~1 s). A container removed
+    meanwhile (a deployment stopping) reads as state "removed" without figures; never an error."""
+    try:
+        container.reload()
+    except NotFound:
+        return ContainerStats("removed", None, None, None, None, None, None, None, None, None, None, {})
     attrs = container.attrs
     state = attrs.get("State", {})
     started = parse_docker_time(state.get("StartedAt"))
@@ -97,6 +109,8 @@ def container_stats(container: Container) -> ContainerStats:
     if running:
         try:
             sample = container.stats(stream=False)
+            if not isinstance(sample, dict):
+                raise TypeError(f"stats answered {type(sample).__name__}, not one sample")
             cpu = _cpu_percent(sample)
             usage = sample.get("memory_stats", {})
             cache = usage.get("stats", {}).get("cache", 0) or usage.get("stats", {}).get("inactive_file", 0)
@@ -106,8 +120,9 @@ def container_stats(container: Container) -> ContainerStats:
             nets = sample.get("networks") or {}
             rx = sum(n.get("rx_bytes", 0) for n in nets.values())
             tx = sum(n.get("tx_bytes", 0) for n in nets.values())
-        except DockerException:
-            pass
+        except (DockerException, ValueError, TypeError) as exc:
+            # A container being removed answers stats with an empty body (a JSON error): no figures, no error.
+            log.info("no usage figures for container %s: %s: %s", container.short_id, exc.__class__.__name__, exc)
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
     ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
     ports = {
@@ -146,7 +161,11 @@ def _cpu_percent(sample: dict) -> float | None:
 def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str], keep_newest: int) -> list[str]:
     """Remove the deployment's images except the newest `keep_newest` and those tagged in `keep_tags`.
     Removes by tag, never by id: an id can be shared with a tagged base image."""
-    images = sorted(client.images.list(filters={"label": owner.filters["label"]}), key=lambda i: i.attrs.get("Created", ""), reverse=True)
+    images = sorted(
+        client.images.list(filters={"label": owner.filters["label"]}),
+        key=lambda i: i.attrs.get("Created", ""),
+        reverse=True,
+    )
     removed: list[str] = []
     for index, image in enumerate(images):
         tags = [t for t in image.tags if t.startswith(owner.image_repo + ":")]
@@ -156,8 +175,10 @@ def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str],
             try:
                 client.images.remove(tag)
                 removed.append(tag)
-            except (NotFound, DockerException):
-                pass
+            except NotFound:
+                continue
+            except DockerException as exc:  # e.g. still used by a container; pruned on a later pass
+                log.info("image %s stays: %s", tag, exc)
     return removed
 
 

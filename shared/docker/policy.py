@@ -13,6 +13,7 @@ import yaml
 
 from shared.docker.dockerfile import Dockerfile
 from shared.errors import ErrorCode, PortsideError
+from shared.source import YamlTooLarge, bounded_yaml, compose_yaml
 
 HOST_NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 UNCONFINED = re.compile(r"^(seccomp[:=]unconfined|apparmor[:=]unconfined|label[:=]disable|systempaths[:=]unconfined)$")
@@ -65,8 +66,11 @@ def check_dockerfile_policy(
     for base in dockerfile.base_images(build_args):
         image = base.reference
         if "$" in image:
-            raise _refuse(base.line, f"FROM `{image}` uses a variable without a value; Portside checks every "
-                                     "base image against the allowed registries, so name it (or give the ARG a default).")
+            raise _refuse(
+                base.line,
+                f"FROM `{image}` uses a variable without a value; Portside checks every "
+                "base image against the allowed registries, so name it (or give the ARG a default).",
+            )
         if image.lower() not in stages and image.lower() != "scratch":
             check_image(image, allowed, base.line, "base image")
         if base.stage:
@@ -75,14 +79,21 @@ def check_dockerfile_policy(
         flags = instruction.flags
         if instruction.keyword == "RUN":
             if flags.get("security", "").lower() == "insecure":
-                raise _refuse(instruction.line, "RUN --security=insecure asks for a privileged build step; remove the flag.")
+                raise _refuse(
+                    instruction.line, "RUN --security=insecure asks for a privileged build step; remove the flag."
+                )
             if flags.get("network", "").lower() == "host":
-                raise _refuse(instruction.line, "RUN --network=host puts a build step on the host's network; remove the flag.")
+                raise _refuse(
+                    instruction.line, "RUN --network=host puts a build step on the host's network; remove the flag."
+                )
             mount = flags.get("mount", "")
             kind = re.search(r"(?:^|,)type=(\w+)", mount)
             if kind and kind[1].lower() in RUN_MOUNT_TYPES_REFUSED:
-                raise _refuse(instruction.line, f"RUN --mount=type={kind[1]} lends the host's {kind[1]} to the build; "
-                                                "pass what the build needs as a build argument or a file in the repository.")
+                raise _refuse(
+                    instruction.line,
+                    f"RUN --mount=type={kind[1]} lends the host's {kind[1]} to the build; "
+                    "pass what the build needs as a build argument or a file in the repository.",
+                )
         if instruction.keyword in ("COPY", "ADD"):
             source = flags.get("from")
             if source and source.lower() not in stages and not source.isdigit():
@@ -111,26 +122,13 @@ def _node_lines(node: yaml.Node) -> dict[tuple[str, ...], int]:
     return lines
 
 
-class _Loader(yaml.SafeLoader):
-    """Accepts compose's `!reset` / `!override` tags."""
-
-
-def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("!", _tagged)
-
-
 def load_compose(text: str) -> tuple[dict, dict[tuple[str, ...], int]]:
     """The document and the line of every key, or INVALID_COMPOSE with the line of the YAML error."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        doc = yaml.load(text, Loader=_Loader)
+        node = compose_yaml(text)
+        doc = bounded_yaml(text)
+    except YamlTooLarge as exc:
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"The compose file is refused: {exc}.") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -190,16 +188,23 @@ def check_compose_policy(text: str, allowed_registries: Iterable[str]) -> dict:
             value = str(service.get(key, ""))
             if value == "host" or (key == "network_mode" and value.startswith("container:")) or \
                     (key in ("pid", "ipc") and value.startswith("container:")):
-                raise _refuse(at(key), f"service `{name}` shares the host's (or another container's) {key.split('_')[0]} "
-                                       f"namespace (`{key}: {value}`); remove it, Portside gives each deployment its own network.")
+                raise _refuse(
+                    at(key),
+                    f"service `{name}` shares the host's (or another container's) {key.split('_')[0]} "
+                    f"namespace (`{key}: {value}`); remove it, Portside gives each deployment its own network.",
+                )
         if service.get("cap_add"):
-            raise _refuse(at("cap_add"), f"service `{name}` adds Linux capabilities ({service['cap_add']}); remove `cap_add`.")
+            raise _refuse(
+                at("cap_add"), f"service `{name}` adds Linux capabilities ({service['cap_add']}); remove `cap_add`."
+            )
         for key in ("devices", "device_cgroup_rules"):
             if service.get(key):
                 raise _refuse(at(key), f"service `{name}` maps host devices (`{key}`); remove it.")
         for index, option in enumerate(service.get("security_opt") or []):
             if UNCONFINED.match(str(option).replace(" ", "")):
-                raise _refuse(at("security_opt", str(index)), f"service `{name}` turns off a confinement (`{option}`); remove it.")
+                raise _refuse(
+                    at("security_opt", str(index)), f"service `{name}` turns off a confinement (`{option}`); remove it."
+                )
         for index, volume in enumerate(service.get("volumes") or []):
             source = _volume_source(volume)
             if source is not None and not _bind_allowed(source):
@@ -209,7 +214,7 @@ def check_compose_policy(text: str, allowed_registries: Iterable[str]) -> dict:
         image = service.get("image")
         if isinstance(image, str) and image and "$" not in image:
             check_image(image, allowed, at("image"), f"service `{name}` image")
-    volumes = doc.get("volumes") if isinstance(doc.get("volumes"), dict) else {}
+    volumes = volumes if isinstance(volumes := doc.get("volumes"), dict) else {}
     for name, volume in volumes.items():
         options = (volume or {}).get("driver_opts") if isinstance(volume, dict) else None
         device = str((options or {}).get("device", ""))

@@ -3,16 +3,18 @@ syntax (our parser, hadolint's parser, `docker compose config`), lint (hadolint)
 
 from __future__ import annotations
 
-import tempfile
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from shared.config import Settings
-from shared.docker.compose import run_compose
+from shared.docker.client import Owner
 from shared.docker.dockerfile import read_dockerfile
 from shared.docker.lint import check_lint
 from shared.docker.policy import check_compose_policy, check_dockerfile_policy, load_compose
+from shared.docker.resolved import PORTSIDE_COMPOSE, Checked, Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
+from shared.source import SourceTree
 
 
 def check_dockerfile(
@@ -31,45 +33,43 @@ def validate_compose(text: str, app_service: str | None = "app") -> dict:
     """YAML and shape. `app_service` None: an override file, whose services may all come from another file."""
     doc, _ = load_compose(text)
     if not isinstance(doc.get("services"), dict) or not doc["services"]:
-        raise PortsideError(ErrorCode.INVALID_COMPOSE, "The compose file needs a `services:` mapping with at least one service.")
+        raise PortsideError(
+            ErrorCode.INVALID_COMPOSE, "The compose file needs a `services:` mapping with at least one service."
+        )
     if app_service and app_service not in doc["services"]:
-        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"The compose file needs a service named `{app_service}` (the one Portside publishes).")
+        raise PortsideError(
+            ErrorCode.INVALID_COMPOSE,
+            f"The compose file needs a service named `{app_service}` (the one Portside publishes).",
+        )
     return doc
 
 
-# What the runner sets when it runs `docker compose up`; `config` needs them to interpolate.
-COMPOSE_ENV = {"PORTSIDE_IMAGE": "portside/validate:latest", "PORTSIDE_HOST_PORT": "20000", "PORTSIDE_BIND_ADDRESS": "127.0.0.1"}
-
-
-def compose_config(settings: Settings, text: str, app_dir: Path | None = None, before: list[str] | None = None) -> None:
-    """`docker compose config` on the file (after the repository's own files in `before`, for an override), so
-    everything Compose itself would refuse is refused now. No engine is needed."""
-    with tempfile.TemporaryDirectory(prefix="portside-compose-") as tmp:
-        project_dir = app_dir if app_dir is not None and app_dir.is_dir() else Path(tmp)
-        target = Path(tmp) / "docker-compose.yml"
-        target.write_text(text)
-        files = [project_dir / f for f in (before or []) if (project_dir / f).is_file()] + [target]
-        result = run_compose(settings, "portside-validate", files, ["config", "--quiet"], env=COMPOSE_ENV,
-                             timeout=60, project_dir=project_dir)
-    if not result.ok:
-        message = (result.stderr.strip() or result.stdout.strip() or "docker compose config failed").splitlines()[-1]
-        raise PortsideError(ErrorCode.INVALID_COMPOSE, f"docker compose refuses the file: {message}")
+# Validation runs before a port is assigned: any port in the range stands in for it.
+PLACEHOLDER_IMAGE, PLACEHOLDER_PORT = "portside/validate:latest", 20000
 
 
 def check_compose(
-    settings: Settings, text: str, *, app_service: str | None = "app", app_dir: Path | None = None,
+    settings: Settings, text: str, *, owner: Owner, repo_root: Path, app_dir: Path, app_service: str = "app",
     before: list[str] | None = None,
-) -> dict:
-    """Shape, the security policy on the file as written (so lines are the user's), then Compose's own check.
-    The repository's own compose files (`before`) are checked by the policy too."""
-    doc = validate_compose(text, app_service=None if before else app_service)
+) -> Checked:
+    """Shape and the policy on the file as written (so refusals name the user's line; the repository's own files
+    in `before` too, read through the contained file layer), then the policy on what Compose resolves from
+    exactly the files, project directory and environment the runner will use."""
+    before = list(before or [])
+    validate_compose(text, app_service=None if before else app_service)
     check_compose_policy(text, settings.allowed_registries)
-    for name in before or []:
-        path = (app_dir / name) if app_dir else None
-        if path is not None and path.is_file():
-            try:
-                check_compose_policy(path.read_text(errors="replace"), settings.allowed_registries)
-            except PortsideError as exc:
-                raise PortsideError(exc.code, f"{name}: {exc.message}") from exc
-    compose_config(settings, text, app_dir, before)
-    return doc
+    tree = SourceTree(repo_root)
+    for name in before:
+        rel = os.path.relpath(app_dir / name, repo_root)
+        theirs = tree.read_text(rel)
+        if theirs is None:
+            raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
+                                f"{name} is not a file inside the repository (a symlink out of it, or too large).")
+        try:
+            check_compose_policy(theirs, settings.allowed_registries)
+        except PortsideError as exc:
+            raise PortsideError(exc.code, f"{name}: {exc.message}") from exc
+    files, project_dir = invocation(app_dir, [*before, PORTSIDE_COMPOSE])
+    scope = Scope.of(settings, owner, repo_root, app_service, PLACEHOLDER_PORT)
+    return resolve_and_check(settings, scope, files, project_dir,
+                             interpolation_env(settings, PLACEHOLDER_IMAGE, PLACEHOLDER_PORT), stdin=text)

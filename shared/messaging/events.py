@@ -1,5 +1,6 @@
 """Event payloads, one frozen model per subject, named after it (`deploy.build.failed` -> BuildFailed).
-IDs travel in the payload; `correlation_id` follows a request through every stage."""
+IDs travel in the payload; `correlation_id` follows a request through every stage. Which subject carries
+which payload is the table in shared/messaging/contract.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from uuid import uuid4
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.detection import Detection
-from shared.messaging.subjects import Subject
 
 
 class Event(BaseModel):
@@ -101,6 +101,10 @@ class StopCompleted(Event):
     deployment_id: int
 
 
+class StopFailed(Failure):
+    deployment_id: int
+
+
 # delete
 class DeleteRequested(Event):
     deployment_id: int
@@ -109,6 +113,10 @@ class DeleteRequested(Event):
 
 
 class DeleteCompleted(Event):
+    deployment_id: int
+
+
+class DeleteFailed(Failure):
     deployment_id: int
 
 
@@ -124,23 +132,3 @@ class LogLine(BaseModel):
     # Build step counter ("Step 3/9"), for a progress bar.
     step: int | None = None
     total_steps: int | None = None
-
-
-SUBJECT_PAYLOADS: dict[Subject, type[Event]] = {
-    Subject.DETECT_REQUESTED: DetectRequested,
-    Subject.DETECT_COMPLETED: DetectCompleted,
-    Subject.DETECT_FAILED: DetectFailed,
-    Subject.GENERATE_REQUESTED: GenerateRequested,
-    Subject.GENERATE_COMPLETED: GenerateCompleted,
-    Subject.GENERATE_FAILED: GenerateFailed,
-    Subject.BUILD_REQUESTED: BuildRequested,
-    Subject.BUILD_COMPLETED: BuildCompleted,
-    Subject.BUILD_FAILED: BuildFailed,
-    Subject.RUN_REQUESTED: RunRequested,
-    Subject.RUN_COMPLETED: RunCompleted,
-    Subject.RUN_FAILED: RunFailed,
-    Subject.STOP_REQUESTED: StopRequested,
-    Subject.STOP_COMPLETED: StopCompleted,
-    Subject.DELETE_REQUESTED: DeleteRequested,
-    Subject.DELETE_COMPLETED: DeleteCompleted,
-}

@@ -14,6 +14,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, StorageType
 
 from shared.config import Settings
+from shared.messaging.contract import SUBJECT_PAYLOADS
 from shared.messaging.events import Event, LogLine
 from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
 
@@ -38,7 +39,8 @@ def logs_stream(settings: Settings) -> JStream:
         subjects=[LOGS_WILDCARD],
         storage=StorageType.FILE,
         max_age=7 * DAY,
-        max_msgs_per_subject=20_000,
+        # With every line capped at max_log_line_bytes, this bounds each deployment's log storage in bytes.
+        max_msgs_per_subject=settings.max_log_lines_per_deployment,
         declare=True,
     )
 
@@ -56,7 +58,7 @@ def make_broker(settings: Settings, service: str) -> NatsBroker:
 
 def worker_subscriber(
     broker: NatsBroker, settings: Settings, durable: str, subjects: Iterable[Subject], max_workers: int = 1
-):  # type: ignore[no-untyped-def]
+):
     """One durable pull consumer per worker kind, shared by all its replicas (scaling = start a process).
 
     A message is acknowledged only after its handler returned, i.e. after its work was committed; an
@@ -79,7 +81,7 @@ def worker_subscriber(
     )
 
 
-def on_subject(subject: Subject):  # type: ignore[no-untyped-def]
+def on_subject(subject: Subject):
     """Handler filter for a worker subscriber: route by the message's subject."""
     return lambda msg: msg.raw_message.subject == subject.value
 
@@ -102,6 +104,10 @@ async def _with_retry(send: Callable[[], Awaitable[object]], give_up_after: floa
 
 
 async def publish(broker: NatsBroker, settings: Settings, subject: Subject, event: Event) -> None:
+    """Publish `event` on `subject`; its type must be the subject's payload model in the contract table."""
+    expected = SUBJECT_PAYLOADS[subject]
+    if type(event) is not expected:
+        raise TypeError(f"{subject.value} carries {expected.__name__}, not {type(event).__name__}")
     await _with_retry(
         lambda: broker.publish(
             event, subject.value, stream=settings.stream_name, correlation_id=event.correlation_id, timeout=5
@@ -111,6 +117,10 @@ async def publish(broker: NatsBroker, settings: Settings, subject: Subject, even
 
 
 async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> None:
+    """Append one line to the deployment's log, cut at PORTSIDE_MAX_LOG_LINE_BYTES (a line is never unbounded)."""
+    if len(line.line.encode()) > settings.max_log_line_bytes:
+        cut = line.line.encode()[: settings.max_log_line_bytes].decode("utf-8", errors="ignore")
+        line = line.model_copy(update={"line": cut + " [line cut by Portside]"})
     await _with_retry(
         lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
         give_up_after=60,
@@ -124,8 +134,11 @@ async def in_progress(message: NatsMessage, interval: float) -> AsyncIterator[No
     async def beat() -> None:
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            try:
                 await message.in_progress()
+            except (TimeoutError, NatsError) as exc:  # the job goes on; at worst JetStream redelivers it
+                log.warning("could not tell JetStream a job is alive (%s: %s); it may be redelivered",
+                            exc.__class__.__name__, exc)
 
     task = asyncio.create_task(beat())
     try:

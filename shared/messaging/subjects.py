@@ -1,5 +1,6 @@
 """Every NATS subject Portside uses. Grammar: `deploy.<stage>.<event>`; commands end in `requested`,
-facts are past tense. Code never spells a subject as a string literal."""
+facts are past tense. Code never spells a subject as a string literal; who publishes and who consumes each
+one, and its payload, is the table in shared/messaging/contract.py."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ class Subject(StrEnum):
 
     STOP_REQUESTED = "deploy.stop.requested"
     STOP_COMPLETED = "deploy.stop.completed"
+    STOP_FAILED = "deploy.stop.failed"
 
     DELETE_REQUESTED = "deploy.delete.requested"
     DELETE_COMPLETED = "deploy.delete.completed"
+    DELETE_FAILED = "deploy.delete.failed"
 
 
 # Everything on the deploy stream; one wildcard so the stream never misses a new subject.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.config import get_settings
@@ -26,7 +27,7 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _do_run(connection) -> None:  # type: ignore[no-untyped-def]
+def _do_run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
         context.run_migrations()

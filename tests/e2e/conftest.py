@@ -19,7 +19,9 @@ def engine() -> docker.DockerClient:
         client = docker.from_env(timeout=300)
         client.ping()
     except docker.errors.DockerException as exc:
-        pytest.fail(f"e2e tests need a Docker engine; run `make test` (it starts one) or scripts/ensure-docker.sh: {exc}")
+        pytest.fail(
+            f"e2e tests need a Docker engine; run `make test` (it starts one) or scripts/ensure-docker.sh: {exc}"
+        )
     missing = [tag for tag in REQUIRED_IMAGES if not client.images.list(name=tag)]
     if missing:
         # `make images` normally did this already; building only what is missing keeps a direct pytest run working.

@@ -65,7 +65,9 @@ def _slow_starting_flask(dest: Path, seconds: int) -> Path:
     return source
 
 
-def test_runner_killed_while_starting_is_finished_once_by_another_replica(fresh, engine: docker.DockerClient, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_runner_killed_while_starting_is_finished_once_by_another_replica(
+    fresh, engine: docker.DockerClient, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     system = fresh({"PORTSIDE_ACK_WAIT_SECONDS": "6"}, ["--replicas", "runner=2"])
     deployment_id = system.deploy_path(_slow_starting_flask(tmp_path, 8))["deployment_id"]
     system.call("POST", f"/api/deployments/{deployment_id}/deploy")
@@ -85,8 +87,48 @@ def test_runner_killed_while_starting_is_finished_once_by_another_replica(fresh,
     assert len(system.containers(engine, deployment_id)) == 1
     statuses = [e["status"] for e in system.events(deployment_id)]
     assert statuses.count("running") == 1
-    pids = {e["message"].rsplit("runner pid", 1)[1].strip(" )") for e in system.events(deployment_id) if "runner pid" in (e["message"] or "")}
+    pids = {
+        e["message"].rsplit("runner pid", 1)[1].strip(" )")
+        for e in system.events(deployment_id)
+        if "runner pid" in (e["message"] or "")
+    }
     assert len(pids) == 2  # the second replica took the job over
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+
+
+@pytest.mark.slow
+def test_builder_killed_mid_build_has_its_job_finished_by_another_replica(  # type: ignore[no-untyped-def]
+    fresh, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    system = fresh({"PORTSIDE_ACK_WAIT_SECONDS": "6"}, ["--replicas", "builder=2"])
+    generated = system.deploy_path(copy_fixture("python-flask", tmp_path))
+    deployment_id = generated["deployment_id"]
+    # A build step that takes a while, so the kill lands mid-build.
+    lines = generated["dockerfile"].splitlines()
+    lines.insert(max(i for i, line in enumerate(lines) if line.startswith("CMD")), "RUN sleep 15")
+    system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"dockerfile": "\n".join(lines) + "\n"})
+    system.call("POST", f"/api/deployments/{deployment_id}/deploy")
+    pid = None
+    deadline = time.monotonic() + 300
+    while pid is None and time.monotonic() < deadline:
+        for event in system.events(deployment_id):
+            if (event["message"] or "").startswith("build started (builder pid"):
+                pid = int(event["message"].split("builder pid", 1)[1].split()[0])
+        time.sleep(0.2)
+    assert pid, "no builder started the build"
+    time.sleep(3)
+    assert system.call("GET", f"/api/deployments/{deployment_id}")["data"]["status"] == "building"
+    os.kill(pid, signal.SIGKILL)
+    state = system.wait_status(deployment_id, {"running", "crashed", "error", "build_failed"}, timeout=300)
+    assert state["status"] == "running", state
+    assert httpx.get(f"http://127.0.0.1:{state['assigned_port']}/", timeout=10).status_code == 200
+    assert len(system.containers(engine, deployment_id)) == 1
+    events = system.events(deployment_id)
+    # A redelivered build starts again (building -> building) and says which replica took it.
+    builders = [int(e["message"].split("builder pid", 1)[1].split()[0]) for e in events
+                if (e["message"] or "").startswith("build started (builder pid")]
+    assert builders[0] == pid and any(other != pid for other in builders[1:]), [e["message"] for e in events]
+    assert [e["status"] for e in events].count("running") == 1
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 
@@ -98,7 +140,10 @@ def test_nats_restart_mid_pipeline_does_not_lose_the_deployment(fresh, tmp_path:
         system = fresh({"PORTSIDE_NATS_URL": nats.url})
         deployment_id = system.deploy_path(_slow_starting_flask(tmp_path, 3))["deployment_id"]
         system.call("POST", f"/api/deployments/{deployment_id}/deploy")
-        assert system.wait_status(deployment_id, {"building", "starting"}, timeout=60)["status"] in ("building", "starting")
+        assert system.wait_status(deployment_id, {"building", "starting"}, timeout=60)["status"] in (
+            "building",
+            "starting",
+        )
         nats.stop()
         time.sleep(3)
         nats = start_nats(data, port=port)
@@ -116,7 +161,10 @@ def test_postgres_restart_mid_pipeline_does_not_lose_the_deployment(fresh, tmp_p
         system = fresh({"PORTSIDE_DATABASE_URL": pg.url})
         deployment_id = system.deploy_path(_slow_starting_flask(tmp_path, 3))["deployment_id"]
         system.call("POST", f"/api/deployments/{deployment_id}/deploy")
-        assert system.wait_status(deployment_id, {"building", "starting"}, timeout=60)["status"] in ("building", "starting")
+        assert system.wait_status(deployment_id, {"building", "starting"}, timeout=60)["status"] in (
+            "building",
+            "starting",
+        )
         # The wheel's own pg_ctl, as the user pgserver runs PostgreSQL as (it refuses root).
         from pgserver._commands import pg_ctl
 
@@ -139,7 +187,11 @@ def _wait_status_through_outage(system: System, deployment_id: int, timeout: flo
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return system.wait_status(deployment_id, {"running", "crashed", "error", "build_failed"}, timeout=max(1, deadline - time.monotonic()))
+            return system.wait_status(
+                deployment_id,
+                {"running", "crashed", "error", "build_failed"},
+                timeout=max(1, deadline - time.monotonic()),
+            )
         except AssertionError:
             if time.monotonic() > deadline:
                 raise
@@ -147,14 +199,18 @@ def _wait_status_through_outage(system: System, deployment_id: int, timeout: flo
 
 
 @pytest.mark.slow
-def test_fifty_concurrent_deploys_get_fifty_ports_and_leave_nothing_behind(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_fifty_concurrent_deploys_get_fifty_ports_and_leave_nothing_behind(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     source = copy_fixture("python-flask", tmp_path)
     ids = [system.deploy_path(source)["deployment_id"] for _ in range(50)]
     for deployment_id in ids:
         system.call("POST", f"/api/deployments/{deployment_id}/deploy")
     states = [system.wait_status(d, {"running", "crashed", "error", "build_failed"}, timeout=900) for d in ids]
     try:
-        assert [s["status"] for s in states] == ["running"] * 50, [(s["id"], s["status"], s["error_message"]) for s in states if s["status"] != "running"]
+        assert [s["status"] for s in states] == ["running"] * 50, [
+            (s["id"], s["status"], s["error_message"]) for s in states if s["status"] != "running"
+        ]
         ports = [s["assigned_port"] for s in states]
         assert len(set(ports)) == 50
         for port in ports:

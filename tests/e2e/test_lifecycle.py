@@ -42,7 +42,9 @@ def test_failed_redeploy_falls_back_and_rollback_returns_to_the_previous_image(s
     assert second["status"] == "running" and second["error_code"] is None, (second, system.events(deployment_id)[-4:])
     assert second["port"] == port
     assert "v2" in _text(port)
-    rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)["data"]
+    rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)[
+        "data"
+    ]
     assert rolled["status"] == "running"
     text = _text(port)
     assert "hello from flask" in text and "v2" not in text
@@ -57,7 +59,9 @@ def test_rollback_without_an_earlier_image_is_refused(system: System, tmp_path: 
     assert refused["error_code"] == "NO_PREVIOUS_IMAGE"
 
 
-def test_app_that_exits_after_running_is_marked_crashed_and_taken_down(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_app_that_exits_after_running_is_marked_crashed_and_taken_down(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     source = copy_fixture("python-flask", tmp_path)
     # Exits with code 4 ten seconds after it started answering.
     (source / "app.py").write_text((source / "app.py").read_text() + (
@@ -77,7 +81,9 @@ def test_app_that_exits_after_running_is_marked_crashed_and_taken_down(system: S
     assert [e["status"] for e in system.events(deployment_id)][-2:] == ["running", "crashed"]
 
 
-def test_container_removed_behind_portsides_back_is_noticed(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_container_removed_behind_portsides_back_is_noticed(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
     started = system.deploy(deployment_id)
     assert started["status"] == "running"
@@ -88,7 +94,9 @@ def test_container_removed_behind_portsides_back_is_noticed(system: System, engi
     assert os_port_free("0.0.0.0", started["port"])
 
 
-def test_reconciler_removes_containers_of_a_stopped_deployment(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_reconciler_removes_containers_of_a_stopped_deployment(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
     # A container carrying this deployment's labels while Postgres says it is not running (e.g. left by a
     # crash of Portside itself between `compose up` and recording the stop).
@@ -104,12 +112,16 @@ def test_reconciler_removes_containers_of_a_stopped_deployment(system: System, e
     assert leftover.id
 
 
-def test_delete_with_purge_removes_containers_images_and_the_row(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_delete_with_purge_removes_containers_images_and_the_row(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     deployment_id = system.deploy_path(copy_fixture("node-express", tmp_path))["deployment_id"]
     assert system.deploy(deployment_id)["status"] == "running"
     owner = [f"{LABEL_INSTANCE}={system.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]
     assert engine.images.list(filters={"label": owner})
-    assert system.call("DELETE", f"/api/deployments/{deployment_id}", params={"purge": "true"}, timeout=300)["data"]["deleted"]
+    assert system.call("DELETE", f"/api/deployments/{deployment_id}", params={"purge": "true"}, timeout=300)["data"][
+        "deleted"
+    ]
     gone = system.call("GET", f"/api/deployments/{deployment_id}", expect=404)
     assert gone["error_code"] == "DEPLOYMENT_NOT_FOUND"
     assert system.containers(engine, deployment_id) == []
@@ -117,18 +129,52 @@ def test_delete_with_purge_removes_containers_images_and_the_row(system: System,
     assert engine.networks.list(filters={"label": owner}) == []
 
 
-def test_requested_host_port_held_by_another_process_fails_fast(system: System, tmp_path: Path) -> None:
+def _free_port_in_range() -> int:
+    return next(p for p in range(39000, 40000) if os_port_free("0.0.0.0", p))
+
+
+def test_requested_host_port_held_by_another_process_is_refused(system: System, tmp_path: Path) -> None:
     import socket
 
+    source = copy_fixture("python-flask", tmp_path)
     with socket.socket() as holder:
         # Hold a port inside Portside's range, as another program on the machine would.
-        held = next(p for p in range(39000, 40000) if os_port_free("0.0.0.0", p))
+        held = _free_port_in_range()
         holder.bind(("0.0.0.0", held))
         holder.listen()
-        deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path), host_port=held)["deployment_id"]
+        # Asked for at generate time, the port is refused at once and no deployment is made.
+        repo = system.call("POST", "/api/repositories", json={"path": str(source)})["data"]
+        refused = system.call("POST", f"/api/deployments/generate/{repo['id']}", json={"port": held}, expect=409)
+        assert refused["error_code"] == "PORT_IN_USE"
+        assert system.call("GET", "/api/deployments", params={"repo_id": repo["id"]})["data"] == []
+
+    # Free at generate time, taken before the deploy: the deploy is refused fast and the deployment ends `error`.
+    port = _free_port_in_range()
+    deployment_id = system.call("POST", f"/api/deployments/generate/{repo['id']}", json={"port": port})["data"][
+        "deployment_id"
+    ]
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", port))
+        holder.listen()
         started = time.monotonic()
         refused = system.call("POST", f"/api/deployments/{deployment_id}/deploy", expect=409)
         assert time.monotonic() - started < 10
         assert refused["error_code"] == "PORT_IN_USE"
         state = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
         assert state["status"] == "error" and state["error_code"] == "PORT_IN_USE"
+
+
+def test_generate_port_is_the_host_port_the_app_is_published_on(system: System, tmp_path: Path) -> None:
+    port = _free_port_in_range()
+    repo = system.call("POST", "/api/repositories", json={"path": str(copy_fixture("node-express", tmp_path))})["data"]
+    out_of_range = system.call("POST", f"/api/deployments/generate/{repo['id']}", json={"port": 80}, expect=422)
+    assert out_of_range["error_code"] == "PORT_OUT_OF_RANGE"
+    generated = system.call("POST", f"/api/deployments/generate/{repo['id']}", json={"stack": "node", "port": port})
+    deployment_id = generated["data"]["deployment_id"]
+    result = system.deploy(deployment_id)
+    assert result["status"] == "running", system.events(deployment_id)[-4:]
+    assert result["port"] == port
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
+
+

@@ -42,7 +42,9 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
 
     sse = SSECollector(f"{system.url}/api/deployments/{deployment_id}/logs/stream")
     try:
-        result = system.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=900)["data"]
+        result = system.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=900)[
+            "data"
+        ]
         assert result["status"] == "running", result
         port = result["port"]
         assert 20000 <= port <= 40000
@@ -63,7 +65,9 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
     logs = system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 500})["data"]
     assert "request to /" in logs["logs"]
 
-    stopped = system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)["data"]
+    stopped = system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)[
+        "data"
+    ]
     assert stopped["status"] == "stopped"
     assert system.containers(engine, deployment_id) == []
     assert os_port_free("0.0.0.0", port)
@@ -72,11 +76,15 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
     assert timeline[-3:] == ["running", "stopping", "stopped"]
 
 
-def test_two_deployments_at_once_get_different_ports(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_two_deployments_at_once_get_different_ports(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     ids = [system.deploy_path(copy_fixture("python-flask", tmp_path / str(i)))["deployment_id"] for i in range(2)]
 
     def deploy(deployment_id: int) -> dict:
-        return system.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=900)["data"]
+        return system.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=900)[
+            "data"
+        ]
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(deploy, ids))
@@ -93,14 +101,18 @@ def test_two_deployments_at_once_get_different_ports(system: System, engine: doc
         assert system.containers(engine, deployment_id) == []
 
 
-def test_app_that_exits_at_start_is_crashed_with_exit_code_and_last_lines(system: System, engine: docker.DockerClient, tmp_path: Path) -> None:
+def test_app_that_exits_at_start_is_crashed_with_exit_code_and_last_lines(
+    system: System, engine: docker.DockerClient, tmp_path: Path
+) -> None:
     source = copy_fixture("python-flask", tmp_path)
     (source / "app.py").write_text("import sys\nprint('cannot start: missing SECRET_KEY', flush=True)\nsys.exit(3)\n")
     generated = system.deploy_path(source)
     # The generated command would run gunicorn; make the container run the failing script directly.
     dockerfile = generated["dockerfile"].rsplit("CMD", 1)[0] + 'CMD ["python", "app.py"]\n'
     system.call("PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"dockerfile": dockerfile})
-    result = system.call("POST", f"/api/deployments/{generated['deployment_id']}/deploy", params={"wait": "true"}, timeout=900)["data"]
+    result = system.call(
+        "POST", f"/api/deployments/{generated['deployment_id']}/deploy", params={"wait": "true"}, timeout=900
+    )["data"]
     assert result["status"] == "crashed"
     assert result["error_code"] == "APP_CRASHED"
     assert "cannot start: missing SECRET_KEY" in result["error_message"]
@@ -114,7 +126,9 @@ def test_failing_build_marks_build_failed_with_the_failing_step(system: System, 
     head, cmd = generated["dockerfile"].rsplit("\nCMD", 1)
     dockerfile = head + "\nRUN echo checking the config && exit 7\nCMD" + cmd
     system.call("PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"dockerfile": dockerfile})
-    result = system.call("POST", f"/api/deployments/{generated['deployment_id']}/deploy", params={"wait": "true"}, timeout=900)["data"]
+    result = system.call(
+        "POST", f"/api/deployments/{generated['deployment_id']}/deploy", params={"wait": "true"}, timeout=900
+    )["data"]
     assert result["status"] == "build_failed"
     assert result["error_code"] == "BUILD_FAILED"
     assert "exit 7" in result["error_message"]
@@ -128,7 +142,9 @@ def test_api_errors_carry_a_code_and_a_sentence(system: System, tmp_path: Path) 
     unknown = system.call("POST", "/api/deployments/999999/deploy", expect=404)
     assert unknown["error_code"] == "DEPLOYMENT_NOT_FOUND"
     generated = system.deploy_path(copy_fixture("node-express", tmp_path))
-    bad = system.call("PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"dockerfile": "RUN echo\n"}, expect=422)
+    bad = system.call(
+        "PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"dockerfile": "RUN echo\n"}, expect=422
+    )
     assert bad["error_code"] == "INVALID_DOCKERFILE"
     listing = system.call("GET", "/api/deployments", params={"repo_id": 999999})
     assert listing == {"success": True, "data": []}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import service as api
@@ -20,6 +22,7 @@ from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunRequested
 from shared.messaging.subjects import Subject
+from shared.net import os_port_free
 from shared.worker import WorkerContext, make_context
 from tests.conftest import copy_fixture
 
@@ -28,7 +31,11 @@ from tests.conftest import copy_fixture
 async def workers(settings: Settings) -> AsyncIterator[list[WorkerContext]]:
     # Two detector replicas share one durable consumer; one builder.
     contexts = []
-    for name, register in (("detector", register_detector), ("detector", register_detector), ("builder", register_builder)):
+    for name, register in (
+        ("detector", register_detector),
+        ("detector", register_detector),
+        ("builder", register_builder),
+    ):
         ctx = make_context(name, settings)
         register(ctx)
         await ctx.start()
@@ -47,14 +54,20 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
 
 
 async def test_detect_and_generate_through_workers_store_results(
-    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     root = copy_fixture("python-flask", tmp_path)
     async with sessions() as session:
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         detection = await api.detect(session, bus, repo.id, "")
         assert (detection.stack, detection.framework) == ("python", "flask")
-        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None, host_port=None)
+        deployment = await api.generate(
+            session, bus, settings, repo.id, app_path="", stack=None, port=None, internal_port=None
+        )
     assert deployment.status == S.READY
     assert deployment.stack == "python" and deployment.internal_port == 8000
     assert deployment.dockerfile_content and "FROM python:" in deployment.dockerfile_content
@@ -65,25 +78,35 @@ async def test_detect_and_generate_through_workers_store_results(
 
 
 async def test_generate_writes_resource_limits_into_compose(
-    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     root = copy_fixture("node-express", tmp_path)
     async with sessions() as session:
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
-                                        host_port=None, cpu_limit=0.5, memory_limit="256m")
+                                        internal_port=None, cpu_limit=0.5, memory_limit="256m")
     limits = yaml.safe_load(deployment.compose_content or "")["services"]["app"]["deploy"]["resources"]["limits"]
     assert limits == {"cpus": "0.5", "memory": "256m"}
 
 
 async def test_replicas_share_one_durable_consumer_and_answer_every_request(
-    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     repos = []
     async with sessions() as session:
         for i in range(8):
             root = copy_fixture("node-express", tmp_path / str(i))
-            repos.append((await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)).id)
+            repos.append(
+                (await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)).id
+            )
 
     async def one(repo_id: int) -> str:
         async with sessions() as session:
@@ -97,27 +120,77 @@ async def test_replicas_share_one_durable_consumer_and_answer_every_request(
 
 
 async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
-    workers: list[WorkerContext], bus: Bus, sessions: async_sessionmaker[AsyncSession], settings: Settings, tmp_path: Path
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     root = copy_fixture("python-flask", tmp_path)
     async with sessions() as session:
         repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
         with pytest.raises(PortsideError) as info:
-            await api.generate(session, bus, settings, repo.id, app_path="", stack="cobol", port=None, host_port=None)
+            await api.generate(
+                session, bus, settings, repo.id, app_path="", stack="cobol", port=None, internal_port=None
+            )
         assert info.value.code == ErrorCode.UNSUPPORTED_STACK
         row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
     assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
 
 
+async def test_generate_port_is_the_host_port_refused_when_it_cannot_be_had(
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    root = copy_fixture("python-flask", tmp_path)
+    with socket.socket() as holder:
+        holder.bind((settings.bind_address, 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        wide = settings.model_copy(update={"port_range_start": 1024, "port_range_end": 65535})
+        async with sessions() as session:
+            repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+            for port, code, where in ((held, ErrorCode.PORT_IN_USE, wide), (80, ErrorCode.PORT_OUT_OF_RANGE, settings)):
+                with pytest.raises(PortsideError) as info:
+                    await api.generate(
+                        session, bus, where, repo.id, app_path="", stack=None, port=port, internal_port=None
+                    )
+                assert info.value.code == code
+            # Nothing half-made: a refused port leaves no deployment behind.
+            assert (
+                await session.execute(select(Deployment).where(Deployment.repository_id == repo.id))
+            ).first() is None
+            free = next(
+                p
+                for p in range(settings.port_range_end, settings.port_range_start, -1)
+                if os_port_free(settings.bind_address, p)
+            )
+            deployment = await api.generate(
+                session, bus, settings, repo.id, app_path="", stack=None, port=free, internal_port=5001
+            )
+    assert (deployment.requested_port, deployment.internal_port) == (free, 5001)
+    assert "5001" in (deployment.compose_content or "")
+
+
 async def test_request_without_a_worker_times_out_with_worker_timeout(bus: Bus) -> None:
     with pytest.raises(PortsideError) as info:
-        await bus.request(Subject.RUN_REQUESTED, RunRequested(deployment_id=999_999), answers=(Subject.RUN_COMPLETED,), timeout=1)
+        await bus.request(
+            Subject.RUN_REQUESTED, RunRequested(deployment_id=999_999), answers=(Subject.RUN_COMPLETED,), timeout=1
+        )
     assert info.value.code == ErrorCode.WORKER_TIMEOUT
 
 
-async def test_register_repository_refuses_relative_and_missing_paths(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+async def test_register_repository_refuses_relative_and_missing_paths(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
     async with sessions() as session:
-        for path, code in (("relative/dir", ErrorCode.INVALID_REPOSITORY), ("/does/not/exist", ErrorCode.REPO_NOT_FOUND)):
+        for path, code in (
+            ("relative/dir", ErrorCode.INVALID_REPOSITORY),
+            ("/does/not/exist", ErrorCode.REPO_NOT_FOUND),
+        ):
             with pytest.raises(PortsideError) as info:
                 await api.register_repository(session, settings, path=path, url=None, branch=None, name=None)
             assert info.value.code == code
@@ -128,9 +201,13 @@ async def test_register_repository_clones_a_git_url_with_real_git(
 ) -> None:
     origin = copy_fixture("node-express", tmp_path, git=True)
     async with sessions() as session:
-        repo = await api.register_repository(session, settings, path=None, url=f"file://{origin}", branch="main", name=None)
+        repo = await api.register_repository(
+            session, settings, path=None, url=f"file://{origin}", branch="main", name=None
+        )
         assert Path(repo.path).is_relative_to(settings.repos_dir)
         assert (Path(repo.path) / "package.json").read_text() == (origin / "package.json").read_text()
         with pytest.raises(PortsideError) as info:
-            await api.register_repository(session, settings, path=None, url=f"file://{origin}", branch="nope", name=None)
+            await api.register_repository(
+                session, settings, path=None, url=f"file://{origin}", branch="nope", name=None
+            )
         assert info.value.code == ErrorCode.GIT_CLONE_FAILED

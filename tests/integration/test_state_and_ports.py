@@ -17,7 +17,9 @@ from shared.errors import ErrorCode, PortsideError
 from tests.integration.conftest import make_deployment
 
 
-async def test_transition_applies_only_from_allowed_statuses_and_records_events(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_transition_applies_only_from_allowed_statuses_and_records_events(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     deployment_id = await make_deployment(sessions, f"/tmp/{uuid4()}", status="ready")
     async with sessions() as session:
         refused = await transition(session, deployment_id, S.RUNNING, "too early")
@@ -25,7 +27,9 @@ async def test_transition_applies_only_from_allowed_statuses_and_records_events(
         queued = await transition(session, deployment_id, S.QUEUED, "deploy requested")
         assert queued.applied
         await session.commit()
-        events = (await session.scalars(select(DeploymentEvent.status).where(DeploymentEvent.deployment_id == deployment_id))).all()
+        events = (
+            await session.scalars(select(DeploymentEvent.status).where(DeploymentEvent.deployment_id == deployment_id))
+        ).all()
     assert events == ["queued"]
 
 
@@ -60,7 +64,9 @@ async def test_claim_port_is_unique_among_active_deployments_only(sessions: asyn
 async def test_fifty_concurrent_allocations_get_fifty_distinct_ports(
     sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    narrow = settings.model_copy(update={"port_range_start": 31000, "port_range_end": 31080, "bind_address": "127.0.0.1"})
+    narrow = settings.model_copy(
+        update={"port_range_start": 31000, "port_range_end": 31080, "bind_address": "127.0.0.1"}
+    )
     ids = [await make_deployment(sessions, f"/tmp/{uuid4()}", status="starting") for _ in range(50)]
 
     async def allocate(deployment_id: int) -> int:
@@ -91,7 +97,9 @@ async def test_requested_port_held_by_another_deployment_is_port_in_use(
     assert holder
     async with sessions() as session:
         try:
-            await allocate_port(session, settings.model_copy(update={"bind_address": "127.0.0.1"}), asker, requested=32100)
+            await allocate_port(
+                session, settings.model_copy(update={"bind_address": "127.0.0.1"}), asker, requested=32100
+            )
         except PortsideError as exc:
             assert exc.code == ErrorCode.PORT_IN_USE
         else:

@@ -54,8 +54,9 @@ def test_comment_and_blank_lines_inside_a_continuation_are_dropped() -> None:
 
 
 def test_flags_and_exec_form_are_split_from_the_value() -> None:
-    copy, cmd = read_dockerfile("FROM x AS b\nCOPY --from=b --chown=1:1 --link a /a\nCMD [\"python\", \"-m\", \"app\"]\n"
-                                ).instructions[1:]
+    copy, cmd = read_dockerfile(
+        'FROM x AS b\nCOPY --from=b --chown=1:1 --link a /a\nCMD ["python", "-m", "app"]\n'
+    ).instructions[1:]
     assert copy.flags == {"from": "b", "chown": "1:1", "link": ""} and copy.value == "a /a"
     assert cmd.exec_form == ["python", "-m", "app"]
 
@@ -94,6 +95,10 @@ def test_dockerfile_policy_refuses_what_reaches_past_the_build(text: str, fragme
 
 
 def test_dockerfile_policy_allows_cache_mounts_and_stage_names() -> None:
-    check_dockerfile_policy(read_dockerfile(
-        "FROM node:20-slim AS deps\nRUN --mount=type=cache,target=/root/.npm npm ci\nFROM deps\nCOPY --from=deps /a /a\n"),
-        ALLOWED)
+    check_dockerfile_policy(
+        read_dockerfile(
+            "FROM node:20-slim AS deps\nRUN --mount=type=cache,target=/root/.npm npm ci\n"
+            "FROM deps\nCOPY --from=deps /a /a\n"
+        ),
+        ALLOWED,
+    )

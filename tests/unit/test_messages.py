@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from shared.db.status import TRANSITIONS, DeploymentStatus
-from shared.messaging.events import SUBJECT_PAYLOADS, BuildFailed, BuildRequested
+from shared.messaging.contract import SUBJECT_PAYLOADS
+from shared.messaging.events import BuildFailed, BuildRequested
 from shared.messaging.subjects import Subject
 
 

@@ -36,3 +36,16 @@ def test_http_answers_is_false_for_a_port_that_accepts_but_never_speaks_http() -
         port = sock.getsockname()[1]
         # Like Docker's proxy before the app listens: the connection is accepted, no HTTP comes back.
         assert not http_answers("127.0.0.1", port, timeout=0.5)
+
+
+def test_generate_body_port_is_the_host_port_and_host_port_its_deprecated_alias() -> None:
+    from pydantic import ValidationError
+
+    from services.api.schemas import GenerateRequest
+
+    body = GenerateRequest.model_validate({"stack": "node", "port": 30000, "internal_port": 3000})
+    assert (body.requested_host_port, body.internal_port) == (30000, 3000)
+    assert GenerateRequest.model_validate({"host_port": 30001}).requested_host_port == 30001
+    assert GenerateRequest.model_validate({"port": 30001, "host_port": 30001}).requested_host_port == 30001
+    with pytest.raises(ValidationError):
+        GenerateRequest.model_validate({"port": 30000, "host_port": 30001})

@@ -14,7 +14,11 @@ def dockerfile_instructions(text: str) -> list[tuple[int, str, str]]:
 
 def test_dockerfile_reader_joins_continuations_as_docker_does_and_skips_comments() -> None:
     text = "# c\nFROM python:3.12-slim\nRUN a \\\n  # inner comment\n  && b\nCMD [\"x\"]\n"
-    assert dockerfile_instructions(text) == [(2, "FROM", "python:3.12-slim"), (3, "RUN", "a   && b"), (6, "CMD", '["x"]')]
+    assert dockerfile_instructions(text) == [
+        (2, "FROM", "python:3.12-slim"),
+        (3, "RUN", "a   && b"),
+        (6, "CMD", '["x"]'),
+    ]
 
 
 @pytest.mark.parametrize(

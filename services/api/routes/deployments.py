@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
+from docker.errors import DockerException
 from fastapi import APIRouter, Body, Query, Response
+from requests import RequestException
 from sqlalchemy import select
 
 from services.api import service
@@ -53,11 +55,13 @@ async def generate(
     repo_id: int, session: SessionDep, bus: BusDep, settings: SettingsDep,
     body: Annotated[GenerateRequest | None, Body()] = None,
 ) -> Envelope[GenerateResult]:
-    """Create a deployment and generate its Dockerfile, compose file and .dockerignore."""
+    """Create a deployment and generate its Dockerfile, compose file and .dockerignore. `port` is the host port
+    the app will be published on (PORT_IN_USE / PORT_OUT_OF_RANGE when it can't be had), `internal_port` the
+    port it listens on in the container."""
     body = body or GenerateRequest()
     deployment = await service.generate(
-        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.port,
-        host_port=body.host_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
+        session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.requested_host_port,
+        internal_port=body.internal_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit,
         use_repo_dockerfile=body.use_repo_dockerfile,
     )
     return Envelope(data=GenerateResult(
@@ -86,7 +90,9 @@ async def get_deployment(deployment_id: int, session: SessionDep, settings: Sett
 
 
 @router.put("/{deployment_id}/files", response_model=Envelope[dict])
-async def put_files(deployment_id: int, body: FilesUpdate, session: SessionDep, settings: SettingsDep) -> Envelope[dict]:
+async def put_files(
+    deployment_id: int, body: FilesUpdate, session: SessionDep, settings: SettingsDep
+) -> Envelope[dict]:
     """Save edited files after validating them: syntax, hadolint (errors block, warnings are returned),
     the security policy. A refusal is a 422 with an error_code and the offending line."""
     warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, body.compose)
@@ -177,6 +183,10 @@ async def status(deployment_id: int, session: SessionDep, settings: SettingsDep)
         data = await anyio.to_thread.run_sync(read_engine)
     except PortsideError as exc:
         data = data.model_copy(update={"engine_error": exc.message})
+    except (DockerException, RequestException, ValueError) as exc:
+        # The container went away while being read (a deployment stopping): the status still answers, from Postgres.
+        data = data.model_copy(update={"engine_error": f"The engine could not describe the container just now "
+                                                       f"({exc.__class__.__name__}); ask again in a moment."})
     return Envelope(data=data)
 
 

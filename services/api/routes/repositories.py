@@ -12,7 +12,9 @@ router = APIRouter(prefix="/api/repositories", tags=["repositories"])
 
 
 @router.post("", status_code=201, response_model=Envelope[RepositoryPublic])
-async def create_repository(body: RepositoryCreate, session: SessionDep, settings: SettingsDep) -> Envelope[RepositoryPublic]:
+async def create_repository(
+    body: RepositoryCreate, session: SessionDep, settings: SettingsDep
+) -> Envelope[RepositoryPublic]:
     """Register a local directory (`path`) or clone a git repository (`url`, `branch`)."""
     repo = await service.register_repository(
         session, settings, path=body.path, url=body.url, branch=body.branch, name=body.name

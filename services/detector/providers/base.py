@@ -37,7 +37,8 @@ def note(det: Detection, file: str, reason: str, weight: int = 0) -> None:
 
 # Ports from command lines: `--port 8080`, `-p 8080`, `--bind 0.0.0.0:8080`, `-b :8080`, `${PORT:-5000}`.
 _PORT_FLAG = re.compile(
-    r"(?:--port[= ]|-p[= ]?|--listen[= ]|-l[= ]?|--http-port[= ])\s*['\"]?(?:\$\{?PORT(?::?-(\d{2,5}))?\}?|(\d{2,5}))\b")
+    r"(?:--port[= ]|-p[= ]?|--listen[= ]|-l[= ]?|--http-port[= ])\s*['\"]?(?:\$\{?PORT(?::?-(\d{2,5}))?\}?|(\d{2,5}))\b"
+)
 _BIND = re.compile(
     r"(?:--bind[= ]|-b[= ]?|--host[= ]\S+\s+--port[= ]|--server\.port[= ]|--listen[= ]|-S\s*)\s*['\"]?"
     r"[\w.\[\]*-]*:(?:\$\{?PORT(?::?-(\d{2,5}))?\}?|(\d{2,5}))\b")

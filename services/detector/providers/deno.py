@@ -67,7 +67,7 @@ class DenoProvider:
             det.framework = "hono"
         if det.framework:
             note(det, cfg_name or entry or ".", f"uses {det.framework}", W_FRAMEWORK)
-        tasks = cfg.get("tasks") if isinstance(cfg.get("tasks"), dict) else {}
+        tasks = tasks if isinstance(tasks := cfg.get("tasks"), dict) else {}
         if "build" in tasks:
             det.build_command = "deno task build"
         if "start" in tasks:

@@ -10,11 +10,19 @@ from services.detector.providers.common import add_service
 from shared.detection import Detection
 from shared.source import SourceTree
 
-PKG_SERVICES = (("Npgsql", "postgres"), ("Pomelo.EntityFrameworkCore.MySql", "mysql"), ("MySqlConnector", "mysql"),
-                ("MySql.Data", "mysql"), ("StackExchange.Redis", "redis"), ("Microsoft.Extensions.Caching.StackExchangeRedis",
-                                                                            "redis"),
-                ("MongoDB.Driver", "mongodb"), ("Microsoft.EntityFrameworkCore.Sqlite", "sqlite"),
-                ("Microsoft.Data.Sqlite", "sqlite"), ("RabbitMQ.Client", "rabbitmq"), ("MassTransit.RabbitMQ", "rabbitmq"))
+PKG_SERVICES = (
+    ("Npgsql", "postgres"),
+    ("Pomelo.EntityFrameworkCore.MySql", "mysql"),
+    ("MySqlConnector", "mysql"),
+    ("MySql.Data", "mysql"),
+    ("StackExchange.Redis", "redis"),
+    ("Microsoft.Extensions.Caching.StackExchangeRedis", "redis"),
+    ("MongoDB.Driver", "mongodb"),
+    ("Microsoft.EntityFrameworkCore.Sqlite", "sqlite"),
+    ("Microsoft.Data.Sqlite", "sqlite"),
+    ("RabbitMQ.Client", "rabbitmq"),
+    ("MassTransit.RabbitMQ", "rabbitmq"),
+)
 
 
 class DotnetProvider:
@@ -35,7 +43,7 @@ class DotnetProvider:
         web = [p for p, t in texts.items() if re.search(r"Sdk=\"Microsoft\.NET\.Sdk\.(Web|Razor)\"", t)]
         wasm = [p for p, t in texts.items() if "Microsoft.NET.Sdk.BlazorWebAssembly" in t]
         exe = [p for p, t in texts.items() if "<OutputType>Exe</OutputType>" in t]
-        chosen = (web or wasm or exe or projects or [None])[0]
+        chosen = next(iter(web or wasm or exe or projects), None)
         if chosen is None:
             sln = src.glob("*.sln", max_depth=0)
             note(det, sln[0] if sln else "global.json", "a .NET solution without a project file", W_MANIFEST // 2)

@@ -82,9 +82,9 @@ class GoProvider:
             note(det, "go.mod", f"go.mod asks for Go {m.group(1)}", W_VERSION)
         mods = requires(gomod)
         default_port = 8080
-        for prefix, fw, port in FRAMEWORKS:
+        for prefix, fw, fw_port in FRAMEWORKS:
             if any(mod.startswith(prefix) for mod in mods):
-                det.framework, default_port = fw, port
+                det.framework, default_port = fw, fw_port
                 note(det, "go.mod", f"requires {prefix}", W_FRAMEWORK)
                 break
         for prefix, service in DEP_SERVICES:

@@ -404,10 +404,20 @@ def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: l
         _django(src, det, deps)
         return
     # A module-level `app = create_app()` (wsgi.py) is an app object too, and beats the factory itself.
-    ctor = {"fastapi": "FastAPI|create_app|get_application|get_app|make_app", "flask": "Flask|create_app|make_app", "starlette": "Starlette", "litestar": "Litestar",
-            "quart": "Quart", "sanic": "Sanic", "dash": "Dash", "falcon": r"App|API|asgi\.App",
-            "aiohttp": r"web\.Application|Application", "bottle": "Bottle", "pyramid": "Configurator",
-            "tornado": r"(?:tornado\.)?web\.Application|Application"}.get(fw or "")
+    ctor = {
+        "fastapi": "FastAPI|create_app|get_application|get_app|make_app",
+        "flask": "Flask|create_app|make_app",
+        "starlette": "Starlette",
+        "litestar": "Litestar",
+        "quart": "Quart",
+        "sanic": "Sanic",
+        "dash": "Dash",
+        "falcon": r"App|API|asgi\.App",
+        "aiohttp": r"web\.Application|Application",
+        "bottle": "Bottle",
+        "pyramid": "Configurator",
+        "tornado": r"(?:tornado\.)?web\.Application|Application",
+    }.get(fw or "")
     if fw in ("streamlit", "gradio", "chainlit"):
         _script_framework(src, det, fw, files)
         return

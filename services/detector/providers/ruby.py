@@ -62,7 +62,9 @@ class RubyProvider:
             if m and m.group(1) == adapter:
                 add_service(det, service, "config/database.yml", f"database.yml uses the {adapter} adapter")
         if det.framework in ("jekyll", "middleman"):
-            det.build_command = "bundle exec jekyll build" if det.framework == "jekyll" else "bundle exec middleman build"
+            det.build_command = (
+                "bundle exec jekyll build" if det.framework == "jekyll" else "bundle exec middleman build"
+            )
             det.output_dir = "_site" if det.framework == "jekyll" else "build"
             det.internal_port = 80
             return det

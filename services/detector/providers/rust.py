@@ -61,9 +61,9 @@ class RustProvider:
             deps.update(as_dict(cargo.get(key)))
         deps.update(as_dict(as_dict(cargo.get("workspace")).get("dependencies")))
         default_port = 8080
-        for dep, fw, port in FRAMEWORKS:
+        for dep, fw, fw_port in FRAMEWORKS:
             if dep in deps:
-                det.framework, default_port = fw, port
+                det.framework, default_port = fw, fw_port
                 note(det, "Cargo.toml", f"depends on {dep}", W_FRAMEWORK)
                 break
         for dep, spec in deps.items():

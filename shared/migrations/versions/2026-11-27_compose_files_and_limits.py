@@ -18,8 +18,15 @@ depends_on = None
 
 def upgrade() -> None:
     # Relative to the app directory, in `docker compose -f` order; Portside's own file comes last.
-    op.add_column("deployments", sa.Column(
-        "compose_files", postgresql.JSONB(), server_default=sa.text("'[\".deployment/docker-compose.yml\"]'::jsonb"), nullable=False))
+    op.add_column(
+        "deployments",
+        sa.Column(
+            "compose_files",
+            postgresql.JSONB(),
+            server_default=sa.text("'[\".deployment/docker-compose.yml\"]'::jsonb"),
+            nullable=False,
+        ),
+    )
     op.add_column("deployments", sa.Column("app_service", sa.String(128), server_default="app", nullable=False))
     op.add_column("deployments", sa.Column("image_size_bytes", sa.BigInteger()))
     op.add_column("deployments", sa.Column("previous_image_tag", sa.String(255)))
@@ -28,5 +35,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for column in ("memory_limit", "cpu_limit", "previous_image_tag", "image_size_bytes", "app_service", "compose_files"):
+    for column in (
+        "memory_limit",
+        "cpu_limit",
+        "previous_image_tag",
+        "image_size_bytes",
+        "app_service",
+        "compose_files",
+    ):
         op.drop_column("deployments", column)

@@ -61,7 +61,9 @@ def test_compose_policy_allows_named_volumes_and_paths_inside_the_repository() -
 
 
 def test_dockerfile_policy_checks_every_base_image_but_not_stage_names() -> None:
-    text = "ARG BASE=python:3.12-slim\nFROM ${BASE} AS build\nRUN echo\nFROM build\nFROM quay.io/x/y:1\nFROM evil.io/x:1\n"
+    text = (
+        "ARG BASE=python:3.12-slim\nFROM ${BASE} AS build\nRUN echo\nFROM build\nFROM quay.io/x/y:1\nFROM evil.io/x:1\n"
+    )
     with pytest.raises(PortsideError) as info:
         check_dockerfile_policy(parse_dockerfile(text), ALLOWED)
     assert info.value.code == ErrorCode.POLICY_VIOLATION and info.value.message.startswith("line 6:")
@@ -86,7 +88,9 @@ def test_hadolint_errors_block_generated_files_and_only_warn_on_own_files() -> N
     assert any("DL3008" in w for w in warnings) and all(w.startswith("line ") for w in warnings)
     with pytest.raises(PortsideError) as info:
         check_dockerfile("FROM python:3.12-slim\nWORKDIR app\nUSER app\n", ALLOWED, strict_lint=True)
-    assert info.value.code == ErrorCode.LINT_FAILED and "line 2" in info.value.message and "DL3000" in info.value.message
+    assert (
+        info.value.code == ErrorCode.LINT_FAILED and "line 2" in info.value.message and "DL3000" in info.value.message
+    )
     # A repository's or a user's own file: the same finding is a warning, never a refusal.
     own = check_dockerfile("FROM python:3.12-slim\nWORKDIR app\nUSER app\n", ALLOWED)
     assert any("DL3000" in w for w in own)
@@ -94,9 +98,11 @@ def test_hadolint_errors_block_generated_files_and_only_warn_on_own_files() -> N
 
 def test_check_compose_runs_docker_compose_config(tmp_path: Path) -> None:
     with pytest.raises(PortsideError) as info:
-        check_compose(Settings(), "services:\n  app:\n    image: nginx:stable\n    depends_on: [missing]\n", app_dir=tmp_path)
+        check_compose(Settings(), "services:\n  app:\n    image: nginx:stable\n    depends_on: [missing]\n",
+                      owner=Owner("p", 1), repo_root=tmp_path, app_dir=tmp_path)
     assert info.value.code == ErrorCode.INVALID_COMPOSE and "docker compose" in info.value.message
-    check_compose(Settings(), render_compose(owner=Owner("p", 1), repo_name="r", port=80, services=["redis"]), app_dir=tmp_path)
+    check_compose(Settings(), render_compose(owner=Owner("p", 1), repo_name="r", port=80, services=["redis"]),
+                  owner=Owner("p", 1), repo_root=tmp_path, app_dir=tmp_path)
 
 
 def test_override_publishes_the_app_and_labels_their_services(tmp_path: Path) -> None:
@@ -112,13 +118,32 @@ def test_override_publishes_the_app_and_labels_their_services(tmp_path: Path) ->
     assert doc["volumes"]["pg"]["labels"]["org.portside.instance"] == "p"
     assert doc["networks"]["default"]["name"] == "p-9"
     # Compose itself accepts the pair, and the policy checks their file too.
-    check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"])
-    (tmp_path / "docker-compose.yml").write_text(theirs.replace("image: postgres:16", "image: postgres:16\n    privileged: true"))
+    checked = check_compose(
+        Settings(),
+        override.text,
+        app_service="web",
+        app_dir=tmp_path,
+        before=["docker-compose.yml"],
+        owner=Owner("p", 9),
+        repo_root=tmp_path,
+    )
+    # Only the assigned host port stays published; the database's fixed port is gone from what runs.
+    assert "ports" not in checked.model["services"]["db"] or checked.model["services"]["db"]["ports"] == []
+    assert [p["published"] for p in checked.model["services"]["web"]["ports"]] == ["20000"]
+    (tmp_path / "docker-compose.yml").write_text(
+        theirs.replace("image: postgres:16", "image: postgres:16\n    privileged: true")
+    )
     with pytest.raises(PortsideError, match="docker-compose.yml: line 8"):
-        check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"])
+        check_compose(Settings(), override.text, app_service="web", app_dir=tmp_path, before=["docker-compose.yml"],
+                      owner=Owner("p", 9), repo_root=tmp_path)
 
 
 def test_pick_app_service_prefers_the_one_built_from_the_repository() -> None:
-    doc = {"services": {"db": {"image": "postgres", "ports": ["5432"]}, "api": {"build": {"context": "."}, "expose": ["9000"]}}}
+    doc = {
+        "services": {
+            "db": {"image": "postgres", "ports": ["5432"]},
+            "api": {"build": {"context": "."}, "expose": ["9000"]},
+        }
+    }
     assert pick_app_service(doc, 3000) == ("api", 9000)
     assert pick_app_service({"services": {"a": {"image": "x"}}}, 3000) == ("a", 3000)

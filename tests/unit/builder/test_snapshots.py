@@ -55,7 +55,11 @@ def test_generated_files_match_snapshot(name: str) -> None:
 
 
 def test_every_snapshot_has_a_fixture() -> None:
-    stale = sorted(p.name for p in SNAPSHOTS.iterdir() if p.is_dir() and p.name not in FIXTURES) if SNAPSHOTS.is_dir() else []
+    stale = (
+        sorted(p.name for p in SNAPSHOTS.iterdir() if p.is_dir() and p.name not in FIXTURES)
+        if SNAPSHOTS.is_dir()
+        else []
+    )
     assert stale == [], f"snapshots without a fixture repo: {stale}; delete them"
 
 

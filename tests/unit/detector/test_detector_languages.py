@@ -17,10 +17,16 @@ def test_go_requires_reads_single_and_block_directives() -> None:
     assert requires(gomod) == ["github.com/a/b", "github.com/gin-gonic/gin", "golang.org/x/net"]
 
 
-@pytest.mark.parametrize(("code", "port"), [
-    ('r.Run(":8080")', 8080), ('http.ListenAndServe(":9001", mux)', 9001), ('e.Start(":1323")', 1323),
-    ('port := os.Getenv("PORT")\nif port == "" {\n\tport = "7000"\n}', 7000), ('srv := &http.Server{Addr: ":8443"}', 8443),
-])
+@pytest.mark.parametrize(
+    ("code", "port"),
+    [
+        ('r.Run(":8080")', 8080),
+        ('http.ListenAndServe(":9001", mux)', 9001),
+        ('e.Start(":1323")', 1323),
+        ('port := os.Getenv("PORT")\nif port == "" {\n\tport = "7000"\n}', 7000),
+        ('srv := &http.Server{Addr: ":8443"}', 8443),
+    ],
+)
 def test_go_port_in_code(code: str, port: int) -> None:
     assert port_in_go(code) == port
 

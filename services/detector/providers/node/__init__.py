@@ -95,7 +95,7 @@ class NodeProvider:
         det.package_manager = detect_package_manager(src, pkg, det)
         det.runtime_version = detect_node_version(src, pkg, det)
         deps = all_deps(pkg)
-        scripts = pkg.get("scripts") if isinstance(pkg.get("scripts"), dict) else {}
+        scripts = scripts if isinstance(scripts := pkg.get("scripts"), dict) else {}
         scripts = {str(k): str(v) for k, v in scripts.items()}
         for dep, service in DEP_SERVICES.items():
             if dep in deps:
@@ -198,7 +198,7 @@ class NodeProvider:
             out = posixpath.normpath(posixpath.join(root.group(1) if root else ".", m.group(1) if m else "dist"))
             return out
         if fid == "angular":
-            ang = src.read_json("angular.json") if src.has_file("angular.json") else None
+            ang: Any = src.read_json("angular.json") if src.has_file("angular.json") else None
             try:
                 project = next(iter(ang["projects"].values()))
                 out = project["architect"]["build"]["options"]["outputPath"]

@@ -41,7 +41,7 @@ def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection)
         _, path, pm = depth_best
         note(det, path, f"{path.rsplit('/', 1)[-1]} is the lockfile: {pm}", W_LOCKFILE)
         return pm
-    engines = pkg.get("engines") if isinstance(pkg.get("engines"), dict) else {}
+    engines = engines if isinstance(engines := pkg.get("engines"), dict) else {}
     for pm in ("pnpm", "yarn", "bun"):
         if pm in engines:
             note(det, "package.json", f"engines names {pm}")
