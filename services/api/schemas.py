@@ -68,6 +68,10 @@ class GenerateRequest(BaseModel):
     memory_limit: str | None = Field(
         default=None, pattern=r"^[1-9][0-9]*[bkmg]$", description="Memory the app may use, e.g. 512m or 2g"
     )
+    use_repo_dockerfile: bool = Field(
+        default=True,
+        description="false: ignore the repository's own Dockerfile / compose file and build from Portside's own plan",
+    )
 
     @model_validator(mode="after")
     def _one_host_port(self) -> GenerateRequest:

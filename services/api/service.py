@@ -160,6 +160,7 @@ async def generate(
     session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, *,
     app_path: str, stack: str | None, port: int | None, internal_port: int | None,
     cpu_limit: float | None = None, memory_limit: str | None = None, user: User | None = None,
+    use_repo_dockerfile: bool = True,
 ) -> Deployment:
     """`port` is the host port to publish on (None: a free one at deploy time), `internal_port` the port the
     app listens on in the container (None: the detected one)."""
@@ -180,7 +181,8 @@ async def generate(
     await record_event(session, deployment.id, S.GENERATING, "generating files")
     await session.commit()
     _, event = await bus.request(
-        Subject.GENERATE_REQUESTED, GenerateRequested(deployment_id=deployment.id),
+        Subject.GENERATE_REQUESTED,
+        GenerateRequested(deployment_id=deployment.id, use_repo_dockerfile=use_repo_dockerfile),
         answers=(Subject.GENERATE_COMPLETED, Subject.GENERATE_FAILED),
     )
     if isinstance(event, Failure):
@@ -254,7 +256,8 @@ async def deploy(
             ErrorCode.INVALID_STATE,
             f"Deployment {deployment_id} is {deployment.status}; wait until it finishes or stop it first.",
         )
-    await _preflight_or_error(session, bus.settings, deployment)
+    await _preflight_or_error(session, bus.settings, deployment, dockerfile=deployment.dockerfile_content,
+                              compose=deployment.compose_content)
     result = await transition(session, deployment_id, S.QUEUED, "deploy requested")
     if not result.applied:
         raise PortsideError(
@@ -276,13 +279,18 @@ async def deploy(
     return deployment
 
 
-async def _preflight_or_error(session: AsyncSession, settings: Settings, deployment: Deployment) -> None:
-    """Engine, disk, repository and port checks; a failure leaves the deployment in `error` with the code."""
+async def _preflight_or_error(
+    session: AsyncSession, settings: Settings, deployment: Deployment, dockerfile: str | None = None,
+    compose: str | None = None,
+) -> None:
+    """Engine, disk, repository, port and (before a build) base-image checks; a failure leaves the deployment in
+    `error` with the code."""
     repo = await get_repository(session, deployment.repository_id)
     holds_port = deployment.assigned_port == deployment.requested_port and S(deployment.status) in PORT_HOLDING
     requested = None if holds_port else deployment.requested_port
     try:
-        await anyio.to_thread.run_sync(preflight, settings, Path(repo.path) / deployment.app_path, requested)
+        await anyio.to_thread.run_sync(preflight, settings, Path(repo.path) / deployment.app_path, requested,
+                                       dockerfile, repo.id, compose)
     except PortsideError as exc:
         await transition(session, deployment.id, S.ERROR, exc.message, error_code=exc.code)
         await session.commit()

@@ -6,19 +6,22 @@ change reuses the dependency layer), and the lockfile-exact install command."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import posixpath
 import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from shared.detection import Detection
 from shared.source import SourceTree
 
-# Used when the repository names no version: current LTS / stable lines that have official images.
+# Used when the repository names no version: current LTS / stable lines that have official images. Python 3.11:
+# the newest line whose wheels every 2023-era pin still has, and one Debian ships as it is (no stand-in).
 DEFAULT_VERSIONS = {
-    "python": "3.12", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
+    "python": "3.11", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
     "php": "8.4", "ruby": "3.3", "elixir": "1.17", "deno": "2.1.4",
 }
 DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
@@ -45,6 +48,15 @@ PYTHON_MANIFESTS = [
 PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
 SHELL_CHARS = "$&|;<>*`()"
+# The runtime lines a plan may name in FROM, per stack: each exists on Docker Hub, and `make images`
+# (deploy/base-images/build.sh) builds every one of them where no registry answers. Any other requested line
+# becomes the nearest newer one here (or the newest), and the plan says so.
+IMAGE_VERSIONS = {
+    "python": ["3.11", "3.12", "3.13"],
+    "node": ["18", "20", "22", "24"],
+    "go": ["1.22", "1.23", "1.24"],
+    "php": ["8.4"],
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,11 @@ class BuildPlan:
     runtime_packages: list[str] = field(default_factory=list)
     # Lines the template puts in the header: what Portside assumed and how to change it.
     notes: list[str] = field(default_factory=list)
+    # A Node app inside a workspace (npm/yarn/pnpm workspaces, nx, turbo): the build context is the workspace root
+    # (`workspace_root`, relative to the app directory, e.g. "../.."), dependencies install there, and the app
+    # builds and runs in `workspace_app` (its path from the workspace root, e.g. "apps/web").
+    workspace_root: str = ""
+    workspace_app: str = ""
 
     @property
     def cmd_json(self) -> str:
@@ -99,6 +116,23 @@ def _major_minor(version: str | None, default: str) -> str:
     if not digits or not digits[0].isdigit():
         return default
     return ".".join(digits[:2]) if len(digits) > 1 and digits[1].isdigit() else digits[0]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def image_version(stack: str, requested: str, notes: list[str]) -> str:
+    """`requested` when a base image of that line exists, else the nearest newer line (the newest as a last
+    resort), with a note saying which."""
+    lines = IMAGE_VERSIONS.get(stack)
+    if not lines or requested in lines:
+        return requested
+    newer = [v for v in lines if _version_key(v) >= _version_key(requested)]
+    chosen = newer[0] if newer else lines[-1]
+    notes.append(f"{stack} {requested} has no base image here: using {chosen}, the nearest "
+                 f"{'newer' if newer else 'available'} line that has one.")
+    return chosen
 
 
 def _read(app_dir: Path, name: str) -> str:
@@ -161,7 +195,8 @@ def _python(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         pm, manifests = "pip-project", ["pyproject.toml"]
     else:
         pm, manifests = "pip-none", []
-    notes = []
+    notes: list[str] = []
+    version = image_version("python", version, notes)
     if pm in ("pip-project",):
         notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
     text = "\n".join(_read(app_dir, m).lower() for m in present if not m.endswith(".lock"))
@@ -226,7 +261,63 @@ def _resolve_script(command: str, package: dict) -> str:
     return script.strip()
 
 
+def _workspace_of(d: Detection, app_dir: Path) -> tuple[Path, str] | None:
+    """The workspace root above the app (inside the repository) whose workspace globs include the app, and the
+    app's path from it; None for an app that is not a workspace member."""
+    depth = len(PurePosixPath(d.app_path).parts) if d.app_path not in ("", ".") else 0
+    here = app_dir
+    for _ in range(depth):
+        here = here.parent
+        rel = app_dir.relative_to(here).as_posix()
+        globs: list[str] = []
+        workspaces = _package_json(here).get("workspaces")
+        if isinstance(workspaces, dict):
+            workspaces = workspaces.get("packages")
+        if isinstance(workspaces, list):
+            globs += [g for g in workspaces if isinstance(g, str)]
+        globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", _read(here, "pnpm-workspace.yaml"), re.MULTILINE)
+        if any(fnmatch.fnmatch(rel, g.rstrip("/").removeprefix("./")) for g in globs):
+            return here, rel
+    return None
+
+
+def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str) -> BuildPlan:
+    """Install at the workspace root (its lockfile decides the package manager), build and run in the app's
+    directory, so workspace packages (`"@acme/ui": "workspace:*"`) resolve like they do on a laptop."""
+    lock = next(((pm, f) for pm, files in NODE_LOCKFILES.items() for f in files if (root / f).is_file()), None)
+    pm = lock[0] if lock else (d.package_manager or "npm")
+    if pm == "yarn" and "__metadata:" in _read(root, "yarn.lock"):
+        pm = "yarn-berry"
+    member = app_dir.relative_to(root).as_posix()
+    notes = [(f"Workspace: dependencies install at the workspace root ({member} is one of its members); the app "
+              "builds and runs in its own directory.")]
+    if lock is None:
+        notes.append("No lockfile at the workspace root: dependencies resolve at build time.")
+    package = _package_json(app_dir)
+    major = image_version("node", _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
+    static = d.output_dir is not None and not d.start_command
+    start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
+    if start:
+        start = _resolve_script(start, package)
+    build = d.build_command
+    if d.framework == "sveltekit" and build and not static:
+        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
+    output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static else None
+    if output is not None and output.startswith(".."):
+        raise ValueError(f"The app's build writes to {d.output_dir}, outside the workspace; set its outDir inside it.")
+    return BuildPlan(
+        "node", d.framework, pm, major, port, start, build, [], template="node/workspace.Dockerfile.j2",
+        install=_node_install(pm, lock is not None, production_only=False),
+        output_dir=output, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
+        locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.as_posix(), app_dir.as_posix()),
+        workspace_app=rel,
+    )
+
+
 def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
+    workspace = _workspace_of(d, app_dir)
+    if workspace is not None:
+        return _workspace_node(d, app_dir, port, *workspace)
     package = _package_json(app_dir)
     pm = d.package_manager or "npm"
     lock = _read(app_dir, "yarn.lock")
@@ -245,6 +336,13 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
             f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
         )
     major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
+    engines = package.get("engines") if isinstance(package.get("engines"), dict) else {}
+    spec = engines.get("node") if isinstance(engines.get("node"), str) else ""
+    if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == _major_minor(spec, major) \
+            and _version_key(major) < _version_key(DEFAULT_VERSIONS["node"]):
+        # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
+        major = DEFAULT_VERSIONS["node"]
+    major = image_version("node", major, notes)
     static = d.output_dir is not None and not d.start_command
     start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
     if start:
@@ -252,6 +350,8 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     config = " ".join(_read(app_dir, n) for n in ("next.config.js", "next.config.mjs", "next.config.ts"))
     standalone = d.framework == "next" and "standalone" in config
     build = d.build_command
+    if d.framework == "sveltekit" and build and not static:
+        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
     template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
     return BuildPlan(
         "node",
@@ -271,6 +371,25 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         locked=locked,
         notes=notes,
     )
+
+
+SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
+
+
+def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, notes: list[str]) -> str:
+    """SvelteKit's adapter-auto only knows hosting platforms; in a container it writes no server. The build
+    swaps in adapter-node (same `adapter()` call), whose `build/` is what `node build` runs."""
+    names = ("svelte.config.js", "svelte.config.mjs", "svelte.config.ts")
+    config = next((n for n in names if (app_dir / n).is_file()), None)
+    deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})}
+    if config is None or "@sveltejs/adapter-auto" not in _read(app_dir, config) or "@sveltejs/adapter-node" in deps:
+        return build
+    add = {"pnpm": "pnpm add --save-dev", "yarn": "yarn add --dev", "bun": "bun add --dev"}.get(
+        pm, "npm install --no-save --no-audit --no-fund")
+    notes.append("svelte.config uses adapter-auto, which writes no server in a container: the build uses "
+                 "@sveltejs/adapter-node instead (add it to devDependencies and the config to make that explicit).")
+    swap = f"sed -i 's#@sveltejs/adapter-auto#@sveltejs/adapter-node#' {config}"
+    return f"{add} {SVELTEKIT_ADAPTER_NODE} && {swap} && {build}"
 
 
 # ---- Static sites ------------------------------------------------------------------------------------------
@@ -296,10 +415,15 @@ def _go(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         rest = words[words.index("-o") + 2:]
         target = next((w for w in rest if not w.startswith("-")), ".")
     manifests = [m for m in ("go.mod", "go.sum") if (app_dir / m).is_file()]
+    notes: list[str] = []
+    version = image_version("go", version, notes)
     if "go.mod" not in manifests:
-        raise ValueError("No go.mod found; run `go mod init` and commit go.mod (and go.sum).")
+        # A main package without a module: the build makes one (`go mod init`), which only works for code that
+        # imports the standard library alone, like `go run main.go` does.
+        notes.append("No go.mod: the build runs `go mod init app`. Commit go.mod (and go.sum) to pin dependencies.")
     return BuildPlan("go", d.framework, "go", version, port, "/usr/local/bin/app", d.build_command, manifests,
-                     template="go/Dockerfile.j2", target=target, artifact="app")
+                     template="go/Dockerfile.j2", target=target, artifact="app", locked="go.mod" in manifests,
+                     notes=notes)
 
 
 # ---- Rust --------------------------------------------------------------------------------------------------
@@ -370,7 +494,8 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
 # ---- PHP ---------------------------------------------------------------------------------------------------
 
 def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"])
+    notes: list[str] = []
+    version = image_version("php", _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"]), notes)
     composer = (app_dir / "composer.json").is_file()
     locked = (app_dir / "composer.lock").is_file()
     manifests = ["composer.json", *(["composer.lock"] if locked else [])] if composer else []
@@ -379,7 +504,8 @@ def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     docroot = match[1] if match else ("public" if (app_dir / "public").is_dir() else ".")
     assets = bool(d.build_command) and (app_dir / "package.json").is_file()
     node_locks = [f for f in NODE_LOCKFILES["npm"] if (app_dir / f).is_file()]
-    notes = ["PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; for heavy traffic put php-fpm behind nginx."]
+    notes.append("PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; "
+                 "for heavy traffic put php-fpm behind nginx.")
     return BuildPlan(
         "php", d.framework, "composer" if composer else "none", version, port,
         f"php -S 0.0.0.0:{port} -t {docroot}", d.build_command if assets else None, manifests,

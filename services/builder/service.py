@@ -119,9 +119,11 @@ def generate_files(
     memory: str | None = None,
     password: Callable[[], str] = new_password,
     repo_root: Path | None = None,
+    use_repo_files: bool = True,
 ) -> GeneratedFiles:
     """Raises ValueError with a user-facing sentence when no Dockerfile can be generated. Reads the repository
-    only through SourceTree, confined to `repo_root` (the app directory when not given)."""
+    only through SourceTree, confined to `repo_root` (the app directory when not given). `use_repo_files=False`
+    ignores the repository's own Dockerfile and compose file: Portside's plan builds the app."""
     # The repository's own compose file at the directory asked for wins (in a monorepo it usually runs every app);
     # otherwise, in a monorepo, the primary app's directory is what gets built.
     notes: list[str] = []
@@ -131,11 +133,15 @@ def generate_files(
         return SourceTree(root, os.path.relpath(directory.resolve(), root))
 
     tree = tree_of(app_dir)
-    if not own_compose(tree) and not own_dockerfile(tree):
-        detection, app_dir, notes = _primary(detection, app_dir)
+    if not use_repo_files and (own_compose(tree) or own_dockerfile(tree)):
+        notes.append("The repository's own Dockerfile / compose file is ignored (use_repo_dockerfile: false): "
+                     "Portside generated both from its own plan.")
+    if not use_repo_files or (not own_compose(tree) and not own_dockerfile(tree)):
+        detection, app_dir, more = _primary(detection, app_dir)
+        notes += more
         tree = tree_of(app_dir)
-    their_dockerfile = own_dockerfile(tree)
-    their_compose = own_compose(tree)
+    their_dockerfile = own_dockerfile(tree) if use_repo_files else None
+    their_compose = own_compose(tree) if use_repo_files else None
     if their_compose:
         text = tree.read_text(their_compose) or ""
         override = render_override(owner, their_compose, text, port_override or detection.internal_port)
@@ -186,12 +192,14 @@ def generate_files(
             + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
     plan = plan_for(detection, app_dir, port_override)
+    # A workspace member builds from the workspace root (its packages and lockfile live there).
+    build_dir = (app_dir / plan.workspace_root).resolve() if plan.workspace_root else app_dir
     return GeneratedFiles(
         dockerfile=render_dockerfile(plan),
         compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=_services(detection),
                                cpus=cpus, memory=memory, password=password),
-        dockerignore=render_dockerignore(app_dir),
-        port=plan.port, notes=notes, app_dir=app_dir,
+        dockerignore=render_dockerignore(build_dir),
+        port=plan.port, notes=notes, app_dir=build_dir,
     )
 
 
@@ -282,6 +290,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                 detection, app_dir, owner=owner, repo_name=deployment.repo_name,
                 port_override=deployment.internal_port, cpus=deployment.cpu_limit, memory=deployment.memory_limit,
                 repo_root=repo_root,
+                use_repo_files=event.use_repo_dockerfile,
             )
             target_dir = made.app_dir or app_dir
             # What Portside writes must pass the same checks as a user's edit.

@@ -186,6 +186,9 @@ def deploy(
     cpus: Annotated[float | None, typer.Option(help="CPU limit for the app, e.g. 0.5")] = None,
     memory: Annotated[str | None, typer.Option(help="memory limit for the app, e.g. 512m")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="follow the logs once running")] = False,
+    generate_own: Annotated[bool, typer.Option(
+        "--generate-own",
+        help="ignore the repository's own Dockerfile / compose file; build from Portside's plan")] = False,
     api: ApiOpt = "",
 ) -> None:
     """Register, detect, generate and deploy, then print the URL."""
@@ -200,7 +203,8 @@ def deploy(
         generated = client.call("POST", f"/api/deployments/generate/{repo['id']}",
                                 json={"app_path": app_path, "port": port if port is not None else host_port,
                                       "internal_port": internal_port,
-                                      "cpu_limit": cpus, "memory_limit": memory})
+                                      "cpu_limit": cpus, "memory_limit": memory,
+                                      "use_repo_dockerfile": not generate_own})
         deployment_id = generated["deployment_id"]
         err().print(f"deployment {deployment_id}: files in {generated.get('docker_path')}; building...")
         result = client.call("POST", f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, timeout=3600)

@@ -169,11 +169,31 @@ def _apply_procfile(src: SourceTree, det: Detection) -> None:
     det.start_command = web
     note(det, "Procfile", f"the Procfile's web process: `{web}`", 10)
     port = port_from_command(web)
+    config = None if port else _gunicorn_config(src, web)
+    if config:
+        # `gunicorn -c gunicorn_config.py app:app`: the port is the config file's `bind`.
+        match = re.search(r"^bind\s*=\s*\[?\s*['\"][^'\"]*:(\d{2,5})['\"]", src.read_text(config) or "", re.MULTILINE)
+        port = int(match[1]) if match else None
     if port:
         det.internal_port = port
-        note(det, "Procfile", f"the web process binds port {port}")
+        note(det, config or "Procfile", f"the web process binds port {port}")
     elif "$PORT" in web or "${PORT" in web:
         note(det, "Procfile", f"the web process binds $PORT (set to {det.internal_port})")
+
+
+def _gunicorn_config(src: SourceTree, command: str) -> str | None:
+    """The config file a gunicorn command reads: `-c FILE` / `--config FILE`, else gunicorn.conf.py if present."""
+    words = command.split()
+    if not words or words[0] != "gunicorn":
+        return None
+    for i, word in enumerate(words):
+        if word in ("-c", "--config") and i + 1 < len(words):
+            name = words[i + 1].removeprefix("python:")
+            return name if src.has_file(name) else None
+        if word.startswith("--config="):
+            name = word.split("=", 1)[1]
+            return name if src.has_file(name) else None
+    return "gunicorn.conf.py" if src.has_file("gunicorn.conf.py") else None
 
 
 def _apply_expose(det: Detection, facts: common.DockerFacts) -> None:

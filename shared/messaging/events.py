@@ -46,6 +46,8 @@ class DetectFailed(Failure):
 # generate
 class GenerateRequested(Event):
     deployment_id: int
+    # False: ignore the repository's own Dockerfile and compose file and build from Portside's plan.
+    use_repo_dockerfile: bool = True
 
 
 class GenerateCompleted(Event):

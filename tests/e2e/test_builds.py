@@ -34,9 +34,11 @@ LABEL = "org.portside.e2e-builds"
 RUN_ID = uuid.uuid4().hex[:8]
 
 # Quick ones (seconds to a minute on 2 cores); the rest are marked slow.
-FAST = ["python-flask", "node-express", "static-html", "go-stdlib", "php-plain", "python-fastapi"]
+FAST = ["python-flask", "node-express", "static-html", "go-stdlib", "go-no-go-mod", "php-plain", "python-fastapi",
+        "python-procfile-gunicorn-config", "monorepo-npm-workspaces-shared"]
 SLOW = ["node-vite-react", "python-uv-fastapi", "python-pipenv-flask", "python-poetry-fastapi", "node-express-yarn",
-        "node-pnpm-fastify", "node-koa", "python-aiohttp", "static-public-dir", "node-next"]
+        "node-pnpm-fastify", "node-koa", "python-aiohttp", "static-public-dir", "node-next", "python-fasthtml-writes",
+        "node-vite-root-src"]
 # Fixtures that are deliberately not built here, each with the reason. The generated Dockerfile may well be right;
 # the registry its dependencies come from is not reachable from these machines.
 NOT_BUILDABLE_HERE = {

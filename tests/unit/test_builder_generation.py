@@ -39,7 +39,7 @@ def test_generate_flask_installs_requirements_before_copying_source() -> None:
     assert copy_requirements < install < copy_all
     assert ("USER", "app") in words
     assert ("EXPOSE", "8000") in words
-    assert words[0] == ("FROM", "python:3.12-slim")
+    assert words[0] == ("FROM", "python:3.11-slim")  # the default line: real on Debian, wheels for old pins
     assert any(w == "HEALTHCHECK" and "python" in a for w, a in words)
     assert "gunicorn" in files.dockerfile
 

@@ -64,6 +64,7 @@ async def generate(
     deployment = await service.generate(
         session, bus, settings, repo_id, app_path=body.app_path, stack=body.stack, port=body.requested_host_port,
         internal_port=body.internal_port, cpu_limit=body.cpu_limit, memory_limit=body.memory_limit, user=user,
+        use_repo_dockerfile=body.use_repo_dockerfile,
     )
     return Envelope(data=GenerateResult(
         deployment_id=deployment.id, dockerfile=deployment.dockerfile_content or "",

@@ -34,7 +34,8 @@ ENTRY_HINTS = ("manage.py", "app.py", "main.py", "wsgi.py", "asgi.py", "streamli
 # Framework dependency -> framework id, most specific first: a Django app may list starlette, a FastAPI app
 # lists starlette, a Dash app is a Flask app underneath.
 FRAMEWORKS = (
-    ("django", "django"), ("fastapi", "fastapi"), ("streamlit", "streamlit"), ("gradio", "gradio"),
+    ("django", "django"), ("fastapi", "fastapi"), ("python-fasthtml", "fasthtml"), ("streamlit", "streamlit"),
+    ("gradio", "gradio"),
     ("dash", "dash"), ("flask", "flask"), ("litestar", "litestar"), ("sanic", "sanic"), ("quart", "quart"),
     ("starlette", "starlette"), ("aiohttp", "aiohttp"), ("tornado", "tornado"), ("falcon", "falcon"),
     ("pyramid", "pyramid"), ("bottle", "bottle"), ("chainlit", "chainlit"),
@@ -292,6 +293,18 @@ def find_app_object(src: SourceTree, files: list[str], ctor: str, factory: bool 
     return found_factory
 
 
+_FASTHTML_APP = re.compile(r"^(\w+)\s*(?:,\s*\w+\s*)*=\s*(?:fast_app|FastHTML)\(", re.MULTILINE)
+
+
+def _fasthtml_app(src: SourceTree, files: list[str]) -> AppObject | None:
+    for f in files:
+        m = _FASTHTML_APP.search(src.read_text(f) or "")
+        if m:
+            mod, chdir = module_of(f)
+            return AppObject(f, mod, f"{mod}:{m.group(1)}", chdir, False)
+    return None
+
+
 _CODE_PORT = (
     re.compile(r"\bport\s*=\s*int\(\s*os\.(?:environ\.get|getenv)\(\s*['\"]PORT['\"]\s*,\s*['\"]?(\d{2,5})"),
     re.compile(r"\bos\.(?:environ\.get|getenv)\(\s*['\"]PORT['\"]\s*,\s*['\"]?(\d{2,5})"),
@@ -410,6 +423,10 @@ def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: l
         return
     app = find_app(src, ctor, factory=fw in ("flask", "quart", "aiohttp", "fastapi", "starlette", "litestar")) \
         if ctor else None
+    if fw == "fasthtml":
+        # `app, rt = fast_app()` (or `app = FastHTML()`): an ASGI app, which its own `serve()` only runs in
+        # development (`python main.py` exits with "run this app with uvicorn main:app" in some of them).
+        app = _fasthtml_app(src, files)
     if app is None and fw is None:
         # No framework dependency: a Flask/FastAPI app whose manifest is missing still shows its app object.
         for guess, guess_ctor in (("fastapi", "FastAPI"), ("flask", "Flask")):
@@ -434,7 +451,7 @@ def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: l
         if "gunicorn" not in deps:
             note(det, app.file, "gunicorn is not a dependency: the image must install it")
         return
-    if app and (fw in ("fastapi", "starlette", "litestar", "quart") or is_asgi_falcon):
+    if app and (fw in ("fastapi", "starlette", "litestar", "quart", "fasthtml") or is_asgi_falcon):
         det.start_command = _uvicorn(app.target, port, app.chdir)
         note(det, app.file, f"{fw} is ASGI: served by uvicorn on {app.target}")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
@@ -190,8 +191,12 @@ class NodeProvider:
         if fw.output_dir is None:
             return None
         if fid in ("vite", "vue") and self._config_text(src, "vite.config"):
-            m = re.search(r"outDir\s*:\s*['\"]([^'\"]+)['\"]", self._config_text(src, "vite.config"))
-            return m.group(1).removeprefix("./") if m else "dist"
+            cfg = self._config_text(src, "vite.config")
+            m = re.search(r"outDir\s*:\s*['\"]([^'\"]+)['\"]", cfg)
+            # Vite resolves outDir against `root` (default: the app directory): `root: "./src"` + "../dist" is dist.
+            root = re.search(r"\broot\s*:\s*['\"]([^'\"]+)['\"]", cfg)
+            out = posixpath.normpath(posixpath.join(root.group(1) if root else ".", m.group(1) if m else "dist"))
+            return out
         if fid == "angular":
             ang: Any = src.read_json("angular.json") if src.has_file("angular.json") else None
             try:
