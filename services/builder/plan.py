@@ -302,7 +302,7 @@ def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str
     build = d.build_command
     if d.framework == "sveltekit" and build and not static:
         build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
-    output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static else None
+    output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static and d.output_dir else None
     if output is not None and output.startswith(".."):
         raise ValueError(f"The app's build writes to {d.output_dir}, outside the workspace; set its outDir inside it.")
     return BuildPlan(
@@ -336,8 +336,10 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
             f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
         )
     major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
-    engines = package.get("engines") if isinstance(package.get("engines"), dict) else {}
-    spec = engines.get("node") if isinstance(engines.get("node"), str) else ""
+    engines_field = package.get("engines")
+    engines: dict = engines_field if isinstance(engines_field, dict) else {}
+    node_spec = engines.get("node")
+    spec: str = node_spec if isinstance(node_spec, str) else ""
     if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == _major_minor(spec, major) \
             and _version_key(major) < _version_key(DEFAULT_VERSIONS["node"]):
         # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
