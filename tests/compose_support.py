@@ -93,6 +93,9 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
         # Fixtures are cloned from a git daemon on this host (a private address).
         "PORTSIDE_ALLOW_PRIVATE_NETWORKS": "true",
         "PORTSIDE_READY_TIMEOUT_SECONDS": "120",
+        # Every test request comes from one address.
+        "PORTSIDE_DEPLOYS_PER_MINUTE": "100000",
+        "PORTSIDE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
         **(extra_env or {}),
     }
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
@@ -102,11 +105,13 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
         stack.compose("up", "-d")
         for service in SERVICES:
             stack.wait_healthy(engine, service, 1)
+        stack.system.sign_up()
         yield stack
     finally:
         try:
-            for row in httpx.get(f"{url}/api/deployments", timeout=10).json().get("data", []):
-                httpx.post(f"{url}/api/deployments/{row['id']}/stop", params={"wait": "true"}, timeout=180)
+            client = stack.system.client
+            for row in client.get("/api/deployments", timeout=10).json().get("data", []):
+                client.post(f"/api/deployments/{row['id']}/stop", params={"wait": "true"}, timeout=180)
         except (httpx.HTTPError, ValueError):
             pass
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
