@@ -268,11 +268,15 @@ def test_a_member_pulls_and_deletes_their_repository_over_http(
     assert pulled.json()["data"]["id"] == repo["id"]
     assert (clone / "NEWS.md").read_text() == "pulled over http\n"
 
+    generated = owner.post(f"/api/deployments/generate/{repo['id']}", json={})
+    assert generated.status_code == 200, generated.text
+    deployment_id = generated.json()["data"]["deployment_id"]
     assert viewer.delete(f"/api/repositories/{repo['id']}").status_code == 403
     assert other.delete(f"/api/repositories/{repo['id']}").status_code == 404
     deleted = owner.delete(f"/api/repositories/{repo['id']}")
     assert deleted.status_code == 200 and deleted.json()["data"] == {"deleted": True}
-    assert not clone.exists()
+    assert not clone.exists() and source.is_dir()
+    assert owner.get(f"/api/deployments/{deployment_id}").json()["error_code"] == "DEPLOYMENT_NOT_FOUND"
     gone = owner.get(f"/api/repositories/{repo['id']}")
     assert gone.status_code == 404 and set(gone.json()) >= {"detail", "error_code"}
 
