@@ -10,12 +10,34 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 T = TypeVar("T")
 
 
+def _no_nul(value: object) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text may not contain NUL characters (\\u0000)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+
+
+class RequestBody(BaseModel):
+    """Every request body: PostgreSQL cannot store a NUL character, so one is a 422 here, never a 500 later."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def refuse_nul_characters(cls, data: object) -> object:
+        _no_nul(data)
+        return data
+
+
 class Envelope(BaseModel, Generic[T]):
     success: bool = True
     data: T
 
 
-class RepositoryCreate(BaseModel):
+class RepositoryCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     path: str | None = Field(default=None, description="Absolute path of a local directory")
@@ -41,13 +63,13 @@ class RepositoryPublic(BaseModel):
     created_at: datetime
 
 
-class DetectRequest(BaseModel):
+class DetectRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     app_path: str = ""
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     stack: str | None = Field(default=None, description="Override the detected stack")
@@ -92,7 +114,7 @@ class GenerateResult(BaseModel):
     docker_path: str | None
 
 
-class FilesUpdate(BaseModel):
+class FilesUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     dockerfile: str | None = None
@@ -204,7 +226,7 @@ Password = Annotated[str, Field(min_length=8, max_length=1024)]
 RoleName = Literal["admin", "member", "viewer"]
 
 
-class UserRegister(BaseModel):
+class UserRegister(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
@@ -215,7 +237,7 @@ class UserCreate(UserRegister):
     role: RoleName = "member"
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     role: RoleName | None = None
@@ -233,14 +255,14 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(max_length=512)
@@ -252,7 +274,7 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
 
 
-class ApiTokenCreate(BaseModel):
+class ApiTokenCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
@@ -291,7 +313,7 @@ class AuditEventPublic(BaseModel):
 EnvKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-class EnvVarIn(BaseModel):
+class EnvVarIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     key: EnvKey
@@ -311,7 +333,7 @@ class EnvVarPublic(BaseModel):
     build: bool
 
 
-class EnvUpdate(BaseModel):
+class EnvUpdate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     variables: list[EnvVarIn] = Field(max_length=500)
