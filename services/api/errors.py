@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INVALID_COMPOSE: 422,
     ErrorCode.UNSUPPORTED_STACK: 422,
     ErrorCode.GIT_CLONE_FAILED: 422,
+    ErrorCode.GIT_PULL_FAILED: 422,
     ErrorCode.VALIDATION_ERROR: 422,
     ErrorCode.LINT_FAILED: 422,
     ErrorCode.POLICY_VIOLATION: 422,

@@ -92,16 +92,18 @@ def _size_bytes(path: Path) -> int:
     return total
 
 
-def clone(target: Target, branch: str | None, dest: Path, settings: Settings) -> None:
-    """`git clone --depth 1` into `dest`, stopped (and removed) past PORTSIDE_MAX_REPO_MB or
-    PORTSIDE_CLONE_TIMEOUT_SECONDS. Errors never carry credentials."""
-    cmd = ["git", "clone", "--depth", "1", "--no-recurse-submodules"]
-    if branch:
-        if branch.startswith("-") or any(ord(c) < 33 for c in branch):
-            raise PortsideError(ErrorCode.VALIDATION_ERROR, f"`{branch}` is not a branch name.")
-        cmd += ["--branch", branch]
-    cmd += ["--", target.url, str(dest)]
+def _check_branch(branch: str) -> None:
+    if branch.startswith("-") or any(ord(c) < 33 for c in branch):
+        raise PortsideError(ErrorCode.VALIDATION_ERROR, f"`{branch}` is not a branch name.")
+
+
+def _run_git(
+    cmd: list[str], target: Target, dest: Path, settings: Settings, failed: ErrorCode, verb: str
+) -> tuple[ErrorCode, str] | None:
+    """Run a git command that writes into `dest`, killed past PORTSIDE_MAX_REPO_MB or
+    PORTSIDE_CLONE_TIMEOUT_SECONDS; the reason it stopped (credentials redacted), or None when it succeeded."""
     limit = settings.max_repo_mb * 1024 * 1024
+    stopped: tuple[ErrorCode, str] | None = None
     with tempfile.TemporaryDirectory(prefix="portside-git-") as tmp:
         process = subprocess.Popen(cmd, env=_git_env(target, Path(tmp)), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
@@ -109,19 +111,16 @@ def clone(target: Target, branch: str | None, dest: Path, settings: Settings) ->
         reader = threading.Thread(target=lambda: stderr.extend(process.stderr or []), daemon=True)
         reader.start()
         deadline = time.monotonic() + settings.clone_timeout_seconds
-        stopped = None
         while process.poll() is None:
             if time.monotonic() > deadline:
                 stopped = (
-                    ErrorCode.GIT_CLONE_FAILED,
-                    (
-                        f"Cloning took more than {settings.clone_timeout_seconds:.0f} s "
-                        "(PORTSIDE_CLONE_TIMEOUT_SECONDS)."
-                    ),
+                    failed,
+                    (f"{verb.capitalize()} took more than {settings.clone_timeout_seconds:.0f} s "
+                     "(PORTSIDE_CLONE_TIMEOUT_SECONDS)."),
                 )
             elif dest.exists() and _size_bytes(dest) > limit:
                 stopped = (ErrorCode.REPO_TOO_LARGE, (f"The repository is larger than {settings.max_repo_mb} MB "
-                                                     "(PORTSIDE_MAX_REPO_MB); the clone was stopped."))
+                                                     f"(PORTSIDE_MAX_REPO_MB); {verb} was stopped."))
             if stopped:
                 process.kill()
                 break
@@ -135,7 +134,37 @@ def clone(target: Target, branch: str | None, dest: Path, settings: Settings) ->
         )
     if stopped is None and process.returncode != 0:
         last = redact_url(("".join(stderr).strip().splitlines() or ["unknown error"])[-1])
-        stopped = (ErrorCode.GIT_CLONE_FAILED, f"git could not clone {target.url}: {last}. Check the URL and branch.")
+        stopped = (failed, f"git could not {verb} {target.url}: {last}. Check the URL and branch.")
+    return stopped
+
+
+def clone(target: Target, branch: str | None, dest: Path, settings: Settings) -> None:
+    """`git clone --depth 1` into `dest`, stopped (and removed) past PORTSIDE_MAX_REPO_MB or
+    PORTSIDE_CLONE_TIMEOUT_SECONDS. Errors never carry credentials."""
+    cmd = ["git", "clone", "--depth", "1", "--no-recurse-submodules"]
+    if branch:
+        _check_branch(branch)
+        cmd += ["--branch", branch]
+    cmd += ["--", target.url, str(dest)]
+    stopped = _run_git(cmd, target, dest, settings, ErrorCode.GIT_CLONE_FAILED, "clone")
     if stopped:
         shutil.rmtree(dest, ignore_errors=True)
         raise PortsideError(*stopped)
+
+
+def pull(target: Target, branch: str | None, dest: Path, settings: Settings) -> None:
+    """Bring the clone in `dest` to the newest commit of `branch` (the remote's default branch when None):
+    `git fetch --depth 1` from the checked `target`, then a hard reset to what was fetched. Same git environment
+    and limits as `clone`; files git does not track (the generated Dockerfile folder) are left alone. On failure
+    the working tree is as it was."""
+    if branch:
+        _check_branch(branch)
+    fetch = ["git", "-C", str(dest), "fetch", "--depth", "1", "--no-tags", "--no-recurse-submodules", "--",
+             target.url, branch or "HEAD"]
+    stopped = _run_git(fetch, target, dest, settings, ErrorCode.GIT_PULL_FAILED, "pull")
+    if stopped is None:
+        reset = ["git", "-C", str(dest), "reset", "--hard", "--quiet", "FETCH_HEAD"]
+        stopped = _run_git(reset, target, dest, settings, ErrorCode.GIT_PULL_FAILED, "pull")
+    if stopped:
+        raise PortsideError(*stopped)
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from uuid import uuid4
 
@@ -13,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import can_see
 from services.api.bus import Bus
-from services.api.registration import GIT_SCHEMES, check_local_path, clone
+from services.api.registration import GIT_SCHEMES, check_local_path, clone, pull
 from shared.config import Settings
 from shared.db.models import Deployment, Repository, User
 from shared.db.repository import load_detection, record_event, transition
-from shared.db.status import PORT_HOLDING, allowed_sources
+from shared.db.status import PORT_HOLDING, RESTING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner
@@ -90,6 +91,90 @@ async def get_repository(session: AsyncSession, repo_id: int, user: User | None 
             f"Repository {repo_id} does not exist; list them with GET /api/repositories.",
         )
     return repo
+
+
+def _clone_dir(settings: Settings, repo: Repository) -> Path | None:
+    """The folder Portside cloned this repository into, or None for a registered local directory (never ours
+    to change or remove)."""
+    if not repo.url:
+        return None
+    folder = Path(os.path.realpath(repo.path))
+    repos_dir = Path(os.path.realpath(settings.repos_dir))
+    return folder if folder.parent == repos_dir else None
+
+
+async def _busy_deployments(session: AsyncSession, repo_id: int) -> list[Deployment]:
+    """The repository's deployments that are being built, started, run or stopped."""
+    deployments = (await session.scalars(
+        select(Deployment).where(Deployment.repository_id == repo_id).order_by(Deployment.id)
+    )).all()
+    return [d for d in deployments if S(d.status) not in RESTING]
+
+
+def _describe(deployments: list[Deployment]) -> str:
+    return ", ".join(f"{d.id} ({d.status})" for d in deployments)
+
+
+async def pull_repository(
+    session: AsyncSession, settings: Settings, repo_id: int, user: User | None = None
+) -> Repository:
+    """Fetch the newest commit of a cloned repository's branch and check it out (same git environment and limits
+    as the clone). A registered local directory has nothing to pull: it is answered as it is."""
+    repo = await get_repository(session, repo_id, user)
+    folder = _clone_dir(settings, repo)
+    if folder is None or repo.url is None:
+        return repo
+    building = [d for d in await _busy_deployments(session, repo.id) if S(d.status) in (S.QUEUED, S.BUILDING)]
+    if building:
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Repository {repo_id} is being built by deployment {_describe(building)}; pull once the build ends.",
+        )
+    target = check_url(repo.url, schemes=GIT_SCHEMES, allow_private=settings.allow_private_networks,
+                       allow_file=settings.allow_local_repos, what="git URL")
+    if target.scheme == "file":
+        check_local_path(target.url.removeprefix("file://"), settings)
+    await anyio.to_thread.run_sync(pull, target, repo.branch, folder, settings)
+    return repo
+
+
+async def delete_repository(
+    session: AsyncSession, bus: Bus, settings: Settings, repo_id: int, user: User | None = None
+) -> None:
+    """Refused (INVALID_STATE) while a deployment of the repository is busy or running. Otherwise each of its
+    deployments is deleted by the runner (containers, network, images and volumes), then the row, then the clone
+    folder under PORTSIDE_HOME/repos. A registered local directory is never removed."""
+    repo = await get_repository(session, repo_id, user)
+    busy = await _busy_deployments(session, repo.id)
+    if busy:
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Repository {repo_id} has deployments that are not stopped: {_describe(busy)}; stop them first "
+            "(POST /api/deployments/{id}/stop), then delete the repository.",
+        )
+    folder = _clone_dir(settings, repo)
+    deployment_ids = list((await session.scalars(
+        select(Deployment.id).where(Deployment.repository_id == repo.id).order_by(Deployment.id)
+    )).all())
+    await session.commit()  # the runner deletes the deployment rows; do not hold them open meanwhile
+    for deployment_id in deployment_ids:
+        _, event = await bus.request(
+            Subject.DELETE_REQUESTED, DeleteRequested(deployment_id=deployment_id, purge=True),
+            answers=(Subject.DELETE_COMPLETED, Subject.DELETE_FAILED), timeout=180,
+        )
+        if isinstance(event, Failure):
+            _raise_failure(event)
+    repo = await get_repository(session, repo_id)
+    busy = await _busy_deployments(session, repo.id)
+    if busy:  # a deploy slipped in meanwhile
+        raise PortsideError(
+            ErrorCode.INVALID_STATE,
+            f"Repository {repo_id} was deployed meanwhile ({_describe(busy)}); stop it first, then delete again.",
+        )
+    await session.delete(repo)
+    await session.commit()
+    if folder is not None:
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 async def get_deployment(session: AsyncSession, deployment_id: int, user: User | None = None) -> Deployment:

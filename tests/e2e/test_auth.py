@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,8 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/repositories"): "create",
     ("GET", "/api/repositories"): "user",
     ("GET", "/api/repositories/{repo_id}"): "read",
+    ("POST", "/api/repositories/{repo_id}/pull"): "write",
+    ("DELETE", "/api/repositories/{repo_id}"): "write",
     ("GET", "/api/deployments"): "user",
     ("POST", "/api/deployments/detect/{repo_id}"): "write",
     ("POST", "/api/deployments/generate/{repo_id}"): "write",
@@ -205,7 +208,8 @@ def test_ownership_matrix(system: System, people: dict[str, str | None], owned: 
                 if got != EXPECT[kind][identity]:
                     wrong.append(f"{method} {path} as {identity}: expected {EXPECT[kind][identity]}, got {got}")
                 continue
-            target = owned() if method == "DELETE" and "{deployment_id}" in path else shared
+            deletes = method == "DELETE" and ("{deployment_id}" in path or "{repo_id}" in path)
+            target = owned() if deletes else shared
             url = path.format(
                 repo_id=target["repo_id"], deployment_id=target["deployment_id"], user_id=viewer_id, token_id=999999
             )
@@ -242,6 +246,39 @@ def test_lists_show_a_member_only_their_own(
     assert mine["deployment_id"] in [d["id"] for d in owner_list]
     everything = _client(system, people["admin"]).get("/api/deployments").json()["data"]
     assert mine["deployment_id"] in [d["id"] for d in everything]
+
+
+def test_a_member_pulls_and_deletes_their_repository_over_http(
+    system: System, people: dict[str, str | None], tmp_path: Path
+) -> None:
+    source = copy_fixture("python-flask", tmp_path, git=True)
+    repo = system.call("POST", "/api/repositories", json={"url": f"file://{source}", "branch": "main"})["data"]
+    system.give_repository(repo["id"], "owner@portside.test")
+    clone = Path(repo["path"])
+    (source / "NEWS.md").write_text("pulled over http\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@portside.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=source, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "news"], cwd=source, check=True)
+    owner, viewer, other = (_client(system, people[who]) for who in ("owner", "viewer", "other"))
+
+    assert viewer.post(f"/api/repositories/{repo['id']}/pull").json()["error_code"] == "FORBIDDEN"
+    assert other.post(f"/api/repositories/{repo['id']}/pull").json()["error_code"] == "REPOSITORY_NOT_FOUND"
+    pulled = owner.post(f"/api/repositories/{repo['id']}/pull")
+    assert pulled.status_code == 200, pulled.text
+    assert pulled.json()["data"]["id"] == repo["id"]
+    assert (clone / "NEWS.md").read_text() == "pulled over http\n"
+
+    generated = owner.post(f"/api/deployments/generate/{repo['id']}", json={})
+    assert generated.status_code == 200, generated.text
+    deployment_id = generated.json()["data"]["deployment_id"]
+    assert viewer.delete(f"/api/repositories/{repo['id']}").status_code == 403
+    assert other.delete(f"/api/repositories/{repo['id']}").status_code == 404
+    deleted = owner.delete(f"/api/repositories/{repo['id']}")
+    assert deleted.status_code == 200 and deleted.json()["data"] == {"deleted": True}
+    assert not clone.exists() and source.is_dir()
+    assert owner.get(f"/api/deployments/{deployment_id}").json()["error_code"] == "DEPLOYMENT_NOT_FOUND"
+    gone = owner.get(f"/api/repositories/{repo['id']}")
+    assert gone.status_code == 404 and set(gone.json()) >= {"detail", "error_code"}
 
 
 def test_a_member_may_not_register_a_server_directory(

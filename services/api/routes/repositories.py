@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from services.api import service
 from services.api.auth import Role, audit, can_see
-from services.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
+from services.api.deps import BusDep, CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import Envelope, RepositoryCreate, RepositoryPublic
 from shared.db.models import Repository
 from shared.errors import ErrorCode, PortsideError
@@ -43,3 +43,29 @@ async def list_repositories(user: CurrentUser, session: SessionDep) -> Envelope[
 @router.get("/{repo_id}", response_model=Envelope[RepositoryPublic])
 async def get_repository(repo_id: IdPath, user: CurrentUser, session: SessionDep) -> Envelope[RepositoryPublic]:
     return Envelope(data=RepositoryPublic.model_validate(await service.get_repository(session, repo_id, user)))
+
+
+@router.post("/{repo_id}/pull", response_model=Envelope[RepositoryPublic])
+async def pull_repository(
+    repo_id: IdPath, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[RepositoryPublic]:
+    """Bring a cloned repository to the newest commit of its branch (`git fetch --depth 1` and a reset, with the
+    clone's limits; GIT_PULL_FAILED when git fails, INVALID_STATE while one of its deployments builds). A
+    registered local directory has nothing to pull and is answered as it is."""
+    repo = await service.pull_repository(session, settings, repo_id, user)
+    await audit(session, request, user, "repository_pulled", f"repository:{repo.id}", repo.url)
+    await session.commit()
+    return Envelope(data=RepositoryPublic.model_validate(repo))
+
+
+@router.delete("/{repo_id}", response_model=Envelope[dict])
+async def delete_repository(
+    repo_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep
+) -> Envelope[dict]:
+    """Delete the repository, its deployments (containers, network, images and volumes) and, for a clone, its
+    folder under PORTSIDE_HOME/repos; a registered local directory is left on disk. Refused with INVALID_STATE
+    while a deployment is building, starting, running or stopping: stop it first."""
+    await service.delete_repository(session, bus, settings, repo_id, user)
+    await audit(session, request, user, "repository_deleted", f"repository:{repo_id}", None)
+    await session.commit()
+    return Envelope(data={"deleted": True})

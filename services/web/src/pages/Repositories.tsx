@@ -1,13 +1,13 @@
 import { useState, type FormEvent } from "react";
 import { api, type Repository } from "../api";
 import { ErrorBox, timeAgo, useLoad } from "../components/common";
+import { RepositoryActions } from "../components/RepositoryActions";
 import { useAuth } from "../auth";
 import { Link, navigate } from "../router";
 
-/** Every repository; add one from a git URL (+ branch) or a local folder. (The API has no route to delete a
- * repository or pull it again yet, so the page offers neither.) */
+/** Every repository; add one from a git URL (+ branch) or a local folder; pull or delete one. */
 export function Repositories() {
-  const { data, error, loading } = useLoad(() => api<Repository[]>("GET", "/api/repositories"), []);
+  const { data, error, loading, reload } = useLoad(() => api<Repository[]>("GET", "/api/repositories"), []);
   const [kind, setKind] = useState<"url" | "path">("url");
   const [url, setUrl] = useState("");
   const [branch, setBranch] = useState("");
@@ -68,6 +68,7 @@ export function Repositories() {
                 <td>{timeAgo(r.created_at)}</td>
                 <td><div className="actions">
                   <Link to={`/repositories/${r.id}`} className="button">Open</Link>
+                  <RepositoryActions repo={r} readOnly={readOnly} onDeleted={() => void reload()} />
                 </div></td>
               </tr>
             ))}

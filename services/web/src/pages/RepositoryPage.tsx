@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, type DeploymentSummary, type Detection, type Repository } from "../api";
 import { DetectionPanel } from "../components/DetectionPanel";
 import { ErrorBox, StatusBadge, timeAgo, useLoad } from "../components/common";
+import { RepositoryActions } from "../components/RepositoryActions";
 import { useAuth } from "../auth";
 import { Link, navigate } from "../router";
 
@@ -83,6 +84,7 @@ export function RepositoryPage({ id }: { id: number }) {
       <h1>{r?.name ?? "Repository"}</h1>
       {r && <p className="muted mono">{r.url ?? r.path}{r.branch ? ` @ ${r.branch}` : ""}</p>}
       <ErrorBox error={repo.error || error} onClose={error ? () => setError(null) : undefined} />
+      {r && <RepositoryActions repo={r} readOnly={readOnly} onPulled={() => void detect(appPath)} onDeleted={() => navigate("/repositories")} />}
       <div className="row end">
         <button onClick={() => detect(appPath)} disabled={detecting || readOnly}>{detecting ? "Detecting…" : "Detect again"}</button>
       </div>
