@@ -119,6 +119,7 @@ class FilesUpdate(RequestBody):
 
     dockerfile: str | None = None
     compose: str | None = None
+    dockerignore: str | None = None
 
 
 class DeploymentSummary(BaseModel):

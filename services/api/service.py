@@ -278,13 +278,14 @@ async def generate(
 
 async def save_files(
     session: AsyncSession, settings: Settings, deployment_id: int, dockerfile: str | None, compose: str | None,
-    user: User | None = None,
+    user: User | None = None, dockerignore: str | None = None,
 ) -> list[str]:
     """Validate (syntax, hadolint, security policy, `docker compose config`) and save. A refusal is a 422 with the
-    offending line; hadolint warnings are kept on the event and returned."""
+    offending line; hadolint warnings are kept on the event and returned. A .dockerignore is saved as it is
+    (it only narrows what the build sees)."""
     deployment = await get_deployment(session, deployment_id, user)
-    if dockerfile is None and compose is None:
-        raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose` or both.")
+    if dockerfile is None and compose is None and dockerignore is None:
+        raise PortsideError(ErrorCode.VALIDATION_ERROR, "Give `dockerfile`, `compose`, `dockerignore` or some of them.")
     repo = await get_repository(session, deployment.repository_id)
     repo_root = Path(repo.path).resolve()
     app_dir = (repo_root / deployment.app_path).resolve()
@@ -306,6 +307,8 @@ async def save_files(
         deployment.dockerfile_content = dockerfile
     if compose is not None:
         deployment.compose_content = compose
+    if dockerignore is not None:
+        deployment.dockerignore_content = dockerignore
     if deployment.docker_path:
         # The export on disk, written through the contained layer (never through a symlink or hard link).
         folder = os.path.relpath(Path(deployment.docker_path), repo_root)
@@ -317,6 +320,8 @@ async def save_files(
                     tree.write_text(f"{folder}/Dockerfile", dockerfile)
                 if compose is not None:
                     tree.write_text(f"{folder}/docker-compose.yml", compose, mode=0o600)
+                if dockerignore is not None:
+                    tree.write_text(f"{folder}/.dockerignore", dockerignore)
             except (OSError, ValueError) as exc:
                 raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
                                     f"{folder}/ is not a real folder inside the repository ({exc.__class__.__name__}); "

@@ -186,3 +186,16 @@ def test_cli_detect_json_matches_the_api(system: System, tmp_path: Path) -> None
     repo = system.call("POST", "/api/repositories", json={"path": str(source)})["data"]
     online = system.call("POST", f"/api/deployments/detect/{repo['id']}")["data"]
     assert offline == online
+
+
+def test_edited_dockerignore_is_saved_exported_and_used(system: System, tmp_path: Path) -> None:
+    source = copy_fixture("static-html", tmp_path)
+    generated = system.deploy_path(source)
+    deployment_id = generated["deployment_id"]
+    edited = generated["dockerignore"] + "secret-notes.txt\n"
+    saved = system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"dockerignore": edited})["data"]
+    assert saved["saved"] is True
+    assert system.call("GET", f"/api/deployments/{deployment_id}")["data"]["dockerignore_content"] == edited
+    assert (Path(generated["docker_path"]) / ".dockerignore").read_text() == edited
+    refused = system.call("PUT", f"/api/deployments/{deployment_id}/files", json={}, expect=422)
+    assert refused["error_code"] == "VALIDATION_ERROR"

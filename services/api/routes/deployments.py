@@ -114,9 +114,11 @@ async def put_files(
             compose = unmask_compose(compose, deployment.compose_content)
         except ValueError as exc:
             raise PortsideError(ErrorCode.VALIDATION_ERROR, f"compose: {exc}.") from exc
-    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, compose, user)
+    warnings = await service.save_files(session, settings, deployment_id, body.dockerfile, compose, user,
+                                        dockerignore=body.dockerignore)
+    edited = (("Dockerfile", body.dockerfile), ("compose", body.compose), (".dockerignore", body.dockerignore))
     await audit(session, request, user, "files_edited", f"deployment:{deployment_id}",
-                ", ".join(n for n, v in (("Dockerfile", body.dockerfile), ("compose", body.compose)) if v is not None))
+                ", ".join(n for n, v in edited if v is not None))
     await session.commit()
     return Envelope(data={"saved": True, "warnings": warnings})
 

@@ -9,7 +9,7 @@ const MonacoEditor = lazy(() => import("./MonacoEditor"));
 export const FILES = [
   { name: "Dockerfile", field: "dockerfile", column: "dockerfile_content", language: "dockerfile" },
   { name: "docker-compose.yml", field: "compose", column: "compose_content", language: "yaml" },
-  { name: ".dockerignore", field: null, column: "dockerignore_content", language: "ini" },
+  { name: ".dockerignore", field: "dockerignore", column: "dockerignore_content", language: "ini" },
 ] as const;
 
 /** "line N: ..." findings (a 422's detail, hadolint warnings) as markers; a finding without a line marks line 1. */
@@ -58,7 +58,7 @@ export function FilesEditor({
   useEffect(() => onDirty?.(dirty), [dirty, onDirty]);
 
   const files = useMemo(
-    () => FILES.map((f) => ({ name: f.name, language: f.language, value: saved[f.name], readOnly: f.field === null })),
+    () => FILES.map((f) => ({ name: f.name, language: f.language, value: saved[f.name] })),
     [saved],
   );
 
@@ -143,7 +143,6 @@ export function FilesEditor({
           </button>
         ))}
       </div>
-      {current === ".dockerignore" && <p className="muted small">Read only here: Portside regenerates .dockerignore with the files.</p>}
       <ErrorBox error={error} onClose={() => setError(null)} />
       <div role="tabpanel" aria-labelledby={`tab-${current}`}>
         <Suspense fallback={<div className="monaco-host loading">Loading the editor…</div>}>
