@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 
 from services.builder.dockerfile import render_dockerignore
-from services.builder.service import generate_files
+from services.builder.generate import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
 from shared.docker.build import build_context

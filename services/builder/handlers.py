@@ -1,8 +1,10 @@
-"""NATS wiring for the builder: parse, call service, acknowledge (shared.worker.subscribe wraps each handler)."""
+"""NATS wiring for the builder: parse, call generate or build, acknowledge (shared.worker.subscribe wraps
+each handler)."""
 
 from __future__ import annotations
 
-from services.builder import service
+from services.builder.build import build
+from services.builder.generate import generate
 from shared.messaging.events import BuildRequested, GenerateRequested
 from shared.messaging.subjects import Subject
 from shared.worker import WorkerContext, subscribe
@@ -10,10 +12,10 @@ from shared.worker import WorkerContext, subscribe
 
 def register(ctx: WorkerContext) -> None:
     async def on_generate(event: GenerateRequested) -> None:
-        await service.generate(ctx, event)
+        await generate(ctx, event)
 
     async def on_build(event: BuildRequested) -> None:
-        await service.build(ctx, event)
+        await build(ctx, event)
 
     # Two builds at once per replica: builds are CPU-bound, and one slow build must not block a generate.
     subscribe(ctx, {Subject.GENERATE_REQUESTED: on_generate, Subject.BUILD_REQUESTED: on_build}, max_workers=2)

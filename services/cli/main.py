@@ -153,7 +153,7 @@ def generate(
     internal_port: Annotated[int | None, typer.Option(help="port the app listens on in the container")] = None,
 ) -> None:
     """Write the Dockerfile, compose file and .dockerignore Portside would use, without deploying."""
-    from services.builder.service import generate_files
+    from services.builder.generate import generate_files
     from services.detector.service import detect as run_detect
     from shared.config import get_settings
     from shared.docker import Owner

@@ -1,9 +1,18 @@
 """Is the app up? An HTTP request to the published port must get any HTTP response: a TCP connect alone
-proves nothing, because Docker's proxy accepts connections before the app listens."""
+proves nothing, because Docker's proxy accepts connections before the app listens. The runner waits here
+after `compose up` until the app answers or its container dies."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
+
+import anyio
+
+from shared.docker import Owner, docker_client
+from shared.docker.containers import app_container, last_exit_code, logs_tail
+from shared.worker import WorkerContext
 
 
 def http_answers(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -14,3 +23,41 @@ def http_answers(host: str, port: int, timeout: float = 2.0) -> bool:
             return sock.recv(12).startswith(b"HTTP/")
     except OSError:
         return False
+
+
+async def _wait_ready(
+    ctx: WorkerContext, deployment_id: int, port: int, service: str
+) -> tuple[str | None, int | None, list[str]]:
+    """(container id, exit code if it died, last log lines). Polls container state and HTTP."""
+    settings = ctx.settings
+    owner = Owner.of(settings, deployment_id)
+    deadline = time.monotonic() + settings.ready_timeout_seconds
+    client = await anyio.to_thread.run_sync(docker_client, settings)
+    try:
+        container_id = None
+        while time.monotonic() < deadline:
+            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
+            if container is not None:
+                container_id = container.id
+                state = container.attrs.get("State", {})
+                # With a restart policy a dying app flips between restarting and running: one restart
+                # before it ever answered already means it cannot start.
+                if (
+                    state.get("Status") in ("exited", "dead", "restarting")
+                    or int(container.attrs.get("RestartCount") or 0) > 0
+                ):
+                    tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
+                    code = await anyio.to_thread.run_sync(last_exit_code, client, container)
+                    return container_id, code if code is not None else -1, tail
+                if state.get("Status") == "running" and await anyio.to_thread.run_sync(
+                    http_answers, settings.probe_host, port
+                ):
+                    return container_id, None, []
+            await asyncio.sleep(0.25)
+        tail = []
+        if container_id:
+            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
+            tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
+        return None, None, tail
+    finally:
+        client.close()

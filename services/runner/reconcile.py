@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import anyio
 from sqlalchemy import select
 
-from services.runner.service import mark_down, teardown
+from services.runner.engine import teardown
+from services.runner.service import mark_down
 from shared.config import Settings
 from shared.db.models import Deployment
 from shared.db.repository import record_event, transition

@@ -1,13 +1,12 @@
-"""Runner business logic: start a built deployment with docker compose and wait until it answers; stop it."""
+"""Runner business logic, the lifecycle: start a built deployment with docker compose and wait until it
+answers; stop, delete, mark down. The engine calls are in engine.py, the readiness wait in readiness.py."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,22 +15,14 @@ from nats.errors import Error as NatsError
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
+from services.runner.engine import _app_running, _port_conflict, _prune_images, teardown
 from services.runner.ports import allocate_port
-from services.runner.readiness import http_answers
-from shared.config import Settings
+from services.runner.readiness import _wait_ready
 from shared.db.models import Deployment, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
-from shared.docker import Owner, docker_client
-from shared.docker.client import engine_or_none
-from shared.docker.compose import ComposeResult, run_compose
-from shared.docker.containers import (
-    app_container,
-    last_exit_code,
-    logs_tail,
-    prune_images,
-    remove_deployment_resources,
-)
+from shared.docker import Owner
+from shared.docker.compose import run_compose
 from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
@@ -60,11 +51,6 @@ def _with_env(model_text: str, plan: StartPlan) -> str:
     environment.update({key: value.replace("$", "$$") for key, value in plan.env.items()})
     service["environment"] = environment
     return json.dumps(model)
-
-
-def _port_conflict(result: ComposeResult) -> bool:
-    text = result.stderr.lower()
-    return "port is already allocated" in text or "address already in use" in text
 
 
 class StartFailure(PortsideError):
@@ -255,62 +241,6 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
     await _fail(ctx, deployment_id, correlation_id, failure.code, failure.message)
 
 
-async def _wait_ready(
-    ctx: WorkerContext, deployment_id: int, port: int, service: str
-) -> tuple[str | None, int | None, list[str]]:
-    """(container id, exit code if it died, last log lines). Polls container state and HTTP."""
-    settings = ctx.settings
-    owner = Owner.of(settings, deployment_id)
-    deadline = time.monotonic() + settings.ready_timeout_seconds
-    client = await anyio.to_thread.run_sync(docker_client, settings)
-    try:
-        container_id = None
-        while time.monotonic() < deadline:
-            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
-            if container is not None:
-                container_id = container.id
-                state = container.attrs.get("State", {})
-                # With a restart policy a dying app flips between restarting and running: one restart
-                # before it ever answered already means it cannot start.
-                if (
-                    state.get("Status") in ("exited", "dead", "restarting")
-                    or int(container.attrs.get("RestartCount") or 0) > 0
-                ):
-                    tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
-                    code = await anyio.to_thread.run_sync(last_exit_code, client, container)
-                    return container_id, code if code is not None else -1, tail
-                if state.get("Status") == "running" and await anyio.to_thread.run_sync(
-                    http_answers, settings.probe_host, port
-                ):
-                    return container_id, None, []
-            await asyncio.sleep(0.25)
-        tail = []
-        if container_id:
-            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
-            tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
-        return None, None, tail
-    finally:
-        client.close()
-
-
-def _app_running(settings: Settings, deployment_id: int, service: str) -> bool:
-    with engine_or_none(settings, timeout=30) as client:
-        if client is None:
-            return False
-        container = app_container(client, Owner.of(settings, deployment_id), service)
-        return container is not None and container.status == "running"
-
-
-def _prune_images(settings: Settings, deployment_id: int, keep: set[str], keep_newest: int | None = None) -> None:
-    with engine_or_none(settings) as client:
-        if client is None:
-            return
-        newest = settings.keep_images if keep_newest is None else keep_newest
-        removed = prune_images(client, Owner.of(settings, deployment_id), keep, newest)
-        if removed:
-            log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
-
-
 async def mark_down(
     ctx: WorkerContext, deployment_id: int, to: S, message: str, code: ErrorCode, exit_code: int | None = None
 ) -> bool:
@@ -323,16 +253,6 @@ async def mark_down(
             await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
         await session.commit()
     return result.applied
-
-
-def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
-    """`compose down` by project name (works without the file), then anything left with our label."""
-    args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
-    owner = Owner.of(settings, deployment_id)
-    run_compose(settings, owner.project, [], args)
-    with engine_or_none(settings) as client:
-        if client is not None:
-            remove_deployment_resources(client, owner, volumes=volumes)
 
 
 async def _fail(ctx: WorkerContext, deployment_id: int, correlation_id: str, code: str, message: str) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.builder.dockerfile import render_dockerignore
-from services.builder.service import generate_files
+from services.builder.generate import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
 from shared.docker.build import BuildLine, build_context, build_image

@@ -9,8 +9,8 @@ import yaml
 
 from services.builder.compose import render_compose
 from services.builder.dockerfile import render_dockerignore
+from services.builder.generate import generate_files
 from services.builder.plan import plan_for
-from services.builder.service import generate_files
 from services.detector.service import detect
 from shared.detection import Detection
 from shared.docker import Owner

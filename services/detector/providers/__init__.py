@@ -1,4 +1,4 @@
-"""Detection providers: one language per module, registered in order in services/detector/service.py.
+"""Detection providers: one language per module, registered in order in services/detector/registry.py.
 
 Each provider has `name`, `detect(src) -> bool` (cheap file checks) and `analyze(src) -> Detection`; a provider
 with `fallback = True` only runs when no other provider claimed the directory.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from services.detector.providers.base import W_WEAK, note, valid_port
+from services.detector.providers.base import W_WEAK, note, port_from_command, valid_port
 from shared.detection import Detection
 from shared.source import SourceTree
 
@@ -133,6 +133,59 @@ def procfile(src: SourceTree) -> dict[str, str]:
         if m and not line.lstrip().startswith("#"):
             out.setdefault(m.group(1), m.group(2))
     return out
+
+
+_PROCFILE_STACKS = (
+    (r"^(?:gunicorn|uvicorn|python3?|hypercorn|daphne|waitress-serve|streamlit|flask)\b", "python"),
+    (r"^(?:node|npm|yarn|pnpm|npx)\b", "node"), (r"^bun\b", "node"), (r"^deno\b", "deno"),
+    (r"^(?:bundle|rails|puma|rackup|ruby|unicorn)\b", "ruby"), (r"^(?:php|heroku-php-\w+|vendor/bin)\b", "php"),
+    (r"^java\b", "java"), (r"^dotnet\b", "dotnet"), (r"^(?:mix|elixir)\b", "elixir"),
+)
+
+
+def stack_from_procfile(src: SourceTree) -> str | None:
+    web = procfile(src).get("web", "")
+    for pattern, stack in _PROCFILE_STACKS:
+        if re.match(pattern, web.strip()):
+            return stack
+    return None
+
+
+def apply_procfile(src: SourceTree, det: Detection) -> None:
+    procs = procfile(src)
+    web = procs.get("web")
+    if not web:
+        return
+    if det.stack == "docker":
+        return
+    det.start_command = web
+    note(det, "Procfile", f"the Procfile's web process: `{web}`", 10)
+    port = port_from_command(web)
+    config = None if port else _gunicorn_config(src, web)
+    if config:
+        # `gunicorn -c gunicorn_config.py app:app`: the port is the config file's `bind`.
+        match = re.search(r"^bind\s*=\s*\[?\s*['\"][^'\"]*:(\d{2,5})['\"]", src.read_text(config) or "", re.MULTILINE)
+        port = int(match[1]) if match else None
+    if port:
+        det.internal_port = port
+        note(det, config or "Procfile", f"the web process binds port {port}")
+    elif "$PORT" in web or "${PORT" in web:
+        note(det, "Procfile", f"the web process binds $PORT (set to {det.internal_port})")
+
+
+def _gunicorn_config(src: SourceTree, command: str) -> str | None:
+    """The config file a gunicorn command reads: `-c FILE` / `--config FILE`, else gunicorn.conf.py if present."""
+    words = command.split()
+    if not words or words[0] != "gunicorn":
+        return None
+    for i, word in enumerate(words):
+        if word in ("-c", "--config") and i + 1 < len(words):
+            name = words[i + 1].removeprefix("python:")
+            return name if src.has_file(name) else None
+        if word.startswith("--config="):
+            name = word.split("=", 1)[1]
+            return name if src.has_file(name) else None
+    return "gunicorn.conf.py" if src.has_file("gunicorn.conf.py") else None
 
 
 # -- env examples and config -------------------------------------------------------------------------------

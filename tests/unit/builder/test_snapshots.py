@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.builder.service import generate_files
+from services.builder.generate import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
 from tests.conftest import FIXTURE_REPOS, ROOT

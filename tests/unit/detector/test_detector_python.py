@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.detector.providers.python import PythonProvider, module_of, parse_requirement, port_in_code
+from services.detector.providers.python import PythonProvider, module_of, port_in_code
+from services.detector.providers.python.package_manager import parse_requirement
 from services.detector.service import detect
 from shared.source import SourceTree
 

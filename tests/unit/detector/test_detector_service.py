@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.detector.service import PROVIDERS, _run, detect
+from services.detector.registry import PROVIDERS
+from services.detector.service import _run, detect
 from shared.detection import Detection
 from shared.source import SourceTree
 

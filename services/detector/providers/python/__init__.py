@@ -4,42 +4,40 @@ from __future__ import annotations
 
 import heapq
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from services.detector.providers.base import (
     W_ENTRYPOINT,
     W_FRAMEWORK,
-    W_LOCKFILE,
     W_MANIFEST,
-    W_VERSION,
     as_dict,
-    as_list,
     note,
     valid_port,
 )
 from services.detector.providers.common import add_service, services_from_text
+from services.detector.providers.python.frameworks import (
+    DEFAULT_PORT,
+    FRAMEWORKS,
+    SERVERS,
+    Server,
+    _gunicorn,
+    _uvicorn,
+)
+from services.detector.providers.python.package_manager import (
+    REQUIREMENTS,
+    PyProject,
+    package_manager,
+    read_project,
+    runtime_version,
+)
 from shared.detection import Detection
 from shared.source import SourceTree
 
-DEFAULT_PORT = 8000  # what the generated gunicorn/uvicorn command binds unless the code names a port
-
-REQUIREMENTS = ("requirements.txt", "requirements/base.txt", "requirements/prod.txt", "requirements/production.txt",
-                "requirements/common.txt", "requirements/requirements.txt", "requirements-prod.txt",
-                "requirements/main.txt", "requirements.in")
 MANIFESTS = ("pyproject.toml", "Pipfile", "setup.py", "setup.cfg", "environment.yml", *REQUIREMENTS)
 # Files that only a Python app has at its root, even without a manifest.
 ENTRY_HINTS = ("manage.py", "app.py", "main.py", "wsgi.py", "asgi.py", "streamlit_app.py", "application.py")
 
-# Framework dependency -> framework id, most specific first: a Django app may list starlette, a FastAPI app
-# lists starlette, a Dash app is a Flask app underneath.
-FRAMEWORKS = (
-    ("django", "django"), ("fastapi", "fastapi"), ("python-fasthtml", "fasthtml"), ("streamlit", "streamlit"),
-    ("gradio", "gradio"),
-    ("dash", "dash"), ("flask", "flask"), ("litestar", "litestar"), ("sanic", "sanic"), ("quart", "quart"),
-    ("starlette", "starlette"), ("aiohttp", "aiohttp"), ("tornado", "tornado"), ("falcon", "falcon"),
-    ("pyramid", "pyramid"), ("bottle", "bottle"), ("chainlit", "chainlit"),
-)
 # Dependency -> backing service.
 DEP_SERVICES = {
     "psycopg": "postgres", "psycopg2": "postgres", "psycopg2-binary": "postgres", "psycopg-binary": "postgres",
@@ -52,175 +50,6 @@ DEP_SERVICES = {
 }
 _SKIP_PARTS = {"tests", "test", "testing", "docs", "doc", "migrations", "alembic", "scripts", "examples",
                "example", "node_modules", "static", "templates", "fixtures", "benchmarks", "tools"}
-
-
-def norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[([^\]]*)\])?")
-
-
-def parse_requirement(line: str) -> tuple[str, list[str]] | None:
-    """(normalized name, extras) of one PEP 508 requirement, or None for options, URLs and comments."""
-    egg = re.search(r"#egg=([A-Za-z0-9._-]+)", line)
-    line = line.split("#", 1)[0].strip()
-    if not line or line.startswith("-") or "://" in line.split(" ")[0]:
-        return (norm(egg.group(1)), []) if egg and "://" in line else None
-    m = _REQ_NAME.match(line)
-    if not m:
-        return None
-    extras = [norm(e) for e in (m.group(3) or "").split(",") if e.strip()]
-    return norm(m.group(1)), extras
-
-
-@dataclass
-class PyProject:
-    deps: dict[str, str] = field(default_factory=dict)  # name -> file that lists it
-    extras: set[str] = field(default_factory=set)       # "name[extra]" pairs, e.g. "fastapi[standard]"
-    manifest: str | None = None
-    package_manager: str = "pip"
-    scripts: dict[str, str] = field(default_factory=dict)
-    requires_python: str | None = None
-    name: str | None = None
-
-
-def _add_reqs(proj: PyProject, lines: list[str], file: str) -> None:
-    for line in lines:
-        parsed = parse_requirement(line) if isinstance(line, str) else None
-        if parsed:
-            proj.deps.setdefault(parsed[0], file)
-            proj.extras.update(f"{parsed[0]}[{e}]" for e in parsed[1])
-
-
-def _read_requirements(src: SourceTree, proj: PyProject, rel: str, depth: int = 0) -> None:
-    text = src.read_text(rel)
-    if text is None or depth > 3:
-        return
-    base = PurePosixPath(rel).parent
-    for line in text.splitlines():
-        m = re.match(r"^\s*(?:-r|--requirement)\s*(\S+)", line)
-        if m:
-            _read_requirements(src, proj, str(base / m.group(1)) if str(base) != "." else m.group(1), depth + 1)
-            continue
-        _add_reqs(proj, [line], rel)
-
-
-def read_project(src: SourceTree) -> PyProject:
-    proj = PyProject()
-    py = src.read_toml("pyproject.toml") if src.has_file("pyproject.toml") else None
-    if py:
-        project = as_dict(py.get("project"))
-        tool = as_dict(py.get("tool"))
-        poetry = as_dict(tool.get("poetry"))
-        if project:
-            _add_reqs(proj, as_list(project.get("dependencies")), "pyproject.toml")
-            rp = project.get("requires-python")
-            proj.requires_python = rp if isinstance(rp, str) else None
-            proj.scripts.update({k: str(v) for k, v in as_dict(project.get("scripts")).items()})
-            proj.name = project.get("name")
-        if poetry:
-            for name, spec in as_dict(poetry.get("dependencies")).items():
-                if norm(name) == "python":
-                    proj.requires_python = proj.requires_python or (
-                        spec if isinstance(spec, str) else spec.get("version") if isinstance(spec, dict) else None)
-                    continue
-                proj.deps.setdefault(norm(name), "pyproject.toml")
-                if isinstance(spec, dict):
-                    proj.extras.update(f"{norm(name)}[{norm(e)}]" for e in spec.get("extras") or [])
-            proj.scripts.update({k: str(v) for k, v in as_dict(poetry.get("scripts")).items()})
-            proj.name = proj.name or poetry.get("name")
-        if proj.deps or project or poetry:
-            proj.manifest = "pyproject.toml"
-        if poetry:
-            proj.package_manager = "poetry"
-        elif "pdm" in tool:
-            proj.package_manager = "pdm"
-        elif "uv" in tool:
-            proj.package_manager = "uv"
-    pipfile = src.read_toml("Pipfile") if src.has_file("Pipfile") else None
-    if pipfile:
-        for name in as_dict(pipfile.get("packages")):
-            proj.deps.setdefault(norm(name), "Pipfile")
-        requires = as_dict(pipfile.get("requires"))
-        proj.requires_python = proj.requires_python or requires.get("python_full_version") or \
-            requires.get("python_version")
-        proj.manifest = proj.manifest or "Pipfile"
-    for rel in REQUIREMENTS:
-        if src.has_file(rel):
-            _read_requirements(src, proj, rel)
-            proj.manifest = proj.manifest or rel
-    if src.has_file("setup.py"):
-        text = src.read_text("setup.py") or ""
-        m = re.search(r"install_requires\s*=\s*\[(.*?)\]", text, re.DOTALL)
-        if m:
-            _add_reqs(proj, re.findall(r"['\"]([^'\"]+)['\"]", m.group(1)), "setup.py")
-        proj.manifest = proj.manifest or "setup.py"
-    if src.has_file("setup.cfg"):
-        text = src.read_text("setup.cfg") or ""
-        m = re.search(r"install_requires\s*=\s*\n((?:[ \t]+.+\n?)+)", text)
-        if m:
-            _add_reqs(proj, m.group(1).splitlines(), "setup.cfg")
-        proj.manifest = proj.manifest or ("setup.cfg" if m else None)
-    if src.has_file("environment.yml"):
-        env = src.read_yaml("environment.yml")
-        for dep in as_list(as_dict(env).get("dependencies")):
-            if isinstance(dep, dict):
-                _add_reqs(proj, [d for d in as_list(dep.get("pip")) if isinstance(d, str)], "environment.yml")
-            elif isinstance(dep, str):
-                _add_reqs(proj, [dep.split("=")[0]], "environment.yml")
-        proj.manifest = proj.manifest or "environment.yml"
-    return proj
-
-
-# -- package manager and runtime version -------------------------------------------------------------------
-_LOCKS = (("uv.lock", "uv"), ("poetry.lock", "poetry"), ("pdm.lock", "pdm"), ("Pipfile.lock", "pipenv"))
-
-
-def package_manager(src: SourceTree, proj: PyProject, det: Detection) -> str:
-    for lock, pm in _LOCKS:
-        if src.has_file(lock):
-            note(det, lock, f"{lock} pins the dependencies: {pm}", W_LOCKFILE)
-            return pm
-    if proj.package_manager != "pip":
-        note(det, "pyproject.toml", f"pyproject.toml has a [tool.{proj.package_manager}] section")
-        return proj.package_manager
-    if src.has_file("Pipfile"):
-        note(det, "Pipfile", "Pipfile without a lockfile: pipenv")
-        return "pipenv"
-    return "pip"
-
-
-def minor(version: str) -> str | None:
-    m = re.search(r"(\d+)\.(\d+)", version)
-    return f"{m.group(1)}.{m.group(2)}" if m else (re.search(r"\d+", version) or [None])[0]
-
-
-def runtime_version(src: SourceTree, proj: PyProject, det: Detection) -> str | None:
-    text = src.read_text(".python-version")
-    if text and text.strip():
-        v = minor(text.strip().splitlines()[0])
-        if v:
-            note(det, ".python-version", f".python-version pins Python {v}", W_VERSION)
-            return v
-    text = src.read_text("runtime.txt")
-    if text and "python" in text.lower():
-        v = minor(text)
-        if v:
-            note(det, "runtime.txt", f"runtime.txt pins Python {v}", W_VERSION)
-            return v
-    text = src.read_text(".tool-versions")
-    m = re.search(r"^\s*python\s+(\S+)", text or "", re.MULTILINE)
-    if m and minor(m.group(1)):
-        note(det, ".tool-versions", f".tool-versions pins Python {minor(m.group(1))}", W_VERSION)
-        return minor(m.group(1))
-    if proj.requires_python:
-        v = minor(str(proj.requires_python))
-        if v:
-            file = "Pipfile" if proj.manifest == "Pipfile" else "pyproject.toml"
-            note(det, file, f"requires Python {proj.requires_python}: using {v}", W_VERSION)
-            return v
-    return None
 
 
 # -- finding the app object --------------------------------------------------------------------------------
@@ -375,23 +204,6 @@ class PythonProvider:
         return det
 
 
-def _gunicorn(target: str, port: int, chdir: str | None, worker: str | None = None) -> str:
-    parts = ["gunicorn", "--bind", f"0.0.0.0:{port}"]
-    if chdir:
-        parts += ["--chdir", chdir]
-    if worker:
-        parts += ["-k", worker]
-    # A factory target has parentheses, which a shell would parse: quote it.
-    return " ".join([*parts, f"'{target}'" if "(" in target else target])
-
-
-def _uvicorn(target: str, port: int, chdir: str | None) -> str:
-    extra = f" --app-dir {chdir}" if chdir else ""
-    if target.endswith("()"):  # an app factory: uvicorn calls it itself
-        return f"uvicorn {target[:-2]} --factory --host 0.0.0.0 --port {port}{extra}"
-    return f"uvicorn {target} --host 0.0.0.0 --port {port}{extra}"
-
-
 def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: list[str]) -> None:
     fw = det.framework
     deps = proj.deps
@@ -403,26 +215,12 @@ def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: l
     if fw == "django":
         _django(src, det, deps)
         return
-    # A module-level `app = create_app()` (wsgi.py) is an app object too, and beats the factory itself.
-    ctor = {
-        "fastapi": "FastAPI|create_app|get_application|get_app|make_app",
-        "flask": "Flask|create_app|make_app",
-        "starlette": "Starlette",
-        "litestar": "Litestar",
-        "quart": "Quart",
-        "sanic": "Sanic",
-        "dash": "Dash",
-        "falcon": r"App|API|asgi\.App",
-        "aiohttp": r"web\.Application|Application",
-        "bottle": "Bottle",
-        "pyramid": "Configurator",
-        "tornado": r"(?:tornado\.)?web\.Application|Application",
-    }.get(fw or "")
-    if fw in ("streamlit", "gradio", "chainlit"):
-        _script_framework(src, det, fw, files)
+    served = SERVERS.get(fw or "")
+    if fw is not None and served is not None and served.scripts:
+        _script_framework(src, det, fw, served, files)
         return
-    app = find_app(src, ctor, factory=fw in ("flask", "quart", "aiohttp", "fastapi", "starlette", "litestar")) \
-        if ctor else None
+    ctor = served.ctor if served else None
+    app = find_app(src, ctor, factory=served is not None and served.factory) if ctor else None
     if fw == "fasthtml":
         # `app, rt = fast_app()` (or `app = FastHTML()`): an ASGI app, which its own `serve()` only runs in
         # development (`python main.py` exits with "run this app with uvicorn main:app" in some of them).
@@ -444,23 +242,25 @@ def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: l
     port = port or DEFAULT_PORT
     det.internal_port = port
     is_asgi_falcon = fw == "falcon" and "asgi" in (text or "")
-    if app and (fw in ("flask", "dash", "bottle", "pyramid") or (fw == "falcon" and not is_asgi_falcon)):
+    served = SERVERS.get(fw or "")
+    server = "uvicorn" if is_asgi_falcon else served.server if served else None
+    if app and server == "gunicorn":
         target = app.target.replace(":app", ":server") if fw == "dash" and ":app" in app.target else app.target
         det.start_command = _gunicorn(target, port, app.chdir)
         note(det, app.file, f"{fw} is WSGI: served by gunicorn on {target}")
         if "gunicorn" not in deps:
             note(det, app.file, "gunicorn is not a dependency: the image must install it")
         return
-    if app and (fw in ("fastapi", "starlette", "litestar", "quart", "fasthtml") or is_asgi_falcon):
+    if app and server == "uvicorn":
         det.start_command = _uvicorn(app.target, port, app.chdir)
         note(det, app.file, f"{fw} is ASGI: served by uvicorn on {app.target}")
         return
-    if app and fw == "sanic":
-        det.start_command = f"sanic {app.target} --host 0.0.0.0 --port {port}"
+    if app and served and served.start and server == "sanic":
+        det.start_command = served.start.format(target=app.target, port=port)
         note(det, app.file, f"sanic serves {app.target}")
         return
-    if app and fw == "aiohttp" and app.factory:
-        det.start_command = f"python -m aiohttp.web -H 0.0.0.0 -P {port} {app.target.rstrip('()')}"
+    if app and served and served.start and server == "aiohttp" and app.factory:
+        det.start_command = served.start.format(target=app.target.rstrip("()"), port=port)
         return
     main = next((f for f in ("main.py", "app.py", "server.py", "run.py", "bot.py", "application.py",
                              "src/main.py", "src/app.py") if src.has_file(f)), None)
@@ -540,27 +340,23 @@ def _django_db(src: SourceTree, det: Detection, file: str, text: str) -> None:
             add_service(det, service, file, f"the default DATABASE_URL is {service}")
 
 
-def _script_framework(src: SourceTree, det: Detection, fw: str, files: list[str]) -> None:
+def _script_framework(src: SourceTree, det: Detection, fw: str, served: Server, files: list[str]) -> None:
     """Streamlit, Gradio, Chainlit: a script is the app; find the one that imports the framework."""
-    names = {"streamlit": ("streamlit_app.py", "app.py", "main.py", "Home.py", "Hello.py"),
-             "gradio": ("app.py", "main.py", "demo.py"), "chainlit": ("app.py", "main.py")}[fw]
+    names = served.scripts
     script = next((f for f in names if src.has_file(f) and fw in (src.read_text(f) or "")), None)
     if script is None:
         script = next((f for f in files if re.search(rf"^\s*(?:import|from)\s+{fw}\b", src.read_text(f) or "",
                                                       re.MULTILINE)), None)
-    port = {"streamlit": 8501, "gradio": 7860, "chainlit": 8000}[fw]
+    port = served.port
     det.internal_port = port
     if script is None:
         return
     note(det, script, f"{script} imports {fw}", W_ENTRYPOINT)
-    if fw == "streamlit":
-        det.start_command = f"streamlit run {script} --server.port {port} --server.address 0.0.0.0"
-    elif fw == "chainlit":
-        det.start_command = f"chainlit run {script} --host 0.0.0.0 --port {port}"
-    else:
+    if served.server == "python":
+        # The script launches the app itself, on the port its code names.
         code_port = port_in_code(src.read_text(script) or "")
         det.internal_port = code_port or port
-        det.start_command = f"python {script}"
+    det.start_command = (served.start or "").format(script=script, port=port)
 
 
 def scan_code_services(src: SourceTree, det: Detection, files: list[str]) -> None:
@@ -572,4 +368,3 @@ def scan_code_services(src: SourceTree, det: Detection, files: list[str]) -> Non
             add_service(det, service, f, f"{f} has a {service} connection URL")
         if re.search(r"^\s*(?:import sqlite3|from sqlite3 import)", text, re.MULTILINE):
             add_service(det, "sqlite", f, f"{f} imports sqlite3")
-

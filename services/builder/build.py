@@ -1,0 +1,320 @@
+"""The build session: what to build for a deployment (BuildJob, build_jobs) and the build handler's logic.
+Runs without a broker in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio
+from docker.errors import DockerException
+from sqlalchemy import select, update
+
+from services.builder.generate import check_files
+from services.builder.own_files import service_image
+from services.builder.service import COMPOSE_FILE, DOCKERFILE, app_dir_of
+from shared.config import Settings
+from shared.db.models import Deployment, Repository
+from shared.db.repository import record_event, transition
+from shared.db.status import DeploymentStatus as S
+from shared.docker import Owner, docker_client
+from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
+from shared.docker.dockerfile import parse_dockerfile
+from shared.docker.resolved import Checked
+from shared.docker.validate import check_dockerfile
+from shared.errors import ErrorCode, PortsideError
+from shared.messaging.events import BuildCompleted, BuildFailed, BuildRequested
+from shared.messaging.subjects import Subject
+from shared.secrets import deployment_env
+from shared.source import SourceTree
+from shared.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def _dockerignore_patterns(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """One image to build: the app's (from the Dockerfile saved in Postgres) or another service of the
+    repository's own compose file (from its Dockerfile on disk)."""
+
+    service: str
+    context_dir: Path
+    dockerfile_name: str
+    dockerfile: str
+    ignore: list[str]
+    tag: str
+    target: str | None = None
+    args: dict[str, str] = field(default_factory=dict)
+
+
+def build_jobs(
+    settings: Settings,
+    deployment: Deployment,
+    checked: Checked,
+    app_dir: Path,
+    owner: Owner,
+    repo_root: Path,
+    tag: str,
+) -> list[BuildJob]:
+    """What to build for a deployment: the app image, plus every other service the repository's compose file
+    builds (compose runs with --no-build), read from the model Compose resolved (interpolated, contained).
+    Every Dockerfile passes the policy with the build args it gets. Empty when the app runs a published image."""
+    theirs = [f for f in (deployment.compose_files or []) if f != COMPOSE_FILE]
+    if not theirs:
+        return [BuildJob("app", app_dir, DOCKERFILE, deployment.dockerfile_content or "",
+                         _dockerignore_patterns(deployment.dockerignore_content or ""), tag)]
+    app_service = deployment.app_service or "app"
+    tree = SourceTree(repo_root)
+    jobs = []
+    for name, service in (checked.model.get("services") or {}).items():
+        build = service.get("build")
+        if not build:
+            continue
+        context = Path(build["context"]).resolve()  # inside the repository: checked with the model
+        rel = os.path.relpath(context, repo_root)
+        dockerfile_name = str(build.get("dockerfile") or "Dockerfile")
+        args = {str(k): str(v) for k, v in (build.get("args") or {}).items() if v is not None}
+        ignore_text = tree.read_text(os.path.normpath(f"{rel}/.dockerignore"))
+        ignore = [*(_dockerignore_patterns(ignore_text) if ignore_text is not None else [".git"]), ".deployment"]
+        if name == app_service:
+            # The saved (possibly edited) Dockerfile, under the path the compose file names.
+            text, image = deployment.dockerfile_content or "", tag
+        else:
+            found = tree.read_text(os.path.normpath(f"{rel}/{dockerfile_name}"))
+            if found is None:
+                raise PortsideError(
+                    ErrorCode.INVALID_DOCKERFILE,
+                    f"{theirs[0]}: service `{name}` builds from {rel}/{dockerfile_name}, which is not a "
+                    "file inside the repository.",
+                )
+            text, image = found, service_image(owner, name, app_service)
+        check_dockerfile(text, settings.allowed_registries, build_args=args)
+        jobs.append(BuildJob(name, context, dockerfile_name, text, ignore, image, build.get("target"), args))
+    return jobs
+
+
+async def build(ctx: WorkerContext, event: BuildRequested) -> None:
+    """Build the deployment's image from the files saved in Postgres (the user's edits included), after the
+    same checks as an edit. Abandoned when the deployment leaves `building` (stopped) or the timeout passes."""
+    deployment_id = event.deployment_id
+    settings = ctx.settings
+    async with ctx.sessions() as session:
+        # Which replica builds (pid, and the host name: every replica in a container is pid 1).
+        who = f"builder pid {os.getpid()} on {socket.gethostname()}"
+        result = await transition(session, deployment_id, S.BUILDING, f"build started ({who})")
+        if not result.applied and result.current != S.BUILDING:
+            log.info("build %s skipped: status is %s", deployment_id, result.current)
+            return
+        await session.commit()
+        deployment = await session.get(Deployment, deployment_id)
+        assert deployment is not None
+        repo = await session.get(Repository, deployment.repository_id)
+        assert repo is not None
+        repo_root = Path(repo.path).resolve()
+        app_dir_error: PortsideError | None = None
+        try:
+            app_dir = app_dir_of(repo, deployment)
+        except PortsideError as exc:
+            app_dir, app_dir_error = repo_root, exc
+        # Variables marked `build` become build arguments of the app image (a Dockerfile reads them with ARG).
+        build_args = {v.key: v.value for v in await deployment_env(session, settings, deployment_id) if v.build}
+
+    owner = Owner.of(settings, deployment_id)
+    tag = f"{owner.image_repo}:{int(time.time())}"
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[BuildLine | None] = asyncio.Queue()
+    stop = threading.Event()
+    stop_reason: list[str] = []
+
+    def on_line(line: BuildLine) -> None:
+        loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    async def relay() -> None:
+        # One consumer keeps the lines in order on the logs stream.
+        while (line := await lines.get()) is not None:
+            await ctx.log(deployment_id, line.text, "build", step=line.step, total_steps=line.total_steps)
+
+    async def watch(deadline: float) -> None:
+        """Cancel and timeout: checked between output lines through `stop` (the DB at most every poll)."""
+        while not stop.is_set():
+            await anyio.sleep(min(settings.build_cancel_poll_seconds, max(deadline - time.monotonic(), 0.05)))
+            if time.monotonic() >= deadline:
+                stop_reason.append("timeout")
+                stop.set()
+                return
+            async with ctx.sessions() as check:
+                status = await check.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+            if status != S.BUILDING:
+                stop_reason.append(f"cancel:{status}")
+                stop.set()
+                return
+
+    def run_build() -> tuple[list[str], BuildOutcome | None, int | None]:
+        warnings, checked = check_files(settings, deployment, app_dir, owner=owner, repo_root=repo_root)
+        jobs = build_jobs(settings, deployment, checked, app_dir, owner, repo_root, tag)
+        jobs = [replace(j, args={**j.args, **build_args}) if j.tag == tag else j for j in jobs]
+        client = docker_client(settings)
+        try:
+            app_outcome: BuildOutcome | None = None
+            for job in jobs:
+                if len(jobs) > 1 or job.service != "app":
+                    on_line(BuildLine(f"building service `{job.service}` as {job.tag}"))
+                context = build_context(str(job.context_dir), job.dockerfile_name, job.dockerfile, job.ignore)
+                outcome = build_image(
+                    client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
+                    on_line=on_line, should_stop=stop.is_set, target=job.target, buildargs=job.args,
+                )
+                if not outcome.succeeded:
+                    return warnings, outcome, None
+                if job.tag == tag:
+                    app_outcome = outcome
+            size = None
+            if app_outcome is not None and app_outcome.image_id:
+                try:
+                    size = int(client.images.get(app_outcome.image_id).attrs.get("Size") or 0) or None
+                except DockerException:
+                    size = None
+            return warnings, app_outcome, size
+        finally:
+            client.close()
+
+    relay_task = asyncio.create_task(relay())
+    started = time.monotonic()
+    watch_task = asyncio.create_task(watch(started + settings.build_timeout_seconds))
+    error: PortsideError | None = None
+    outcome: BuildOutcome | None = None
+    size: int | None = None
+    warnings: list[str] = []
+    try:
+        if app_dir_error is not None:
+            raise app_dir_error
+        if not app_dir.is_dir():
+            raise PortsideError(
+                ErrorCode.REPO_NOT_FOUND,
+                f"The app directory {app_dir} no longer exists; register the repository again.",
+            )
+        # The hard limit only matters for a step that prints nothing: `stop` ends a talking build sooner.
+        with anyio.fail_after(settings.build_timeout_seconds + 30):
+            warnings, outcome, size = await anyio.to_thread.run_sync(run_build, abandon_on_cancel=True)
+    except PortsideError as exc:
+        error = exc
+    except TimeoutError:
+        stop_reason.append("timeout")
+    finally:
+        stop.set()
+        watch_task.cancel()
+        lines.put_nowait(None)
+        await relay_task
+    seconds = round(time.monotonic() - started, 2)
+    for warning in warnings:
+        await ctx.log(deployment_id, f"hadolint: {warning}")
+    if error is None and (outcome is None or not outcome.succeeded) and stop_reason:
+        if stop_reason[0] == "timeout":
+            error = PortsideError(
+                ErrorCode.BUILD_TIMEOUT,
+                f"The build took longer than {settings.build_timeout_seconds:.0f} s; "
+                "raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.",
+            )
+        else:
+            # The user stopped the deployment: whoever moved it on owns its status now.
+            await ctx.log(
+                deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})"
+            )
+            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
+                correlation_id=event.correlation_id, deployment_id=deployment_id,
+                error_code=ErrorCode.BUILD_CANCELLED, message="The build was cancelled: the deployment was stopped."))
+            return
+
+    async with ctx.sessions() as session:
+        if error is not None:
+            target = (
+                S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
+            )
+            await transition(
+                session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds
+            )
+            await session.commit()
+            await ctx.log(deployment_id, f"build failed: {error.message}")
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=error.code,
+                    message=error.message,
+                ),
+            )
+            return
+        if outcome is None:
+            # The app runs a published image from the repository's compose file: nothing to build.
+            image = _published_image(deployment.dockerfile_content or "")
+            await record_event(session, deployment_id, S.BUILDING, f"nothing to build: the app runs {image}")
+            await session.commit()
+            await ctx.log(deployment_id, f"nothing to build: service `{deployment.app_service}` runs the image {image}")
+            await ctx.publish(
+                Subject.BUILD_COMPLETED,
+                BuildCompleted(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    image_id="",
+                    image_tag=image,
+                    build_seconds=seconds,
+                ),
+            )
+            return
+        if not outcome.succeeded:
+            where = f" at {outcome.failing_step}" if outcome.failing_step else ""
+            message = f"The build failed{where}: {outcome.error}\n" + "\n".join(outcome.tail[-15:])
+            await transition(
+                session,
+                deployment_id,
+                S.BUILD_FAILED,
+                message,
+                error_code=ErrorCode.BUILD_FAILED,
+                build_seconds=seconds,
+            )
+            await session.commit()
+            await ctx.log(deployment_id, f"build failed{where}: {outcome.error}")
+            await ctx.publish(
+                Subject.BUILD_FAILED,
+                BuildFailed(
+                    correlation_id=event.correlation_id,
+                    deployment_id=deployment_id,
+                    error_code=ErrorCode.BUILD_FAILED,
+                    message=message,
+                ),
+            )
+            return
+        await session.execute(
+            update(Deployment).where(Deployment.id == deployment_id).values(
+                image_id=outcome.image_id, image_tag=tag, build_seconds=seconds, image_size_bytes=size)
+        )
+        size_text = f", {size / 1e6:.0f} MB" if size else ""
+        await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s{size_text}")
+        await session.commit()
+    await ctx.log(deployment_id, f"image {tag} built in {seconds} s{size_text}")
+    await ctx.publish(
+        Subject.BUILD_COMPLETED,
+        BuildCompleted(
+            correlation_id=event.correlation_id,
+            deployment_id=deployment_id,
+            image_id=outcome.image_id or "",
+            image_tag=tag,
+            build_seconds=seconds,
+        ),
+    )
+
+
+def _published_image(dockerfile: str) -> str:
+    images = parse_dockerfile(dockerfile).base_images()
+    return images[0].reference if images else ""
