@@ -91,9 +91,10 @@ def generate_files(
     repo_root: Path | None = None,
     use_repo_files: bool = True,
 ) -> GeneratedFiles:
-    """Raises ValueError with a user-facing sentence when no Dockerfile can be generated. Reads the repository
-    only through SourceTree, confined to `repo_root` (the app directory when not given). `use_repo_files=False`
-    ignores the repository's own Dockerfile and compose file: Portside's plan builds the app."""
+    """Raises PortsideError (UNSUPPORTED_STACK, ...) with a user-facing sentence when no Dockerfile can be
+    generated. Reads the repository only through SourceTree, confined to `repo_root` (the app directory when not
+    given). `use_repo_files=False` ignores the repository's own Dockerfile and compose file: Portside's plan builds
+    the app."""
     # The repository's own compose file at the directory asked for wins (in a monorepo it usually runs every app);
     # otherwise, in a monorepo, the primary app's directory is what gets built.
     notes: list[str] = []
@@ -139,7 +140,7 @@ def generate_files(
                 "the repository: Portside generated it."
             )
         else:
-            raise ValueError(f"{their_compose} builds `{override.app_service}` from "
+            raise PortsideError(ErrorCode.UNSUPPORTED_STACK, f"{their_compose} builds `{override.app_service}` from "
                              f"{app_build.context}/{app_build.dockerfile}, which is not a file inside the repository.")
         return GeneratedFiles(
             dockerfile=dockerfile, compose=override.text, dockerignore=dockerignore,
@@ -273,7 +274,8 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
             if isinstance(exc, PortsideError):
                 code, message = exc.code, exc.message
             else:
-                code = ErrorCode.UNSUPPORTED_STACK if isinstance(exc, ValueError) else ErrorCode.GENERATION_FAILED
+                # A ValueError here is SourceTree refusing an app path that leaves the repository.
+                code = ErrorCode.PATH_OUTSIDE_REPOSITORY if isinstance(exc, ValueError) else ErrorCode.GENERATION_FAILED
                 message = str(exc)
             await transition(session, deployment.id, S.ERROR, message, error_code=code)
             failure = GenerateFailed(correlation_id=event.correlation_id, deployment_id=deployment.id,

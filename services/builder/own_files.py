@@ -12,6 +12,7 @@ import yaml
 
 from shared.docker import Owner
 from shared.docker.policy import load_compose
+from shared.errors import ErrorCode, PortsideError
 from shared.source import SourceTree
 
 DOCKERFILE_NAMES = ("Dockerfile", "dockerfile")
@@ -92,7 +93,7 @@ def pick_app_service(doc: dict, fallback_port: int | None) -> tuple[str, int | N
     port, else the first. Its container port comes from `ports`/`expose`, else the detected port."""
     services = {str(k): v for k, v in (doc.get("services") or {}).items() if isinstance(v, dict)}
     if not services:
-        raise ValueError("The compose file has no services.")
+        raise PortsideError(ErrorCode.INVALID_COMPOSE, "The compose file has no services.")
     built_here = [t.service for t in build_targets(doc) if t.context.rstrip("/") in (".", "./", "")]
     publishing = [n for n, s in services.items() if s.get("ports")]
     name = (built_here or [t.service for t in build_targets(doc)] or publishing or list(services))[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from shared.detection import Detection
+from shared.errors import ErrorCode, PortsideError
 from shared.source import SourceTree
 
 # Used when the repository names no version: current LTS / stable lines that have official images. Python 3.11:
@@ -149,7 +150,7 @@ def _package_json(app_dir: Path) -> dict:
 
 
 def plan_for(detection: Detection, app_dir: Path, port_override: int | None = None) -> BuildPlan:
-    """Raises ValueError with a user-facing sentence when the stack cannot be built yet."""
+    """Raises UNSUPPORTED_STACK with a user-facing sentence when the stack cannot be built yet."""
     stack = detection.stack
     port = port_override or detection.internal_port or DEFAULT_PORTS.get(stack, 8080)
     start_command = detection.start_command or ""
@@ -159,7 +160,7 @@ def plan_for(detection: Detection, app_dir: Path, port_override: int | None = No
     detection = detection.model_copy(update={"start_command": start_command})
     planner = PLANNERS.get(stack)
     if planner is None:
-        raise ValueError(
+        raise PortsideError(ErrorCode.UNSUPPORTED_STACK, 
             f"Portside cannot generate a Dockerfile for a '{stack}' app yet; add your own Dockerfile to the repository."
         )
     if detection.output_dir is not None and not detection.start_command:
@@ -171,7 +172,7 @@ def plan_for(detection: Detection, app_dir: Path, port_override: int | None = No
 def _need_start(detection: Detection, default_help: str) -> str:
     if detection.start_command:
         return detection.start_command
-    raise ValueError(detection.start_command_help or default_help)
+    raise PortsideError(ErrorCode.UNSUPPORTED_STACK, detection.start_command_help or default_help)
 
 
 # ---- Python ------------------------------------------------------------------------------------------------
@@ -304,7 +305,8 @@ def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str
         build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
     output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static and d.output_dir else None
     if output is not None and output.startswith(".."):
-        raise ValueError(f"The app's build writes to {d.output_dir}, outside the workspace; set its outDir inside it.")
+        raise PortsideError(ErrorCode.UNSUPPORTED_STACK, f"The app's build writes to {d.output_dir}, outside the "
+                                                         "workspace; set its outDir inside it.")
     return BuildPlan(
         "node", d.framework, pm, major, port, start, build, [], template="node/workspace.Dockerfile.j2",
         install=_node_install(pm, lock is not None, production_only=False),
@@ -480,7 +482,8 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
             p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj") if "test" not in p.name.lower()
         )
         if not found:
-            raise ValueError("No .csproj found; Portside builds the project that `dotnet publish` would.")
+            raise PortsideError(ErrorCode.UNSUPPORTED_STACK,
+                                "No .csproj found; Portside builds the project that `dotnet publish` would.")
         project = found[0]
     # Every project file, so `dotnet restore` of the app's project sees its project references.
     manifests = sorted(p.relative_to(app_dir).as_posix() for p in app_dir.rglob("*.csproj"))
@@ -548,7 +551,8 @@ def _elixir(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["elixir"])
     match = re.search(r"app:\s*:(\w+)", _read(app_dir, "mix.exs"))
     if not match:
-        raise ValueError("mix.exs names no `app:`; Portside builds a release named after it.")
+        raise PortsideError(ErrorCode.UNSUPPORTED_STACK,
+                            "mix.exs names no `app:`; Portside builds a release named after it.")
     manifests = ["mix.exs", *(["mix.lock"] if (app_dir / "mix.lock").is_file() else [])]
     return BuildPlan("elixir", d.framework, "mix", version, port, f"/app/bin/{match[1]} start", d.build_command,
                      manifests, template="elixir/Dockerfile.j2", artifact=match[1])

@@ -157,6 +157,7 @@ def generate(
     from services.detector.service import detect as run_detect
     from shared.config import get_settings
     from shared.docker import Owner
+    from shared.errors import PortsideError
 
     detection = run_detect(path, app_path)
     try:
@@ -164,8 +165,8 @@ def generate(
         owner = Owner(get_settings().instance, 0)
         files = generate_files(detection, path / app_path, owner=owner, repo_name=path.name,
                                port_override=internal_port)
-    except ValueError as exc:
-        err().print(f"[red]error[/] UNSUPPORTED_STACK: {exc}")
+    except PortsideError as exc:
+        err().print(f"[red]error[/] {exc.code}: {exc.message}")
         raise typer.Exit(1) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "Dockerfile").write_text(files.dockerfile)

@@ -16,6 +16,7 @@ from shared.detection import Detection
 from shared.docker import Owner
 from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.validate import validate_compose
+from shared.errors import PortsideError
 from tests.conftest import FIXTURE_REPOS
 
 
@@ -99,7 +100,7 @@ def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
 
 
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="add your own Dockerfile"):
+    with pytest.raises(PortsideError, match="add your own Dockerfile"):
         plan_for(Detection(stack="cobol"), tmp_path)
 
 

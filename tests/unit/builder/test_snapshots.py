@@ -14,6 +14,7 @@ import pytest
 from services.builder.generate import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
+from shared.errors import PortsideError
 from tests.conftest import FIXTURE_REPOS, ROOT
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -28,8 +29,8 @@ def render(name: str) -> dict[str, str]:
     try:
         files = generate_files(detect(root), root, owner=Owner("portside", 1), repo_name=name,
                                password=lambda: f"snapshot-password-{next(numbers)}")
-    except ValueError as exc:
-        return {"unsupported.txt": f"{exc}\n"}
+    except PortsideError as exc:
+        return {"unsupported.txt": f"{exc.message}\n"}
     meta = (f"compose_files: {files.compose_files}\napp_service: {files.app_service}\nport: {files.port}\n"
             + "".join(f"note: {n}\n" for n in files.notes))
     return {"Dockerfile": files.dockerfile, "docker-compose.yml": files.compose, ".dockerignore": files.dockerignore,

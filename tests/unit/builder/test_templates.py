@@ -15,6 +15,7 @@ from shared.detection import Detection
 from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.lint import hadolint_path, lint_dockerfile
 from shared.docker.policy import check_dockerfile_policy
+from shared.errors import PortsideError
 from tests.conftest import FIXTURE_REPOS
 
 
@@ -41,7 +42,7 @@ GENERATED = []
 for _name, _detection, _root in _plans():
     try:
         GENERATED.append((_name, plan_for(_detection, _root)))
-    except ValueError:
+    except PortsideError:
         pass
 IDS = [name for name, _ in GENERATED]
 
