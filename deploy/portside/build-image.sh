@@ -3,7 +3,7 @@
 #
 #   deploy/portside/build-image.sh [TAG]      (default: $PORTSIDE_IMAGE or portside:local)
 #
-# It derives from `python:3.12-slim`: the real one where a registry answers, otherwise the local stand-in
+# It derives from `python:3.11-slim`: the real one where a registry answers, otherwise the local stand-in
 # deploy/base-images/build.sh makes. The classic builder is used because the engine may have no BuildKit
 # (buildx); the layer cache makes a rebuild after a source change take seconds.
 set -euo pipefail
@@ -11,8 +11,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TAG="${1:-${PORTSIDE_IMAGE:-portside:local}}"
 
-if ! docker image inspect python:3.12-slim >/dev/null 2>&1; then
-    bash "$REPO/deploy/base-images/build.sh" python:3.12-slim
+if ! docker image inspect python:3.11-slim >/dev/null 2>&1; then
+    bash "$REPO/deploy/base-images/build.sh" python:3.11-slim
 fi
 echo "[portside-image] building $TAG from $REPO/deploy/Dockerfile ..."
 DOCKER_BUILDKIT=0 docker build --quiet -f "$REPO/deploy/Dockerfile" -t "$TAG" \
