@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ from shared.source import SourceTree
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
+CACHE_LAYER_GONE = re.compile(r'unable to find image "sha256:[0-9a-f]+"')
 
 
 def _dockerignore_patterns(text: str) -> list[str]:
@@ -169,11 +171,17 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             for job in jobs:
                 if len(jobs) > 1 or job.service != "app":
                     on_line(BuildLine(f"building service `{job.service}` as {job.tag}"))
-                context = build_context(str(job.context_dir), job.dockerfile_name, job.dockerfile, job.ignore)
-                outcome = build_image(
-                    client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
-                    on_line=on_line, should_stop=stop.is_set, target=job.target, buildargs=job.args,
-                )
+                for attempt in range(2):
+                    context = build_context(str(job.context_dir), job.dockerfile_name, job.dockerfile, job.ignore)
+                    outcome = build_image(
+                        client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
+                        on_line=on_line, should_stop=stop.is_set, target=job.target, buildargs=job.args,
+                    )
+                    # The classic builder loses a cached layer when an image is removed while it builds on it
+                    # ("unable to find image sha256:..."): once more, and the missing layer is simply rebuilt.
+                    if outcome.succeeded or attempt or not CACHE_LAYER_GONE.search(outcome.error or ""):
+                        break
+                    on_line(BuildLine("a cached layer was removed during the build; building once more"))
                 if not outcome.succeeded:
                     return warnings, outcome, None
                 if job.tag == tag:

@@ -109,3 +109,10 @@ def test_plan_cmd_uses_shell_only_when_needed(tmp_path: Path) -> None:
     shell_form = plan_for(Detection(stack="node", start_command="node server.js --port $PORT"), tmp_path).cmd_json
     assert exec_form == '["node", "server.js"]'
     assert shell_form == '["sh", "-c", "exec node server.js --port $PORT"]'
+
+
+def test_a_cache_layer_removed_mid_build_is_recognised_for_one_retry() -> None:
+    from services.builder.build import CACHE_LAYER_GONE
+
+    assert CACHE_LAYER_GONE.search('COPY requirements.txt ./: unable to find image "sha256:6082b3bc2c2a18d6b7"')
+    assert not CACHE_LAYER_GONE.search("pull access denied for evil/x")
