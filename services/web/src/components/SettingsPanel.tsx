@@ -57,7 +57,7 @@ export function SettingsPanel({ deployment, readOnly }: { deployment: Deployment
     try {
       const body: Record<string, unknown> = { app_path: deployment.app_path };
       if (deployment.stack) body.stack = deployment.stack;
-      if (portNumber) body.port = portNumber;
+      if (portNumber) body.internal_port = portNumber; // the port the app listens on; `port` would be the host port
       if (cpu.trim()) body.cpu_limit = Number(cpu);
       if (memory.trim()) body.memory_limit = memory.trim();
       const r = await api<{ deployment_id: number }>("POST", `/api/deployments/generate/${deployment.repository_id}`, body);

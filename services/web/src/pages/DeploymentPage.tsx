@@ -100,7 +100,7 @@ export function DeploymentPage({ id }: { id: number }) {
     try {
       const body: Record<string, unknown> = { app_path: d.app_path };
       if (stackOverride || d.stack) body.stack = stackOverride || d.stack;
-      if (d.internal_port) body.port = d.internal_port;
+      if (d.internal_port) body.internal_port = d.internal_port;
       if (d.cpu_limit) body.cpu_limit = d.cpu_limit;
       if (d.memory_limit) body.memory_limit = d.memory_limit;
       const r = await api<{ deployment_id: number }>("POST", `/api/deployments/generate/${d.repository_id}`, body);

@@ -65,7 +65,7 @@ export function RepositoryPage({ id }: { id: number }) {
     try {
       const body: Record<string, unknown> = { app_path: appPath };
       if (stack) body.stack = stack;
-      if (portNumber) body.port = portNumber;
+      if (portNumber) body.internal_port = portNumber; // the port the app listens on; `port` would be the host port
       if (cpu.trim()) body.cpu_limit = Number(cpu);
       if (memory.trim()) body.memory_limit = memory.trim();
       const r = await api<{ deployment_id: number }>("POST", `/api/deployments/generate/${id}`, body);
