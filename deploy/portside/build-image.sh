@@ -15,7 +15,7 @@ if ! docker image inspect python:3.11-slim >/dev/null 2>&1; then
     bash "$REPO/deploy/base-images/build.sh" python:3.11-slim
 fi
 echo "[portside-image] building $TAG from $REPO/deploy/Dockerfile ..."
-DOCKER_BUILDKIT=0 docker build --quiet -f "$REPO/deploy/Dockerfile" -t "$TAG" \
+DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$REPO/deploy/Dockerfile" -t "$TAG" \
     --label org.opencontainers.image.source=portside \
     --label "org.opencontainers.image.revision=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     "$REPO" >/dev/null
