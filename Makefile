@@ -64,7 +64,9 @@ test: images test-web
 test-web: web
 	cd $(WEB) && npx vitest run --reporter=dot
 
+# The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
 test-slow: images
+	@bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-unit: install
