@@ -27,6 +27,7 @@ from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
 from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
 from shared.docker.dockerfile import parse_dockerfile
+from shared.docker.policy import check_dockerfile_policy
 from shared.docker.resolved import Checked
 from shared.docker.validate import check_dockerfile
 from shared.errors import ErrorCode, PortsideError
@@ -165,6 +166,10 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         warnings, checked = check_files(settings, deployment, app_dir, owner=owner, repo_root=repo_root)
         jobs = build_jobs(settings, deployment, checked, app_dir, owner, repo_root, tag)
         jobs = [replace(j, args={**j.args, **build_args}) if j.tag == tag else j for j in jobs]
+        for job in jobs:
+            if job.tag == tag and build_args:
+                # The deployment's build variables can change a FROM too: the base images are checked with them.
+                check_dockerfile_policy(parse_dockerfile(job.dockerfile), settings.allowed_registries, job.args)
         client = docker_client(settings)
         try:
             app_outcome: BuildOutcome | None = None

@@ -320,3 +320,15 @@ def test_request_bodies_are_bounded(system: System) -> None:
     huge = {"dockerfile": "FROM python:3.12-slim\n" + "# padding\n" * 600_000}
     refused = system.call("PUT", "/api/deployments/1/files", json=huge, expect=413)
     assert refused["error_code"] == "REQUEST_TOO_LARGE"
+
+
+def test_a_build_variable_cannot_point_from_at_an_unlisted_registry(system: System, tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "buildvar", {
+        "Dockerfile": "ARG BASE=python:3.12-slim\nFROM ${BASE}\nCMD [\"python3\", \"-m\", \"http.server\", \"8000\"]\n"})
+    deployment_id = generate(system, register(system, root))["data"]["deployment_id"]
+    system.call("PUT", f"/api/deployments/{deployment_id}/env",
+                json={"variables": [{"key": "BASE", "value": "evil.example.com/py:1", "secret": False, "build": True}]})
+    outcome = system.deploy(deployment_id, expect=(200, 422))
+    final = system.wait_status(deployment_id, {"build_failed", "error", "running"}, timeout=120)
+    assert final["status"] == "build_failed" and final["error_code"] == "POLICY_VIOLATION", (outcome, final)
+    assert "evil.example.com" in final["error_message"]
