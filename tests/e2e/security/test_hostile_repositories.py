@@ -324,7 +324,7 @@ def test_request_bodies_are_bounded(system: System) -> None:
 
 def test_a_build_variable_cannot_point_from_at_an_unlisted_registry(system: System, tmp_path: Path) -> None:
     root = make_repo(tmp_path / "buildvar", {
-        "Dockerfile": "ARG BASE=python:3.12-slim\nFROM ${BASE}\nCMD [\"python3\", \"-m\", \"http.server\", \"8000\"]\n"})
+        "Dockerfile": 'ARG BASE=python:3.12-slim\nFROM ${BASE}\nCMD ["python3", "-m", "http.server", "8000"]\n'})
     deployment_id = generate(system, register(system, root))["data"]["deployment_id"]
     system.call("PUT", f"/api/deployments/{deployment_id}/env",
                 json={"variables": [{"key": "BASE", "value": "evil.example.com/py:1", "secret": False, "build": True}]})
