@@ -114,7 +114,7 @@ host all all ::1/128 scram-sha-256
 def _require_password(server: object, data_dir: Path, password: str) -> None:
     """Give the `postgres` role `password` and make the server ask for it. Idempotent: on a later start the
     rules are already in place and the role already has it (psql logs in with it)."""
-    from pgserver._commands import POSTGRES_BIN_PATH, pg_ctl
+    from pgserver._commands import POSTGRES_BIN_PATH, pg_ctl  # type: ignore[attr-defined]
 
     info = server.get_postmaster_info()  # type: ignore[attr-defined]
     env = {**os.environ, "PGPASSWORD": password}
