@@ -202,7 +202,7 @@ def running_system(
         )
     url = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts seven processes slowly
         while True:
             if process.poll() is not None:
                 raise StartupFailed(f"portside up exited with {process.returncode}:\n{log.read_text()[-4000:]}")
