@@ -27,7 +27,8 @@ from shared.docker import docker_client
 
 log = logging.getLogger(__name__)
 
-CHECK_TIMEOUT = 3.0
+# Generous: a loaded machine answers a Docker ping in seconds, and a false 503 pulls a service out of rotation.
+CHECK_TIMEOUT = 5.0
 Dependency = str  # "postgres", "nats", "docker"
 
 

@@ -184,3 +184,17 @@ def test_worker_ports_count_up_from_the_base_unless_one_is_given() -> None:
     settings = Settings(metrics_base_port=9100)
     assert [worker_port(settings, s) for s in ("detector", "builder", "runner")] == [9100, 9101, 9102]
     assert worker_port(Settings(metrics_port=9555), "runner") == 9555
+
+
+def test_since_is_read_as_utc_even_at_the_edges_of_datetime() -> None:
+    from datetime import timedelta, timezone
+
+    from services.api.routes.deployments import as_utc
+
+    assert as_utc(datetime(2026, 11, 29, 7, 0)) == datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
+    plus_two = timezone(timedelta(hours=2))
+    assert as_utc(datetime(2026, 11, 29, 9, 0, tzinfo=plus_two)) == datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
+    assert as_utc(datetime(1, 1, 1, tzinfo=plus_two)) == datetime.min.replace(tzinfo=UTC)
+    assert as_utc(datetime(9999, 12, 31, 23, 0, tzinfo=timezone(-timedelta(hours=5)))) == datetime.max.replace(
+        tzinfo=UTC
+    )

@@ -268,7 +268,7 @@ async def app_metrics(
     await service.get_deployment(session, deployment_id, user)
     query = select(AppSample).where(AppSample.deployment_id == deployment_id)
     if since is not None:
-        query = query.where(AppSample.sampled_at > (since if since.tzinfo else since.replace(tzinfo=UTC)))
+        query = query.where(AppSample.sampled_at > as_utc(since))
     rows = (await session.scalars(query.order_by(AppSample.sampled_at, AppSample.service))).all()
     rounds: dict[datetime, dict[str, ServiceUsage]] = {}
     for row in rows:
@@ -281,6 +281,17 @@ async def app_metrics(
     return Envelope(data=AppMetricsPublic(
         deployment_id=deployment_id, interval_seconds=settings.metrics_interval_seconds, samples=samples
     ))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same moment in UTC (a naive one is taken as UTC); one beyond datetime's range once converted (year 1
+    with a positive offset, 9999 with a negative one) becomes the earliest or latest moment."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
 
 
 def usage_sum(usages: Iterable[ServiceUsage]) -> ServiceUsage:
