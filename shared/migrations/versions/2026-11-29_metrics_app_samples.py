@@ -1,7 +1,7 @@
 """Per-app usage history: one row per compose service of a running deployment per sampling round.
 
 Revision ID: metrics_20261129
-Revises: auth_2026_11_29
+Revises: generated_secrets_2026_11_29
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "metrics_20261129"
-down_revision = "auth_2026_11_29"
+down_revision = "generated_secrets_2026_11_29"
 branch_labels = None
 depends_on = None
 
