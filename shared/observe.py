@@ -211,5 +211,10 @@ async def serve_observe(readiness: Readiness, service: str) -> None:
              readiness.settings.metrics_host, port)
     try:
         await server.serve()
+    except SystemExit:
+        # uvicorn exits when it cannot bind. A worker without its listener still does its jobs: say so, go on.
+        log.error("%s could not listen on %s:%d for /metrics, /healthz and /readyz (the port is taken?); it runs "
+                  "without them. Set PORTSIDE_METRICS_BASE_PORT (or PORTSIDE_METRICS_PORT) to a free port.",
+                  service, readiness.settings.metrics_host, port)
     finally:
         server.should_exit = True

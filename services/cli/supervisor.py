@@ -18,7 +18,7 @@ from rich.console import Console
 from shared.config import Settings
 from shared.embedded import EmbeddedNats, EmbeddedPostgres, start_nats, start_postgres
 from shared.migrations import upgrade
-from shared.net import free_tcp_port
+from shared.net import free_tcp_port, os_port_free
 from shared.secrets import home_key
 
 SERVICES: dict[str, str] = {
@@ -115,7 +115,8 @@ class Supervisor:
             if base == 0:
                 child.metrics_port = free_tcp_port(self.settings.metrics_host)
             else:
-                while next_port in taken:
+                # Skip what this installation uses and what something else already listens on.
+                while next_port in taken or not os_port_free(self.settings.metrics_host, next_port):
                     next_port += 1
                 child.metrics_port = next_port
                 next_port += 1

@@ -11,6 +11,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
@@ -198,3 +199,45 @@ def test_since_is_read_as_utc_even_at_the_edges_of_datetime() -> None:
     assert as_utc(datetime(9999, 12, 31, 23, 0, tzinfo=timezone(-timedelta(hours=5)))) == datetime.max.replace(
         tzinfo=UTC
     )
+
+
+def test_a_worker_whose_metrics_port_is_taken_keeps_running_without_its_listener(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from faststream.nats import NatsBroker
+
+    from shared.db.session import make_engine
+    from shared.observe import Readiness, serve_observe
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = Settings(home=tmp_path, metrics_port=port)
+        readiness = Readiness(settings, make_engine("postgresql://unit@localhost/unit", application_name="unit"),
+                              NatsBroker("nats://127.0.0.1:1"), docker=False)
+        with caplog.at_level(logging.ERROR):
+            asyncio.run(asyncio.wait_for(serve_observe(readiness, "builder"), 30))  # returns; no SystemExit
+    assert f"could not listen on 127.0.0.1:{port}" in caplog.text
+
+
+def test_portside_up_skips_ports_in_use_for_worker_listeners(tmp_path: Path) -> None:
+    import socket
+
+    from services.cli.supervisor import Child, Supervisor
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        base = busy.getsockname()[1]
+        settings = Settings(home=tmp_path, metrics_base_port=base, api_port=base + 1)
+        supervisor = Supervisor(settings, {})
+        supervisor.children = [Child("api", 0, "m"), Child("detector", 0, "m"), Child("runner", 0, "m")]
+        supervisor.assign_metrics_ports()
+    ports = [c.metrics_port for c in supervisor.children]
+    assert ports[0] is None and base not in ports and base + 1 not in ports
+    assert ports[1] is not None and ports[2] is not None and ports[1] < ports[2]
+    listed = json.loads((tmp_path / "metrics-ports.json").read_text())
+    assert listed["detector"] == f"http://127.0.0.1:{ports[1]}" and listed["api"].endswith(f":{base + 1}")
