@@ -132,6 +132,9 @@ def _wrapped(
             async with in_progress(message, heartbeat):
                 await handler(event)
             metrics.JOBS.labels(ctx.service, subject.value, "ok").inc()
+            # One line per job, carrying its ids like every line inside it: a log shipper can follow a deployment.
+            log.info("%s: %s handled in %.2f s (delivery %d)", ctx.service, subject.value,
+                     time.monotonic() - started, delivery)
         except Exception as exc:  # every failure ends below in a retry or in a recorded outcome
             reason = exc.message if isinstance(exc, PortsideError) else f"{exc.__class__.__name__}: {exc}"
             if delivery < ctx.settings.max_deliver:

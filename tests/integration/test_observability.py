@@ -133,6 +133,8 @@ async def test_worker_metrics_count_jobs_by_outcome_and_time_them(
     lines = [json.loads(line) for line in json_lines.getvalue().splitlines()]
     mine = [line for line in lines if line["message"] == "looking at repository 7"]
     assert mine and mine[0]["correlation_id"] == good.correlation_id
+    done = [line for line in lines if line["message"].startswith("detector: deploy.detect.requested handled in")]
+    assert [line["correlation_id"] for line in done] == [good.correlation_id]
     # The wrapper's own lines about the failing job carry its correlation id too.
     failures = [line for line in lines if "unlucky repository" in line["message"]]
     assert failures and all(line["correlation_id"] == bad.correlation_id for line in failures)
