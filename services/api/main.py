@@ -19,6 +19,7 @@ from services.api.routes import audit, auth, deployments, env, logs, repositorie
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
+from shared.messaging.outbox import start_relay, stop_relay
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
+        relay = start_relay(engine, bus.broker, settings)
         yield
+        await stop_relay(relay)
         await bus.stop()
         await engine.dispose()
 
