@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.errors import Error as NatsError
-from nats.js.api import ConsumerConfig, StorageType
+from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType
 
 from shared.config import Settings
 from shared.messaging.contract import SUBJECT_PAYLOADS
@@ -91,6 +91,23 @@ def worker_subscriber(
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=max_workers,
+        title=f"{durable} consumer of {', '.join(s.value for s in subjects)}",
+    )
+
+
+def events_subscriber(broker: NatsBroker, settings: Settings, durable: str):
+    """A durable pull consumer of the public events stream, shared by the replicas of one consumer kind
+    (logstream's webhook fan-out). It starts with events published after it was first created."""
+    return broker.subscriber(
+        EVENTS_WILDCARD,
+        stream=events_stream(settings, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=50, timeout=2.0),
+        config=ConsumerConfig(
+            ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver, deliver_policy=DeliverPolicy.NEW,
+        ),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{durable} consumer of portside.events.v1.>",
     )
 
 
