@@ -192,7 +192,10 @@ class Deliverer:
         elif attempts >= settings.webhook_max_attempts:
             values.update(status="failed", last_error=f"gave up after {attempts} attempts; last: {error}")
         else:
-            values["next_attempt_at"] = func.now() + timedelta(seconds=backoff(settings, attempts))
+            delay = backoff(settings, attempts)
+            values["next_attempt_at"] = func.now() + timedelta(seconds=delay)
+            # Look again when it is due (the loop's own pass is only every second).
+            asyncio.get_running_loop().call_later(delay, self.wake.set)
         async with self.ctx.sessions() as session:
             # Only if nobody reset it meanwhile (a redeliver while this attempt ran starts its own count).
             await session.execute(update(WebhookDelivery).where(

@@ -102,7 +102,7 @@ def events_subscriber(broker: NatsBroker, settings: Settings, durable: str):
         EVENTS_WILDCARD,
         stream=events_stream(settings, declare=False),
         durable=durable,
-        pull_sub=PullSub(batch_size=50, timeout=2.0),
+        pull_sub=PullSub(batch_size=1, timeout=2.0),
         config=ConsumerConfig(
             ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver, deliver_policy=DeliverPolicy.NEW,
         ),
