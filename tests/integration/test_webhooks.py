@@ -10,11 +10,8 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,58 +27,15 @@ from shared.secrets import Cipher
 from shared.webhooks import check_webhook_url
 from shared.worker import WorkerContext, make_context
 from tests.integration.conftest import make_deployment
+from tests.receivers import Receivers
 
 SECRET = "a-secret-of-sixteen-or-more"
 
 
-@dataclass
-class Receiver:
-    """An HTTP server on loopback that records each POST (time, headers, body) and answers `status`;
-    while `hold` is clear it keeps the request waiting (a receiver that hangs)."""
-
-    status: int = 200
-    hold: threading.Event = field(default_factory=threading.Event)
-    seen: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    def __post_init__(self) -> None:
-        self.hold.set()
-
-
-class Receivers:
-    def __init__(self) -> None:
-        self.servers: list[tuple[ThreadingHTTPServer, Receiver]] = []
-
-    def new(self, **kwargs: object) -> Receiver:
-        receiver = Receiver(**kwargs)  # type: ignore[arg-type]
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.seen.append((time.monotonic(), dict(self.headers), body))
-                receiver.hold.wait(30)
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.servers.append((server, receiver))
-        return receiver
-
-
 @pytest.fixture
 def receivers() -> Iterator[Receivers]:
-    made = Receivers()
-    yield made
-    for server, receiver in made.servers:
-        receiver.hold.set()
-        server.shutdown()
-        server.server_close()
+    with Receivers() as made:
+        yield made
 
 
 @pytest.fixture
