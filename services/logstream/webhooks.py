@@ -54,6 +54,15 @@ class Deliverer:
         self.slots = asyncio.Semaphore(CONCURRENCY)
         self.inflight: set[asyncio.Task[None]] = set()
         self.task: asyncio.Task[None] | None = None
+        self.http: httpx.AsyncClient | None = None
+        self._cipher: Cipher | None = None
+
+    @property
+    def cipher(self) -> Cipher:
+        # Made on first use: reading the installation's key is for a running process, not for `make docs`.
+        if self._cipher is None:
+            self._cipher = Cipher(self.ctx.settings)
+        return self._cipher
 
     def register(self) -> None:
         subscriber = events_subscriber(self.ctx.broker, self.ctx.settings, "webhooks")
@@ -95,6 +104,9 @@ class Deliverer:
         return added
 
     def start(self) -> None:
+        # One client (its connection pool and TLS context) for every delivery; no proxy from the environment.
+        self.http = httpx.AsyncClient(timeout=self.ctx.settings.webhook_timeout_seconds, follow_redirects=False,
+                                      trust_env=False, limits=httpx.Limits(max_connections=CONCURRENCY))
         self.task = asyncio.create_task(self.deliver_forever(), name="webhook-deliveries")
 
     async def stop(self) -> None:
@@ -105,6 +117,8 @@ class Deliverer:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.http is not None:
+            await self.http.aclose()
 
     async def deliver_forever(self) -> None:
         while True:
@@ -166,13 +180,12 @@ class Deliverer:
                 headers = {
                     "Content-Type": "application/json",
                     "User-Agent": "Portside-Webhooks/1",
-                    SIGNATURE_HEADER: sign(Cipher(settings).decrypt(secret_encrypted), body),
+                    SIGNATURE_HEADER: sign(self.cipher.decrypt(secret_encrypted), body),
                     TIMESTAMP_HEADER: str(int(datetime.now(UTC).timestamp())),
                     EVENT_HEADER: PublicSubject(row.subject).short,
                 }
-                async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                                             trust_env=False) as client:
-                    resp = await client.post(target, content=body, headers=headers)
+                assert self.http is not None, "start() first"
+                resp = await self.http.post(target, content=body, headers=headers)
                 status_code = resp.status_code
                 if not 200 <= resp.status_code < 300:
                     error = f"the receiver answered HTTP {resp.status_code}"
