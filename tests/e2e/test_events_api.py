@@ -27,10 +27,11 @@ pytestmark = pytest.mark.slow  # a real build and start, about a minute
 
 @pytest.fixture(scope="module")
 def hooked(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    # Receivers run on loopback, which webhook URLs may reach only when private networks are allowed.
+    # Receivers run on loopback, which webhook URLs may reach only when private networks are allowed. One
+    # process: the same services and consumers, and it comes up in time on a loaded machine.
     env = {"PORTSIDE_ALLOW_PRIVATE_NETWORKS": "true", "PORTSIDE_WEBHOOK_TIMEOUT_SECONDS": "60"}
     try:
-        with running_system(tmp_path_factory.mktemp("events-home"), engine, env) as running:
+        with running_system(tmp_path_factory.mktemp("events-home"), engine, env, ["--single-process"]) as running:
             yield running
     except StartupFailed as exc:
         pytest.fail(str(exc))

@@ -152,8 +152,8 @@ async def test_a_failing_receiver_is_retried_with_backoff_then_given_up_and_reco
     times = [t for t, _, _ in receiver.seen]
     assert len(times) == 3  # and no fourth
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # 0.3 s, then 0.6 s (base, then twice the base): each wait at least its backoff, and the second longer.
-    assert gaps[0] >= 0.3 and gaps[1] >= 0.6 and gaps[1] > gaps[0]
+    # Each wait at least its backoff: 0.3 s, then 0.6 s (base, then twice the base; the unit test has the schedule).
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6
     await asyncio.sleep(1.5)
     assert len(receiver.seen) == 3
 
