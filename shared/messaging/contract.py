@@ -95,7 +95,6 @@ ROUTES: tuple[Route, ...] = (
 )
 ROUTE: dict[Subject | PublicSubject, Route] = {route.subject: route for route in ROUTES}
 SUBJECT_PAYLOADS: dict[Subject | PublicSubject, type[BaseModel]] = {route.subject: route.payload for route in ROUTES}
-PUBLIC: tuple[PublicSubject, ...] = tuple(PublicSubject(route.subject) for route in ROUTES if route.kind == "public")
 # Every fact the API waits on (a waiting request is answered by one of them).
 FACTS: tuple[Subject, ...] = tuple(Subject(route.subject) for route in ROUTES if route.kind == "fact")
 
