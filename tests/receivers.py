@@ -19,6 +19,8 @@ class Receiver:
     seen: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
     answered: int = 0
+    # How long a held request waits at most before it is answered anyway.
+    hold_seconds: float = 30
     webhook_id: int | None = None
 
     def __post_init__(self) -> None:
@@ -36,7 +38,7 @@ class Receivers:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.seen.append((time.monotonic(), dict(self.headers), body))
-                receiver.hold.wait(30)
+                receiver.hold.wait(receiver.hold_seconds)
                 self.send_response(receiver.status)
                 self.end_headers()
                 receiver.answered += 1

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow  # a real build and start, about a minute
 def hooked(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     # Receivers run on loopback, which webhook URLs may reach only when private networks are allowed. One
     # process: the same services and consumers, and it comes up in time on a loaded machine.
-    env = {"PORTSIDE_ALLOW_PRIVATE_NETWORKS": "true", "PORTSIDE_WEBHOOK_TIMEOUT_SECONDS": "60"}
+    env = {"PORTSIDE_ALLOW_PRIVATE_NETWORKS": "true", "PORTSIDE_WEBHOOK_TIMEOUT_SECONDS": "900"}
     try:
         with running_system(tmp_path_factory.mktemp("events-home"), engine, env, ["--single-process"]) as running:
             yield running
@@ -58,7 +58,7 @@ def test_a_deploy_seen_through_portside_events_and_webhooks(
     hooked: System, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     with Receivers() as receivers:
-        slow, fast = receivers.new(), receivers.new()
+        slow, fast = receivers.new(hold_seconds=900), receivers.new()
         slow.hold.clear()  # answers nothing until the end of the test
         for receiver, events in ((slow, ["*"]), (fast, ["deployment.status_changed", "deployment.crashed"])):
             made = hooked.call("POST", "/api/webhooks", json={"url": receiver.url, "events": events, "secret": SECRET})
