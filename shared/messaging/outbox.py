@@ -58,11 +58,15 @@ async def relay_once(sessions: async_sessionmaker[AsyncSession], js: JetStreamCo
             )).all()
             if not rows:
                 return sent
-            for row in rows:
-                await js.publish(
+            # Written to the connection in order, acknowledged together: the order holds, the wait is one round trip.
+            acks = [
+                await js.publish_async(
                     row.subject, json.dumps(row.payload).encode(), stream=settings.events_stream_name,
-                    headers={"Nats-Msg-Id": msg_id(row.id)}, timeout=5,
+                    headers={"Nats-Msg-Id": msg_id(row.id)},
                 )
+                for row in rows
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=10)
             await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_([row.id for row in rows])))
             await session.commit()
             sent += len(rows)
