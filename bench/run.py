@@ -17,6 +17,7 @@ BENCHES = [
     "bench.auth_bench",
     "bench.metrics_bench",
     "bench.web_bench",
+    "bench.events_bench",
     # the public apps of bench/realworld/manifest.yaml found in a local mirror (none: skipped)
     "bench.realworld.run",
 ]

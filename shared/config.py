@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     instance: str = Field(default="portside", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
     stream_name: str = "PORTSIDE"
     logs_stream_name: str = "PORTSIDE_LOGS"
+    # Public events (portside.events.v1.*) live on their own stream, kept this long for late subscribers.
+    events_stream_name: str = "PORTSIDE_EVENTS"
+    events_max_age_hours: float = Field(default=168.0, gt=0)
+    # The outbox relay publishes at once when Postgres notifies it; this is its fallback poll.
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    # Outgoing webhooks: attempts per delivery (then it is recorded as given up), the first retry's delay
+    # (doubling each time), and how long a receiver may take to answer.
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    webhook_retry_base_seconds: float = Field(default=2.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long the API waits for a worker's reply to detect/generate before WORKER_TIMEOUT.
     worker_timeout_seconds: float = 30.0
     # JetStream redelivers a message whose worker stopped heart-beating for this long (e.g. was killed).

@@ -59,6 +59,10 @@ class ErrorCode(StrEnum):
     USER_NOT_FOUND = "USER_NOT_FOUND"
     TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
+    WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
+    # A webhook URL that is not http(s), does not resolve, or reaches a loopback/private host (shared/outbound.py).
+    WEBHOOK_URL_FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
 
 
 class PortsideError(Exception):

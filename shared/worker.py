@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
@@ -25,6 +25,7 @@ from shared.errors import ErrorCode, PortsideError
 from shared.logs import configure_logging, job_context
 from shared.messaging.contract import ROUTE, Service, consumed_by
 from shared.messaging.events import Event, Failure, LogLine
+from shared.messaging.outbox import start_relay, stop_relay
 from shared.messaging.streams import (
     ensure_streams,
     in_progress,
@@ -47,6 +48,7 @@ class WorkerContext:
     broker: NatsBroker
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    relay: asyncio.Task[None] | None = None
 
     async def publish(self, subject: Subject, event: Event) -> None:
         await publish(self.broker, self.settings, subject, event)
@@ -73,8 +75,10 @@ class WorkerContext:
         await self.broker.connect()
         await ensure_streams(self.broker, self.settings)
         await self.broker.start()
+        self.relay = start_relay(self.engine, self.broker, self.settings)
 
     async def close(self) -> None:
+        await stop_relay(self.relay)
         await self.broker.stop()
         await self.engine.dispose()
 
@@ -113,7 +117,8 @@ def _wrapped(
 
     async def on_message(body: dict, message: NatsMessage) -> None:
         try:
-            event = route.payload.model_validate(body)
+            # Deploy-stream payloads are all Events (the contract test checks it).
+            event = cast(Event, route.payload.model_validate(body))
         except ValidationError as exc:
             # No retry can fix a payload that breaks the contract; say so and drop it for good.
             log.error(
@@ -213,6 +218,8 @@ def build_worker(
     @app.after_startup
     async def start_loops() -> None:
         tasks.extend(asyncio.ensure_future(loop()) for loop in loops)
+        # Every process relays the outbox (one at a time, by an advisory lock): events go out while any runs.
+        tasks.append(start_relay(ctx.engine, ctx.broker, ctx.settings))
 
     @app.on_shutdown
     async def stop_loops() -> None:

@@ -14,12 +14,25 @@ from services.api.bus import Bus
 from services.api.errors import install_error_handlers
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
-from services.api.routes import audit, auth, deployments, env, logs, repositories, system, tokens, users
+from services.api.routes import (
+    audit,
+    auth,
+    deployments,
+    env,
+    events,
+    logs,
+    repositories,
+    system,
+    tokens,
+    users,
+    webhooks,
+)
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
 from shared.messaging.contract import Service, consumed_by
+from shared.messaging.outbox import start_relay, stop_relay
 from shared.observe import HttpMetrics, Readiness, observe_router
 
 # Every durable consumer: the API's /metrics reports the lag of them all.
@@ -34,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
+        relay = start_relay(engine, bus.broker, settings)
         yield
+        await stop_relay(relay)
         await bus.stop()
         await engine.dispose()
 
@@ -63,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(system.router)
     app.include_router(observe_router(lambda request: request.app.state.readiness, metrics=False))
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -1,5 +1,5 @@
-"""Logstream process: relays container logs into the logs stream and serves them over SSE
-(`python -m services.logstream.main`, started by `portside up`)."""
+"""Logstream process: relays container logs into the logs stream and serves them over SSE, and delivers the
+public events to outgoing webhooks (`python -m services.logstream.main`, started by `portside up`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.logstream.relay import Relay
 from services.logstream.routes import router
+from services.logstream.webhooks import Deliverer
 from shared.config import get_settings
 from shared.logs import configure_logging
 from shared.messaging.events import RunCompleted
@@ -53,12 +54,16 @@ def create_app() -> FastAPI:
     ctx = make_context("logstream")
     relay = Relay(ctx)
     register(ctx, relay)
+    webhooks = Deliverer(ctx)
+    webhooks.register()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.start()
         await relay.resume_all()
+        webhooks.start()
         yield
+        await webhooks.stop()
         await relay.stop()
         await ctx.close()
 

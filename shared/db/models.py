@@ -227,3 +227,52 @@ class AppSample(Base):
     # Counters since the container started, as the engine reports them.
     network_rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
     network_tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OutboxEvent(Base):
+    """A public event written in the transaction of the change it describes; the outbox relay
+    (shared/messaging/outbox.py) publishes it with its id as Nats-Msg-Id, then deletes it."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Webhook(TimestampMixin, Base):
+    """A user's outgoing webhook: public events it may see, POSTed to `url`, signed with its secret."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Short public subjects (`deployment.crashed`) or "*" for every one.
+    events: Mapped[list[str]] = mapped_column(JSONB)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: pending until a POST answered 2xx (delivered) or the attempts ran out (failed)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
