@@ -6,7 +6,10 @@ PORTSIDE_MAX_CONCURRENT_BUILDS=1 serves the system tests of this file."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -133,6 +136,12 @@ def test_cancel_kills_the_running_build_within_seconds(limited: System, engine: 
     assert limited.wait_status(deployment_id, {"build_failed"}, timeout=5)["error_code"] == "BUILD_CANCELLED"
     again = limited.call("POST", f"/api/deployments/{deployment_id}/cancel", expect=409)
     assert again["error_code"] == "INVALID_STATE" and "only a queued or building" in again["detail"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "cancel", str(deployment_id), "--api", limited.url],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+        env={**os.environ, "PORTSIDE_TOKEN": limited.token},
+    )
+    assert cli.returncode != 0 and "INVALID_STATE" in cli.stdout + cli.stderr, (cli.stdout, cli.stderr)
     assert limited.call("POST", f"/api/deployments/{deployment_id}/stop")["data"]["status"] == "build_failed"
 
 
