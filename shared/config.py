@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     max_deliver: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.5, gt=0)
     build_timeout_seconds: float = 1800.0
+    # Caps on every container a build runs its steps in (README "Build limits"). Memory as in compose (512m, 2g;
+    # `none`: no cap); swap is not added on top. CPUs may be fractional; unset lets a build use every core, at half
+    # the scheduling weight of the apps, so running apps win when the host is busy.
+    build_memory: str = Field(default="4g", pattern=r"^([1-9][0-9]*[bkmg]|none)$")
+    build_cpus: float | None = Field(default=None, gt=0, le=256)
+    # Builds running at once across every builder replica (Postgres advisory locks); a build waits for a slot.
+    max_concurrent_builds: int = Field(default=2, ge=1, le=1000)
+    # The disk janitor (in the builder) runs this often: it keeps the newest keep_images images per deployment and
+    # removes Portside's untagged images (build leftovers) older than build_cache_max_age_hours.
+    janitor_interval_seconds: float = Field(default=3600.0, gt=0)
+    build_cache_max_age_hours: float = Field(default=24.0, ge=0)
     ready_timeout_seconds: float = 90.0
     # Pre-flight: refuse to build when the Docker data disk has less free space than this.
     min_free_disk_mb: int = 1024
@@ -70,8 +81,8 @@ class Settings(BaseSettings):
     allowed_registries: list[str] = Field(
         default_factory=lambda: ["docker.io", "mcr.microsoft.com", "ghcr.io", "gcr.io", "quay.io", "public.ecr.aws"]
     )
-    # A build whose deployment left `building` (stopped by the user) is abandoned; its status is read this often.
-    build_cancel_poll_seconds: float = 2.0
+    # A build whose deployment left `building` (cancelled or stopped) is abandoned; its status is read this often.
+    build_cancel_poll_seconds: float = 1.0
     # Registering a local directory (and file:// git URLs) lets a repository read that directory: off unless an
     # administrator turns it on. System directories and Portside's own home are refused even then.
     allow_local_repos: bool = False

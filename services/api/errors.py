@@ -41,6 +41,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.GENERATION_FAILED: 422,
     # The app's own failures: its code did not build, start or answer.
     ErrorCode.BUILD_FAILED: 422,
+    ErrorCode.BUILD_RESOURCE_LIMIT: 422,
     ErrorCode.START_FAILED: 422,
     ErrorCode.APP_CRASHED: 422,
     ErrorCode.NOT_READY: 422,

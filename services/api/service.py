@@ -376,6 +376,30 @@ async def deploy(
     return deployment
 
 
+async def cancel(session: AsyncSession, deployment_id: int, user: User | None = None) -> Deployment:
+    """End a queued or running build now: the deployment is `build_failed` with BUILD_CANCELLED at once, and the
+    builder holding it (any replica: it reads the status every PORTSIDE_BUILD_CANCEL_POLL_SECONDS) kills the
+    step's container and frees its build slot."""
+    deployment = await get_deployment(session, deployment_id, user)
+    refused = PortsideError(
+        ErrorCode.INVALID_STATE,
+        f"Deployment {deployment_id} is {deployment.status}: only a queued or building deployment has a build to "
+        "cancel (use stop for a running app).",
+    )
+    if S(deployment.status) not in (S.QUEUED, S.BUILDING):
+        raise refused
+    who = f"by {user.email}" if user is not None else "through the API"
+    result = await transition(session, deployment_id, S.BUILD_FAILED, f"The build was cancelled {who}.",
+                              error_code=ErrorCode.BUILD_CANCELLED)
+    if not result.applied:  # it finished (or was stopped) between the read and the update
+        await session.rollback()
+        await session.refresh(deployment)
+        raise refused
+    await session.commit()
+    await session.refresh(deployment)
+    return deployment
+
+
 async def _preflight_or_error(
     session: AsyncSession, settings: Settings, deployment: Deployment, dockerfile: str | None = None,
     compose: str | None = None,

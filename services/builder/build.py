@@ -15,17 +15,18 @@ from pathlib import Path
 
 import anyio
 from docker.errors import DockerException
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from services.builder.generate import check_files
 from services.builder.own_files import service_image
 from services.builder.service import COMPOSE_FILE, DOCKERFILE, app_dir_of
+from services.builder.slots import SlotWaitAbandoned, build_slot
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
-from shared.docker.build import BuildLine, BuildOutcome, build_context, build_image
+from shared.docker.build import BuildLimits, BuildLine, BuildOutcome, build_context, build_image
 from shared.docker.dockerfile import parse_dockerfile
 from shared.docker.policy import check_dockerfile_policy
 from shared.docker.resolved import Checked
@@ -119,6 +120,9 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         result = await transition(session, deployment_id, S.BUILDING, f"build started ({who})")
         if not result.applied and result.current != S.BUILDING:
             log.info("build %s skipped: status is %s", deployment_id, result.current)
+            code = await session.scalar(select(Deployment.error_code).where(Deployment.id == deployment_id))
+            if code == ErrorCode.BUILD_CANCELLED:
+                await _report_cancelled(ctx, event, "before it started", result.current)
             return
         await session.commit()
         deployment = await session.get(Deployment, deployment_id)
@@ -134,6 +138,64 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         # Variables marked `build` become build arguments of the app image (a Dockerfile reads them with ARG).
         build_args = {v.key: v.value for v in await deployment_env(session, settings, deployment_id) if v.build}
 
+    async def still_building() -> bool:
+        # Also keeps updated_at fresh: the reconciler must not take a long wait for a builder that died.
+        async with ctx.sessions() as check:
+            touched = await check.execute(update(Deployment).where(
+                Deployment.id == deployment_id, Deployment.status == S.BUILDING).values(updated_at=func.now()))
+            await check.commit()
+        return bool(touched.rowcount)  # type: ignore[attr-defined]
+
+    waited: list[float] = []
+
+    async def on_wait(busy: int) -> None:
+        waited.append(time.monotonic())
+        message = (f"waiting for a build slot: {busy} of {settings.max_concurrent_builds} in use "
+                   "(PORTSIDE_MAX_CONCURRENT_BUILDS)")
+        async with ctx.sessions() as session:
+            await record_event(session, deployment_id, S.BUILDING, message)
+            await session.commit()
+        await ctx.log(deployment_id, message)
+
+    try:
+        async with build_slot(ctx.engine, settings.max_concurrent_builds, still_building, on_wait,
+                              settings.build_cancel_poll_seconds) as slot:
+            if waited:
+                # The build's own clock (timeout, reconciler) starts now, not when it began to wait.
+                async with ctx.sessions() as session:
+                    await transition(session, deployment_id, S.BUILDING,
+                                     f"build slot {slot} free after {time.monotonic() - waited[0]:.1f} s; building")
+                    await session.commit()
+            await _build_and_report(ctx, event, deployment, repo_root, app_dir, app_dir_error, build_args)
+    except SlotWaitAbandoned:
+        async with ctx.sessions() as session:
+            status = await session.scalar(select(Deployment.status).where(Deployment.id == deployment_id))
+        await _report_cancelled(ctx, event, f"before it got a build slot (deployment is {status})", status)
+
+
+async def _report_cancelled(ctx: WorkerContext, event: BuildRequested, when: str, status: str | None) -> None:
+    """The user cancelled or stopped the build: whoever moved the deployment on owns its status now; the
+    build only says it ended, so a caller waiting on the deploy is answered."""
+    await ctx.log(event.deployment_id, f"build cancelled {when}")
+    why = "cancelled" if status == S.BUILD_FAILED else "cancelled: the deployment was stopped"
+    await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
+        correlation_id=event.correlation_id, deployment_id=event.deployment_id,
+        error_code=ErrorCode.BUILD_CANCELLED, message=f"The build was {why}."))
+
+
+async def _build_and_report(
+    ctx: WorkerContext,
+    event: BuildRequested,
+    deployment: Deployment,
+    repo_root: Path,
+    app_dir: Path,
+    app_dir_error: PortsideError | None,
+    build_args: dict[str, str],
+) -> None:
+    """Build every image of the deployment while holding a build slot, then record and publish the outcome."""
+    deployment_id = event.deployment_id
+    settings = ctx.settings
+    limits = BuildLimits.of(settings)
     owner = Owner.of(settings, deployment_id)
     tag = f"{owner.image_repo}:{int(time.time())}"
     loop = asyncio.get_running_loop()
@@ -183,6 +245,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
                     outcome = build_image(
                         client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
                         on_line=on_line, should_stop=stop.is_set, target=job.target, buildargs=job.args,
+                        limits=limits,
                     )
                     # The classic builder loses a cached layer when an image is removed while it builds on it
                     # ("unable to find image sha256:..."): once more, and the missing layer is simply rebuilt.
@@ -241,13 +304,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
                 "raise PORTSIDE_BUILD_TIMEOUT_SECONDS or make the build faster.",
             )
         else:
-            # The user stopped the deployment: whoever moved it on owns its status now.
-            await ctx.log(
-                deployment_id, f"build cancelled after {seconds} s (deployment is {stop_reason[0].split(':', 1)[1]})"
-            )
-            await ctx.publish(Subject.BUILD_FAILED, BuildFailed(
-                correlation_id=event.correlation_id, deployment_id=deployment_id,
-                error_code=ErrorCode.BUILD_CANCELLED, message="The build was cancelled: the deployment was stopped."))
+            status = stop_reason[0].split(":", 1)[1]
+            await _report_cancelled(ctx, event, f"after {seconds} s (deployment is {status})", status)
             return
 
     async with ctx.sessions() as session:
@@ -291,13 +349,20 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             return
         if not outcome.succeeded:
             where = f" at {outcome.failing_step}" if outcome.failing_step else ""
-            message = f"The build failed{where}: {outcome.error}\n" + "\n".join(outcome.tail[-15:])
+            code, message = ErrorCode.BUILD_FAILED, f"The build failed{where}: {outcome.error}"
+            if out_of_memory(outcome, limits):
+                code, message = ErrorCode.BUILD_RESOURCE_LIMIT, (
+                    f"The build ran out of memory{where}: the step went over the build's "
+                    f"{(limits.memory or 0) // 1024**2} MB cap and was killed (exit 137). Raise "
+                    "PORTSIDE_BUILD_MEMORY, or make the step use less memory."
+                )
+            message += "\n" + "\n".join(outcome.tail[-15:])
             await transition(
                 session,
                 deployment_id,
                 S.BUILD_FAILED,
                 message,
-                error_code=ErrorCode.BUILD_FAILED,
+                error_code=code,
                 build_seconds=seconds,
             )
             await session.commit()
@@ -307,7 +372,7 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
                 BuildFailed(
                     correlation_id=event.correlation_id,
                     deployment_id=deployment_id,
-                    error_code=ErrorCode.BUILD_FAILED,
+                    error_code=code,
                     message=message,
                 ),
             )
@@ -332,6 +397,11 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             build_seconds=seconds,
         ),
     )
+
+
+def out_of_memory(outcome: BuildOutcome, limits: BuildLimits) -> bool:
+    """A step killed for memory: the engine saw an OOM, or it died of SIGKILL (137) under a memory cap."""
+    return outcome.oom_killed or (outcome.exit_code == 137 and limits.memory is not None)
 
 
 def _published_image(dockerfile: str) -> str:

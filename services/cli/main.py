@@ -318,6 +318,16 @@ def stop(deployment_id: int, api: ApiOpt = "") -> None:
     out().print(f"deployment {deployment_id} is {data['status']}")
 
 
+@app.command()
+def cancel(deployment_id: int, api: ApiOpt = "") -> None:
+    """Cancel a queued or running build: its container is killed, the deployment ends build_failed."""
+    try:
+        data = _api(api).call("POST", f"/api/deployments/{deployment_id}/cancel")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    out().print(f"deployment {deployment_id} is {data['status']} ({data['error_code']})")
+
+
 @app.command("ls")
 def list_deployments(api: ApiOpt = "", as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List deployments."""

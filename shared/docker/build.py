@@ -5,21 +5,66 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import docker
+import docker.constants
 from docker.errors import APIError, DockerException
 from docker.utils.build import tar
 
+from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
 
 log = logging.getLogger(__name__)
 STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 # The classic builder runs each RUN step in a container and names it: " ---> Running in 3f2a1b0c9d8e".
 RUNNING_RE = re.compile(r"Running in ([0-9a-f]{12,64})")
+# The engine's /build takes cpuperiod/cpuquota (a fractional CPU cap); the SDK only lists the older keys.
+_LIMIT_KEYS = cast(list[str], docker.constants.CONTAINER_LIMITS_KEYS)
+_LIMIT_KEYS.extend(k for k in ("cpuperiod", "cpuquota") if k not in _LIMIT_KEYS)
+CPU_PERIOD_US = 100_000
+# Without a CPU cap a build step gets half an app's scheduling weight (1024): running apps win on a busy host.
+BUILD_CPU_SHARES = 512
+MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(value: str | None) -> int | None:
+    """`512m` -> bytes (the compose/`docker run` notation); None or `none` for no cap."""
+    if not value or value == "none":
+        return None
+    return int(value[:-1]) * MEMORY_UNITS[value[-1]]
+
+
+@dataclass(frozen=True)
+class BuildLimits:
+    """Caps on every container the classic builder runs a step in (PORTSIDE_BUILD_MEMORY, PORTSIDE_BUILD_CPUS)."""
+
+    memory: int | None = None
+    cpus: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> BuildLimits:
+        return cls(memory_bytes(settings.build_memory), settings.build_cpus)
+
+    def container_limits(self) -> dict[str, int]:
+        limits: dict[str, int] = {}
+        if self.memory:
+            # memswap equal to memory: no swap on top, so the cap is the cap.
+            limits.update(memory=self.memory, memswap=self.memory)
+        if self.cpus:
+            limits.update(cpuperiod=CPU_PERIOD_US, cpuquota=round(self.cpus * CPU_PERIOD_US))
+        else:
+            limits["cpushares"] = BUILD_CPU_SHARES
+        return limits
+
+    def describe(self) -> str:
+        memory = f"{self.memory // 1024**2} MB" if self.memory else "no memory cap"
+        cpus = f"{self.cpus:g} CPUs" if self.cpus else "every CPU (half weight)"
+        return f"{memory}, {cpus}"
 
 
 @dataclass
@@ -36,6 +81,9 @@ class BuildOutcome:
     error: str | None = None
     failing_step: str | None = None
     tail: list[str] = field(default_factory=list)
+    # The failing step's exit code, and whether the engine reported its container killed for memory.
+    exit_code: int | None = None
+    oom_killed: bool = False
 
 
 def build_context(app_dir: str, dockerfile_name: str, dockerfile_text: str, ignore_patterns: list[str]) -> IO[bytes]:
@@ -57,10 +105,12 @@ def build_image(
     tail_lines: int = 30,
     target: str | None = None,
     buildargs: dict[str, str] | None = None,
+    limits: BuildLimits | None = None,
 ) -> BuildOutcome:
     """Build `tag` from a tar `context` with the classic builder, calling `on_line` for each output line.
     `should_stop` (cheap, thread-safe) is asked before each line and twice a second: True kills the running
-    step's container, so even a step that prints nothing ends at once, and the build is abandoned."""
+    step's container, so even a step that prints nothing ends at once, and the build is abandoned. `limits`
+    caps every step's container."""
     running: list[str] = []
     finished = threading.Event()
 
@@ -77,10 +127,25 @@ def build_image(
     watcher = threading.Thread(target=watch, name="build-stop-watch", daemon=True)
     watcher.start()
     try:
-        return _build(client, context, dockerfile, tag, labels, on_line, should_stop, tail_lines, target, buildargs,
-                      running)
+        outcome = _build(client, context, dockerfile, tag, labels, on_line, should_stop, tail_lines, target,
+                         buildargs, running, limits or BuildLimits())
     finally:
         finished.set()
+    if outcome.exit_code == 137 and running:
+        outcome.oom_killed = _oom_killed(client, running[-1])
+    return outcome
+
+
+def _oom_killed(client: docker.DockerClient, container_id: str) -> bool:
+    """Whether the engine's event log has an `oom` for the step's container (removed by now, its events stay)."""
+    until = int(time.time()) + 1
+    try:
+        events = client.events(since=until - 3600, until=until, decode=True,
+                               filters={"container": container_id, "event": "oom"})
+        return any(True for _ in events)
+    except DockerException as exc:  # the exit code alone still tells the story
+        log.info("no event log for build container %s: %s", container_id[:12], exc)
+        return False
 
 
 def _build(
@@ -95,6 +160,7 @@ def _build(
     target: str | None,
     buildargs: dict[str, str] | None,
     running: list[str],
+    limits: BuildLimits,
 ) -> BuildOutcome:
     step = total = None
     step_text: str | None = None
@@ -113,6 +179,7 @@ def _build(
             pull=False,
             target=target,
             buildargs=buildargs or None,
+            container_limits=cast(Any, limits.container_limits()),  # the SDK's type lists only its own keys
         )
         for chunk in stream:
             if should_stop():
@@ -123,7 +190,9 @@ def _build(
                 message = chunk.get("error", "").strip()
                 on_line(BuildLine(message, step, total))
                 tail.append(message)
-                return BuildOutcome(None, False, message, step_text, tail[-tail_lines:])
+                code = (chunk.get("errorDetail") or {}).get("code")
+                return BuildOutcome(None, False, message, step_text, tail[-tail_lines:],
+                                    exit_code=code if isinstance(code, int) else None)
             if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
             text = chunk.get("stream") or chunk.get("status")

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import docker
 from docker.errors import DockerException, NotFound
 from docker.models.containers import Container
+from docker.models.images import Image
 
-from shared.docker.client import Owner
+from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, Owner
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,13 @@ def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str],
     """Remove the deployment's images except the newest `keep_newest` and those tagged in `keep_tags`.
     Removes by tag, never by id: an id can be shared with a tagged base image."""
     images = sorted(
-        client.images.list(filters={"label": owner.filters["label"]}),
+        (i for i in client.images.list(filters={"label": owner.filters["label"]}) if _own_tags(i, owner)),
         key=lambda i: i.attrs.get("Created", ""),
         reverse=True,
     )
     removed: list[str] = []
     for index, image in enumerate(images):
-        tags = [t for t in image.tags if t.startswith(owner.image_repo + ":")]
+        tags = _own_tags(image, owner)
         if index < keep_newest or any(t in keep_tags for t in tags):
             continue
         for tag in tags:
@@ -180,6 +181,48 @@ def prune_images(client: docker.DockerClient, owner: Owner, keep_tags: set[str],
             except DockerException as exc:  # e.g. still used by a container; pruned on a later pass
                 log.info("image %s stays: %s", tag, exc)
     return removed
+
+
+def _own_tags(image: Image, owner: Owner) -> list[str]:
+    return [t for t in image.tags if t.startswith(owner.image_repo + ":")]
+
+
+@dataclass
+class SweepReport:
+    removed_tags: list[str]
+    removed_untagged: list[str]
+
+
+def sweep_images(
+    client: docker.DockerClient,
+    instance: str,
+    keep_tags: dict[int, set[str]],
+    keep_newest: int,
+    untagged_older_than: datetime,
+) -> SweepReport:
+    """The disk janitor's pass over every image this installation labelled: each deployment in `keep_tags`
+    (deployment id -> tags in use) keeps its newest `keep_newest` and its tags in use; a deployment not in it
+    (deleted) keeps none; untagged ones (a rebuilt tag's old image) go once older than `untagged_older_than`.
+    Nothing without the installation's label is looked at."""
+    report = SweepReport([], [])
+    labelled = client.images.list(filters={"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={instance}"]})
+    deployments = {int(d) for i in labelled if (d := (i.labels or {}).get(LABEL_DEPLOYMENT, "")).isdigit()}
+    for deployment_id in sorted(deployments):
+        owner = Owner(instance, deployment_id)
+        kept = keep_tags.get(deployment_id)
+        report.removed_tags += prune_images(client, owner, kept or set(), keep_newest if kept is not None else 0)
+    for image in labelled:
+        created = parse_docker_time(image.attrs.get("Created"))
+        if image.tags or created is None or created >= untagged_older_than:
+            continue
+        try:
+            client.images.remove(str(image.id))  # untagged: no tagged image can share its id
+            report.removed_untagged.append(image.short_id)
+        except NotFound:
+            continue
+        except DockerException as exc:  # a parent of a kept image, or in use: a later pass tries again
+            log.info("untagged image %s stays: %s", image.short_id, exc)
+    return report
 
 
 def last_exit_code(client: docker.DockerClient, container: Container) -> int | None:

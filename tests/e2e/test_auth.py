@@ -64,6 +64,7 @@ RULES: dict[tuple[str, str], str] = {
     ("PUT", "/api/deployments/{deployment_id}/files"): "write",
     ("POST", "/api/deployments/{deployment_id}/deploy"): "write",
     ("POST", "/api/deployments/{deployment_id}/stop"): "write",
+    ("POST", "/api/deployments/{deployment_id}/cancel"): "write",
     ("POST", "/api/deployments/{deployment_id}/rollback"): "write",
     ("DELETE", "/api/deployments/{deployment_id}"): "write",
     ("GET", "/api/deployments/{deployment_id}/status"): "read",

@@ -171,6 +171,19 @@ async def stop(
     return Envelope(data=await _deploy_result(session, settings, deployment))
 
 
+@router.post("/{deployment_id}/cancel", response_model=Envelope[DeployResult])
+async def cancel(
+    deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep,
+) -> Envelope[DeployResult]:
+    """Cancel a queued or running build: 200 with status `build_failed` and error_code BUILD_CANCELLED; the builder
+    kills the build's container within a second or two. 409 INVALID_STATE when no build is queued or running."""
+    await service.get_deployment(session, deployment_id, user)
+    await audit(session, request, user, "cancel", f"deployment:{deployment_id}")
+    await session.commit()
+    deployment = await service.cancel(session, deployment_id, user=user)
+    return Envelope(data=await _deploy_result(session, settings, deployment))
+
+
 @router.post("/{deployment_id}/rollback", response_model=Envelope[DeployResult], status_code=202)
 async def rollback(
     deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,

@@ -31,7 +31,9 @@ describe("actionState", () => {
   const base = { previous_image_tag: null, dockerfile_content: "FROM x" };
   it("enables only what can apply", () => {
     expect(actionState({ ...base, status: "ready" })).toMatchObject({ deploy: true, stop: false, rollback: false });
-    expect(actionState({ ...base, status: "building" })).toMatchObject({ deploy: false, stop: true, generate: false });
+    expect(actionState({ ...base, status: "building" })).toMatchObject({ deploy: false, stop: true, generate: false, cancel: true });
+    expect(actionState({ ...base, status: "queued" }).cancel).toBe(true);
+    expect(actionState({ ...base, status: "running" }).cancel).toBe(false);
     expect(actionState({ ...base, status: "running", previous_image_tag: "img:1" })).toMatchObject({ deploy: true, stop: true, rollback: true });
     expect(actionState({ ...base, status: "stopped", previous_image_tag: "img:1" })).toMatchObject({ stop: false, rollback: true });
     expect(actionState({ ...base, status: "ready", dockerfile_content: null }).deploy).toBe(false);

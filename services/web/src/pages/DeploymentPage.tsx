@@ -20,6 +20,7 @@ export function actionState(d: Pick<Deployment, "status" | "previous_image_tag" 
   return {
     deploy: !busy && DEPLOYABLE.has(d.status) && !!d.dockerfile_content,
     stop: STOPPABLE.has(d.status) && d.status !== "stopping",
+    cancel: d.status === "queued" || d.status === "building",
     rollback: !busy && !!d.previous_image_tag,
     generate: !busy,
     detect: !busy,
@@ -49,7 +50,7 @@ export function DeploymentPage({ id }: { id: number }) {
   }, [d]);
 
   const act = useCallback(
-    async (action: "deploy" | "stop" | "rollback") => {
+    async (action: "deploy" | "stop" | "rollback" | "cancel") => {
       setConfirm(null);
       setPending(action);
       setActionError(null);
@@ -163,6 +164,9 @@ export function DeploymentPage({ id }: { id: number }) {
           <button className="primary" onClick={deploy} disabled={!can?.deploy || !!pending || readOnly} aria-keyshortcuts="Control+Shift+Enter" title="Deploy (Ctrl+Shift+Enter)">
             {pending === "deploy" ? "Queuing…" : d.status === "running" ? "Redeploy" : "Deploy"}
           </button>
+          {can?.cancel && (
+            <button onClick={() => act("cancel")} disabled={!!pending || readOnly} title="Cancel the build: its container is killed">Cancel build</button>
+          )}
           <button onClick={() => act("stop")} disabled={!can?.stop || !!pending || readOnly}>{d.status === "stopping" ? "Stopping…" : "Stop"}</button>
           <button onClick={() => setConfirm("rollback")} disabled={!can?.rollback || !!pending || readOnly} title={d.previous_image_tag ? `Run ${d.previous_image_tag} again` : "No earlier successful image yet"}>Rollback</button>
           <button className="danger" onClick={() => setConfirm("delete")} disabled={!can?.delete || !!pending || readOnly}>Delete</button>

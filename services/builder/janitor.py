@@ -1,0 +1,50 @@
+"""The disk janitor: every PORTSIDE_JANITOR_INTERVAL_SECONDS, each deployment keeps its newest
+PORTSIDE_KEEP_IMAGES images (and those it runs or may roll back to), deleted deployments keep none, and untagged
+images older than PORTSIDE_BUILD_CACHE_MAX_AGE_HOURS go. Only images carrying this installation's labels."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import anyio
+from sqlalchemy import select
+
+from shared.db.models import Deployment
+from shared.docker.client import engine_or_none
+from shared.docker.containers import SweepReport, sweep_images
+from shared.worker import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+async def sweep(ctx: WorkerContext) -> SweepReport | None:
+    """One pass; None when no engine answers (the next pass tries again)."""
+    settings = ctx.settings
+    async with ctx.sessions() as session:
+        rows = (await session.execute(select(
+            Deployment.id, Deployment.image_tag, Deployment.running_image_tag, Deployment.previous_image_tag,
+        ))).all()
+    keep = {row.id: {t for t in (row.image_tag, row.running_image_tag, row.previous_image_tag) if t} for row in rows}
+    cutoff = datetime.now(UTC) - timedelta(hours=settings.build_cache_max_age_hours)
+
+    def on_engine() -> SweepReport | None:
+        with engine_or_none(settings) as client:
+            if client is None:
+                return None
+            return sweep_images(client, settings.instance, keep, settings.keep_images, cutoff)
+
+    report = await anyio.to_thread.run_sync(on_engine)
+    if report is not None and (report.removed_tags or report.removed_untagged):
+        log.info("janitor removed images %s and %d untagged", ", ".join(report.removed_tags) or "none",
+                 len(report.removed_untagged))
+    return report
+
+
+async def janitor_loop(ctx: WorkerContext) -> None:
+    while True:
+        await anyio.sleep(ctx.settings.janitor_interval_seconds)
+        try:
+            await sweep(ctx)
+        except Exception:  # a failed pass must not end the loop; the next one tries again
+            log.exception("janitor pass failed")
