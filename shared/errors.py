@@ -59,6 +59,8 @@ class ErrorCode(StrEnum):
     USER_NOT_FOUND = "USER_NOT_FOUND"
     TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
+    # A git host's webhook delivery whose signature (or GitLab token) does not match the repository's hook secret.
+    WEBHOOK_SIGNATURE_INVALID = "WEBHOOK_SIGNATURE_INVALID"
 
 
 class PortsideError(Exception):

@@ -13,9 +13,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from services.api.auth import RateLimiter, Tokens
 from services.api.bus import Bus
 from services.api.errors import install_error_handlers
+from services.api.gitpush import GitHooks
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
-from services.api.routes import audit, auth, deployments, env, logs, repositories, tokens, users
+from services.api.routes import audit, auth, deployments, env, hooks, logs, repositories, tokens, users
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
@@ -25,11 +26,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.require_database_url(), application_name="portside-api")
     bus = Bus(settings)
+    sessions = make_sessionmaker(engine)
+    git_hooks = GitHooks(bus, sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
+        git_hooks.start()
         yield
+        await git_hooks.stop()
         await bus.stop()
         await engine.dispose()
 
@@ -41,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.bus = bus
-    app.state.sessions = make_sessionmaker(engine)
+    app.state.sessions = sessions
+    app.state.git_hooks = git_hooks
     app.state.tokens = Tokens(settings)
     app.state.limiter = RateLimiter()
     install_error_handlers(app)
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(env.router)
     app.include_router(logs.router)
     app.include_router(audit.router)
+    app.include_router(hooks.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
