@@ -85,6 +85,7 @@ def _target(settings: Settings, repo: Repository) -> Target:
 async def _deployments(session: AsyncSession, repo_id: int) -> list[Deployment]:
     return list((await session.scalars(
         select(Deployment).where(Deployment.repository_id == repo_id).order_by(Deployment.id)
+        .execution_options(populate_existing=True)  # statuses as they are now, not as first read
     )).all())
 
 
@@ -93,12 +94,15 @@ async def _wait_until_settled(session: AsyncSession, settings: Settings, repo_id
     under a build); INVALID_STATE past the build timeout."""
     deadline = anyio.current_time() + settings.build_timeout_seconds + settings.ready_timeout_seconds
     while True:
-        session.expire_all()
-        busy = [d for d in await _deployments(session, repo_id) if S(d.status) in IN_FLIGHT]
+        # Columns, not objects: the identity map would answer with the statuses read the first time.
+        rows = (await session.execute(
+            select(Deployment.id, Deployment.status).where(Deployment.repository_id == repo_id)
+        )).all()
+        busy = [(d, status) for d, status in rows if S(status) in IN_FLIGHT]
         if not busy:
             return
         if anyio.current_time() > deadline:
-            raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {busy[0].id} stayed {busy[0].status}; the "
+            raise PortsideError(ErrorCode.INVALID_STATE, f"Deployment {busy[0][0]} stayed {busy[0][1]}; the "
                                                          "push was not deployed. Deploy by hand once it settles.")
         await session.commit()  # hold no snapshot or lock while waiting
         await anyio.sleep(1)
@@ -188,23 +192,23 @@ async def sync_branch(session: AsyncSession, bus: Bus, repo_id: int, push: Push 
     baseline = previous or await anyio.to_thread.run_sync(head_of, folder)
     if tip == baseline:
         if previous is None:
-            await _claim(session, repo.id, None, tip)
+            await _claim(session, repo_id, None, tip)
         return f"nothing to do: {tip[:12]} is already deployed or deploying"
-    if not await _claim(session, repo.id, previous, tip):
+    if not await _claim(session, repo_id, previous, tip):
         return "nothing to do: another delivery is deploying this repository"
     try:
-        await _wait_until_settled(session, settings, repo.id)
+        await _wait_until_settled(session, settings, repo_id)
         before = await anyio.to_thread.run_sync(head_of, folder)
-        await service.pull_repository(session, settings, repo.id)
+        await service.pull_repository(session, settings, repo_id)
         after = await anyio.to_thread.run_sync(head_of, folder) or tip
         if after != tip:  # the branch moved on between ls-remote and the fetch: that newer commit is deployed
-            await session.execute(update(Repository).where(Repository.id == repo.id).values(deploy_sha=after))
+            await session.execute(update(Repository).where(Repository.id == repo_id).values(deploy_sha=after))
             await session.commit()
         changed = await anyio.to_thread.run_sync(changed_files, folder, before, after)
         done = await _redeploy(session, bus, repo, after, changed)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await _release(session, repo.id, tip, previous)
+            await _release(session, repo_id, tip, previous)
         raise
     return f"deploying {after[:12]}: " + ("; ".join(done) or "no deployment to deploy")
 
@@ -225,13 +229,15 @@ async def _copy_env(session: AsyncSession, parent: Repository, template: Deploym
     return len(rows) - len(kept)
 
 
-async def remove_preview(session: AsyncSession, bus: Bus, preview: Repository) -> None:
+async def remove_preview(session: AsyncSession, bus: Bus, preview_id: int) -> None:
     """Stop and delete the preview's deployments (containers, network, images, port), then its checkout."""
-    for deployment in await _deployments(session, preview.id):
-        if S(deployment.status) not in RESTING:
-            await service.stop(session, bus, deployment.id, wait=True)
-    await _wait_until_settled(session, bus.settings, preview.id)
-    await service.delete_repository(session, bus, bus.settings, preview.id)
+    for deployment_id, status in (await session.execute(
+        select(Deployment.id, Deployment.status).where(Deployment.repository_id == preview_id)
+    )).all():
+        if S(status) not in RESTING:
+            await service.stop(session, bus, deployment_id, wait=True)
+    await _wait_until_settled(session, bus.settings, preview_id)
+    await service.delete_repository(session, bus, bus.settings, preview_id)
 
 
 async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: PullRequest) -> str:
@@ -244,7 +250,7 @@ async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: Pu
     if pull.closed:
         if preview is None:
             return f"nothing to do: pull request {pull.number} has no preview"
-        await remove_preview(session, bus, preview)
+        await remove_preview(session, bus, preview.id)
         return f"preview of pull request {pull.number} removed"
     target = _target(settings, parent)
     tip = await anyio.to_thread.run_sync(ls_remote, target, pull.ref, settings)
@@ -275,9 +281,10 @@ async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: Pu
                          preview_of=parent.id, preview_number=pull.number, deploy_sha=tip)
     session.add(preview)
     await session.commit()
+    preview_id = preview.id
     try:
         deployment = await service.generate(
-            session, bus, settings, preview.id, app_path=template.app_path, stack=None, port=None,
+            session, bus, settings, preview_id, app_path=template.app_path, stack=None, port=None,
             internal_port=template.internal_port, cpu_limit=template.cpu_limit, memory_limit=template.memory_limit,
         )
         withheld = await _copy_env(session, parent, template, deployment.id)
@@ -290,7 +297,7 @@ async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: Pu
     except BaseException:
         with anyio.CancelScope(shield=True):
             await session.rollback()
-            await remove_preview(session, bus, preview)
+            await remove_preview(session, bus, preview_id)
         raise
     return f"preview of pull request {pull.number} created: deployment {deployment.id} deploying {tip[:12]}"
 
