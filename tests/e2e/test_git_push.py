@@ -170,3 +170,29 @@ def test_git_push_deploys_the_newest_commit_once_and_previews_follow_pull_reques
     assert os_port_free("0.0.0.0", preview_port)
     assert not Path(preview["path"]).exists()
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+
+
+def test_git_poller_deploys_a_new_commit_without_a_webhook(
+    engine: docker.DockerClient, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.support import running_system
+
+    work = copy_fixture("python-flask", tmp_path, git=True)
+    bare = tmp_path / "host.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    _git(work, "remote", "add", "origin", str(bare))
+    home = tmp_path_factory.mktemp("portside-poll-home")
+    with running_system(home, engine, extra_env={"PORTSIDE_GIT_POLL_SECONDS": "1"}) as system:
+        repo_id = system.call("POST", "/api/repositories", json={"url": f"file://{bare}"})["data"]["id"]
+        deployment_id = system.call("POST", f"/api/deployments/generate/{repo_id}", json={})["data"]["deployment_id"]
+        # Polls of an unchanged branch deploy nothing: the generated deployment stays ready.
+        time.sleep(5)
+        assert system.call("GET", f"/api/deployments/{deployment_id}")["data"]["status"] == "ready"
+        pushed = _commit(work, "hello from the poller")
+        _git(work, "push", "-q", "origin", "main")
+        running = system.wait_status(deployment_id, {"running", "build_failed", "error", "crashed"}, timeout=300)
+        assert running["status"] == "running", system.events(deployment_id)[-5:]
+        assert _serves(running["assigned_port"], "hello from the poller", timeout=30)
+        assert system.call("GET", f"/api/repositories/{repo_id}")["data"]["deploy_sha"] == pushed
+        assert _push_events(system, deployment_id) == 1
+        system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
