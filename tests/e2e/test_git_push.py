@@ -21,7 +21,7 @@ from shared.net import os_port_free
 from tests.conftest import copy_fixture
 from tests.support import System
 
-pytestmark = pytest.mark.slow  # three image builds
+pytestmark = pytest.mark.slow  # four image builds, and a Portside of its own for the poller
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@portside.invalid", "-c", "init.defaultBranch=main"]
 
@@ -158,6 +158,15 @@ def test_git_push_deploys_the_newest_commit_once_and_previews_follow_pull_reques
     env = system.call("GET", f"/api/deployments/{preview_deployment['id']}/env")["data"]["variables"]
     assert [v["key"] for v in env] == ["GREETING"]
 
+    # A new commit on the pull request (Gitea's `synchronized`) updates the preview in place, same port.
+    newer = _commit(work, "hello from preview v2")
+    _git(work, "push", "-q", "-f", "origin", "feature:refs/pull/1/head")
+    synced = {**pull, "action": "synchronized", "pull_request": {**pull["pull_request"], "head": {"sha": newer}}}
+    assert _deliver(system, repo_id, secret, "gitea", "pull_request", synced, delivery="pr-1-sync").status_code == 202
+    assert _outcome(system, repo_id, "pr-1-sync").startswith(f"preview updated to {newer[:12]}")
+    assert _serves(preview_port, "hello from preview v2"), system.events(preview_deployment["id"])[-5:]
+    assert system.wait_status(preview_deployment["id"], {"running"}, timeout=120)["status"] == "running"
+
     # Closing it stops and deletes the preview: no repository, deployment, container or port left.
     closed = _deliver(system, repo_id, secret, "github", "pull_request", {**pull, "action": "closed"},
                       delivery="pr-1-closed")
@@ -169,6 +178,13 @@ def test_git_push_deploys_the_newest_commit_once_and_previews_follow_pull_reques
     assert system.containers(engine, preview_deployment["id"]) == []
     assert os_port_free("0.0.0.0", preview_port)
     assert not Path(preview["path"]).exists()
+
+    # A new secret replaces the old one at once.
+    rotated = system.call("POST", f"/api/repositories/{repo_id}/hook")["data"]["secret"]
+    assert rotated != secret
+    stale = _deliver(system, repo_id, secret, "github", "push", push)
+    assert stale.status_code == 401 and stale.json()["error_code"] == "WEBHOOK_SIGNATURE_INVALID"
+    assert _deliver(system, repo_id, rotated, "github", "push", push).status_code == 202
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 
