@@ -165,7 +165,13 @@ async def _redeploy(
                                        why + "; the running deployment keeps its files (generate again to switch)")
         await record_event(session, deployment.id, deployment.status, f"git push: deploying {sha[:12]}")
         await session.commit()
-        await service.deploy(session, bus, deployment.id)
+        try:
+            await service.deploy(session, bus, deployment.id)
+        except PortsideError as exc:  # one deployment's refusal (its port taken, ...) must not hold back the others
+            # (no rollback: deploy's refusals write nothing, or commit the `error` they record, and a rollback
+            # would expire the deployments this loop still reads)
+            done.append(f"deployment {deployment.id} failed: {exc.code}: {exc.message}")
+            continue
         done.append(f"deployment {deployment.id} queued")
     return done
 
@@ -240,6 +246,18 @@ async def remove_preview(session: AsyncSession, bus: Bus, preview_id: int) -> No
     await service.delete_repository(session, bus, bus.settings, preview_id)
 
 
+async def _closed(session: AsyncSession, repo_id: int, ref: str) -> bool:
+    """Whether the newest close-or-reopen delivery recorded for this pull request closed it (the host keeps the
+    ref after a close, so a late `synchronize` would otherwise deploy it again)."""
+    last = await session.scalar(
+        select(GitDelivery.event).where(
+            GitDelivery.repository_id == repo_id, GitDelivery.ref == ref,
+            GitDelivery.event.like("%:closed") | GitDelivery.event.like("%:reopened"),
+        ).order_by(GitDelivery.id.desc()).limit(1)
+    )
+    return last is not None and last.endswith(":closed")
+
+
 async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: PullRequest) -> str:
     """Open, update or remove the preview deployment of pull request `pull.number` of repository `parent_id`."""
     settings = bus.settings
@@ -252,6 +270,8 @@ async def sync_preview(session: AsyncSession, bus: Bus, parent_id: int, pull: Pu
             return f"nothing to do: pull request {pull.number} has no preview"
         await remove_preview(session, bus, preview.id)
         return f"preview of pull request {pull.number} removed"
+    if not pull.reopened and await _closed(session, parent.id, pull.ref):
+        return f"ignored: pull request {pull.number} was closed (a late delivery); reopen it to preview again"
     target = _target(settings, parent)
     tip = await anyio.to_thread.run_sync(ls_remote, target, pull.ref, settings)
     if tip is None:

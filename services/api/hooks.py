@@ -38,6 +38,12 @@ class PullRequest:
     # The ref the host keeps the request's head under (forks included): refs/pull/N/head, refs/merge-requests/N/head.
     ref: str
     base_branch: str | None
+    reopened: bool = False
+
+    @property
+    def state(self) -> str:
+        """What the delivery says of the request's lifetime: `closed`, `reopened`, or `open` (opened, updated)."""
+        return "closed" if self.closed else "reopened" if self.reopened else "open"
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,8 @@ def _pull_request(provider: Provider, payload: dict) -> PullRequest | None:
             return None
         base = attrs.get("target_branch")
         return PullRequest(number, closed, _sha(_dict(attrs.get("last_commit")).get("id")),
-                           f"refs/merge-requests/{number}/head", base if isinstance(base, str) else None)
+                           f"refs/merge-requests/{number}/head", base if isinstance(base, str) else None,
+                           reopened=action == "reopen")
     pull = _dict(payload.get("pull_request"))
     number = _number(pull.get("number", payload.get("number")))
     action = payload.get("action")
@@ -154,7 +161,7 @@ def _pull_request(provider: Provider, payload: dict) -> PullRequest | None:
         return None  # labelled, assigned, edited, review requested: nothing to deploy
     base = _dict(pull.get("base")).get("ref")
     return PullRequest(number, closed, _sha(_dict(pull.get("head")).get("sha")), f"refs/pull/{number}/head",
-                       base if isinstance(base, str) else None)
+                       base if isinstance(base, str) else None, reopened=action == "reopened")
 
 
 EVENT_HEADERS = {Provider.GITHUB: "X-GitHub-Event", Provider.GITLAB: "X-Gitlab-Event", Provider.GITEA: "X-Gitea-Event"}

@@ -178,6 +178,12 @@ def test_git_push_deploys_the_newest_commit_once_and_previews_follow_pull_reques
     assert system.containers(engine, preview_deployment["id"]) == []
     assert os_port_free("0.0.0.0", preview_port)
     assert not Path(preview["path"]).exists()
+    # A late update of the closed request (the host keeps its ref) does not bring the preview back.
+    late_sync = _deliver(system, repo_id, secret, "github", "pull_request", {**synced, "action": "synchronize"},
+                         delivery="pr-1-late-sync")
+    assert late_sync.status_code == 202
+    assert "was closed" in _outcome(system, repo_id, "pr-1-late-sync")
+    assert not [r for r in system.call("GET", "/api/repositories")["data"] if r["preview_of"] == repo_id]
 
     # A new secret replaces the old one at once.
     rotated = system.call("POST", f"/api/repositories/{repo_id}/hook")["data"]["secret"]

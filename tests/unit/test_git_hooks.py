@@ -105,6 +105,10 @@ def test_hook_pull_request_events_of_each_provider() -> None:
     got = parse(Provider.GITLAB, signed(Provider.GITLAB, merged, event="pull_request"), merged).action
     assert isinstance(got, PullRequest) and got.closed
 
+    reopened = json.dumps({"action": "reopened", "number": 7, "pull_request": {"number": 7}}).encode()
+    got = parse(Provider.GITHUB, signed(Provider.GITHUB, reopened, event="pull_request"), reopened).action
+    assert isinstance(got, PullRequest) and got.state == "reopened"
+
     labelled = json.dumps({"action": "labeled", "number": 7, "pull_request": {"number": 7}}).encode()
     assert parse(Provider.GITHUB, signed(Provider.GITHUB, labelled, event="pull_request"), labelled).action is None
 

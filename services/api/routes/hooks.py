@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.api.auth import audit
 from services.api.deps import GitHooksDep, IdPath, SessionDep, SettingsDep
 from services.api.gitpush import stored_secret
-from services.api.hooks import Push, parse, provider_of, verify
+from services.api.hooks import PullRequest, Push, parse, provider_of, verify
 from services.api.schemas import Envelope, HookReceived
 from shared.db.models import GitDelivery, Repository
 from shared.errors import ErrorCode, PortsideError
@@ -42,10 +42,13 @@ async def git_hook(
     delivery = parse(provider, request.headers, body)
     action = delivery.action
     ref = None if action is None else f"refs/heads/{action.branch}" if isinstance(action, Push) else action.ref
+    # A pull request's state rides in the event ("pull_request:closed"): a late update after a close must not
+    # bring the preview back (services/api/gitpush.py reads it).
+    event = f"{delivery.event[:20]}:{action.state}" if isinstance(action, PullRequest) else delivery.event
     inserted = await session.scalar(
         insert(GitDelivery).values(
             repository_id=repo.id, delivery_id=delivery.delivery_id, provider=delivery.provider.value,
-            event=delivery.event, ref=ref, commit_sha=action.sha if action else None,
+            event=event, ref=ref, commit_sha=action.sha if action else None,
             outcome=None if action else f"ignored: {delivery.provider} event `{delivery.event}` deploys nothing",
         ).on_conflict_do_nothing(constraint="uq_git_deliveries_repository_delivery").returning(GitDelivery.id)
     )
