@@ -3,7 +3,7 @@ deployed, whether previews may have the repository's secrets, previews as reposi
 request's checkout) and the deliveries seen, so a repeated delivery does nothing.
 
 Revision ID: gitpush_20261129
-Revises: generated_secrets_2026_11_29
+Revises: metrics_20261129
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "gitpush_20261129"
-down_revision = "generated_secrets_2026_11_29"
+down_revision = "metrics_20261129"
 branch_labels = None
 depends_on = None
 
