@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # A clone larger than this, or slower than the timeout, is stopped and removed.
     max_repo_mb: int = 1024
     clone_timeout_seconds: float = 300.0
+    # Check every cloned repository's tracked branch (and open previews) this often with `git ls-remote` and deploy
+    # a new commit, for git hosts that can't send webhooks; 0 turns the poller off.
+    git_poll_seconds: float = Field(default=0.0, ge=0)
     # Request bodies above this are refused with 413 before they are parsed.
     max_request_bytes: int = 4_000_000
     # Log lines kept per deployment on the logs stream (each line at most max_log_line_bytes): a byte bound.

@@ -65,6 +65,8 @@ class ErrorCode(StrEnum):
     DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
     # A webhook URL that is not http(s), does not resolve, or reaches a loopback/private host (shared/outbound.py).
     WEBHOOK_URL_FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
+    # A git host's webhook delivery whose signature (or GitLab token) does not match the repository's hook secret.
+    WEBHOOK_SIGNATURE_INVALID = "WEBHOOK_SIGNATURE_INVALID"
 
 
 class PortsideError(Exception):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import bearer, require_admin, require_writer, unauthorized, user_from_token
 from services.api.bus import Bus
+from services.api.gitpush import GitHooks
 from shared.config import Settings
 from shared.db.models import User
 
@@ -33,12 +34,17 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_git_hooks(request: Request) -> GitHooks:
+    return request.app.state.git_hooks
+
+
 # Ids are Postgres BIGINTs: a larger number is a 422, not a database error.
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 BusDep = Annotated[Bus, Depends(get_bus)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+GitHooksDep = Annotated[GitHooks, Depends(get_git_hooks)]
 
 
 async def get_current_user(request: Request, session: SessionDep, _: Annotated[object, Depends(_scheme)]) -> User:

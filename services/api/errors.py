@@ -58,6 +58,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.WEBHOOK_SIGNATURE_INVALID: 401,
     ErrorCode.FORBIDDEN: 403,
     ErrorCode.SIGNUP_CLOSED: 403,
     ErrorCode.RATE_LIMITED: 429,

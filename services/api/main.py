@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from services.api.auth import RateLimiter, Tokens
 from services.api.bus import Bus
 from services.api.errors import install_error_handlers
+from services.api.gitpush import GitHooks
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
 from services.api.routes import (
@@ -20,6 +21,7 @@ from services.api.routes import (
     deployments,
     env,
     events,
+    hooks,
     logs,
     repositories,
     system,
@@ -43,12 +45,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.require_database_url(), application_name="portside-api")
     bus = Bus(settings)
+    sessions = make_sessionmaker(engine)
+    git_hooks = GitHooks(bus, sessions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
         relay = start_relay(engine, bus.broker, settings)
+        git_hooks.start()
         yield
+        await git_hooks.stop()
         await stop_relay(relay)
         await bus.stop()
         await engine.dispose()
@@ -61,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.bus = bus
-    app.state.sessions = make_sessionmaker(engine)
+    app.state.sessions = sessions
+    app.state.git_hooks = git_hooks
     app.state.tokens = Tokens(settings)
     app.state.limiter = RateLimiter()
     app.state.readiness = Readiness(settings, engine, bus.broker, docker=True, consumers=CONSUMERS)
@@ -76,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(env.router)
     app.include_router(logs.router)
     app.include_router(audit.router)
+    app.include_router(hooks.router)
     app.include_router(system.router)
     app.include_router(observe_router(lambda request: request.app.state.readiness, metrics=False))
     app.include_router(webhooks.router)

@@ -168,3 +168,70 @@ def pull(target: Target, branch: str | None, dest: Path, settings: Settings) -> 
     if stopped:
         raise PortsideError(*stopped)
 
+
+
+def ls_remote(target: Target, ref: str | None, settings: Settings) -> str | None:
+    """The commit `ref` (a branch name, a full ref such as refs/pull/7/head, or None for the remote's HEAD) points
+    at on the remote, or None when the remote has no such ref. Same clean git environment as a clone, killed past
+    PORTSIDE_CLONE_TIMEOUT_SECONDS; GIT_PULL_FAILED when git fails."""
+    if ref:
+        _check_branch(ref)
+    wanted = "HEAD" if not ref else ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+    with tempfile.TemporaryDirectory(prefix="portside-git-") as tmp:
+        try:
+            done = subprocess.run(["git", "ls-remote", "--", target.url, wanted], env=_git_env(target, Path(tmp)),
+                                  capture_output=True, text=True, timeout=settings.clone_timeout_seconds, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise PortsideError(ErrorCode.GIT_PULL_FAILED, (f"git ls-remote {target.url} took more than "
+                                f"{settings.clone_timeout_seconds:.0f} s (PORTSIDE_CLONE_TIMEOUT_SECONDS).")) from exc
+    if done.returncode != 0:
+        last = redact_url((done.stderr.strip().splitlines() or ["unknown error"])[-1])
+        raise PortsideError(ErrorCode.GIT_PULL_FAILED, f"git could not list {target.url}: {last}.")
+    for line in done.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == wanted:
+            return sha.strip().lower()
+    return None
+
+
+def _local_git(dest: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """git on a clone Portside made, with none of the host's configuration."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(dest), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", "-C", str(dest), *args], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def head_of(dest: Path) -> str | None:
+    """The commit checked out in a clone, or None (not a git checkout)."""
+    done = _local_git(dest, "rev-parse", "--verify", "--quiet", "HEAD")
+    return (done.stdout.strip().lower() or None) if done.returncode == 0 else None
+
+
+def checked_out_branch(dest: Path) -> str | None:
+    """The branch a clone has checked out (a clone without `--branch` has the remote's default one)."""
+    done = _local_git(dest, "symbolic-ref", "--quiet", "--short", "HEAD")
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def changed_files(dest: Path, before: str | None, after: str | None) -> list[str] | None:
+    """Paths that differ between two commits of a clone, or None when that can't be told (a shallow clone may
+    lack the older commit): callers then treat everything as changed."""
+    if not before or not after:
+        return None
+    done = _local_git(dest, "diff", "--name-only", "--no-renames", before, after, "--")
+    return done.stdout.splitlines() if done.returncode == 0 else None
+
+
+def checkout_ref(target: Target, ref: str, dest: Path, settings: Settings) -> None:
+    """A new clone of one ref that `git clone --branch` cannot name (refs/pull/7/head): an empty repository, then
+    `pull` of the ref. Removed again on failure."""
+    _check_branch(ref)
+    dest.mkdir(parents=True)
+    try:
+        if _local_git(dest, "init", "--quiet").returncode != 0:
+            raise PortsideError(ErrorCode.GIT_CLONE_FAILED, f"git could not make a checkout in {dest}.")
+        pull(target, ref, dest, settings)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise

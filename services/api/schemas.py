@@ -60,7 +60,54 @@ class RepositoryPublic(BaseModel):
     path: str
     url: str | None
     branch: str | None
+    # The newest commit a push or the poller deployed (or is deploying); None until one did.
+    deploy_sha: str | None = None
+    # Whether preview deployments get this repository's secret variables.
+    preview_secrets: bool = False
+    # Set on a preview: the repository and pull request number it previews.
+    preview_of: int | None = None
+    preview_number: int | None = None
     created_at: datetime
+
+
+class RepositoryUpdate(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
+    preview_secrets: bool | None = Field(
+        default=None, description="Copy secret variables into preview deployments (off by default: a pull request "
+        "from anyone could read them)",
+    )
+
+
+class HookDeliveryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    delivery_id: str
+    provider: str
+    event: str
+    ref: str | None
+    commit_sha: str | None
+    # What the delivery did, once it is done ("deploying ...", "nothing to do: ...", "failed: CODE: ..."); None
+    # while it runs.
+    outcome: str | None
+    created_at: datetime
+
+
+class HookPublic(BaseModel):
+    """Where the git host sends deliveries and the secret it signs them with."""
+
+    url: str = Field(description="Path of the webhook on this API; prefix it with the address the git host reaches")
+    secret: str
+    deliveries: list[HookDeliveryPublic] = Field(description="The newest deliveries first (at most 20)")
+
+
+class HookReceived(BaseModel):
+    delivery_id: str
+    provider: str
+    event: str
+    # accepted: acted on in the background (its outcome shows in GET /api/repositories/{id}/hook);
+    # duplicate: this delivery id was seen before; ignored: an event Portside does not act on.
+    status: Literal["accepted", "duplicate", "ignored"]
 
 
 class DetectRequest(RequestBody):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -150,7 +151,9 @@ async def delete_repository(
     deployments is deleted by the runner (containers, network, images and volumes), then the row, then the clone
     folder under PORTSIDE_HOME/repos. A registered local directory is never removed."""
     repo = await get_repository(session, repo_id, user)
-    busy = await _busy_deployments(session, repo.id)
+    # Its previews (pull request checkouts) go with it; the database's cascade alone would orphan their containers.
+    previews = list((await session.scalars(select(Repository).where(Repository.preview_of == repo.id))).all())
+    busy = [d for r in (repo, *previews) for d in await _busy_deployments(session, r.id)]
     if busy:
         raise PortsideError(
             ErrorCode.INVALID_STATE,
@@ -158,8 +161,10 @@ async def delete_repository(
             "(POST /api/deployments/{id}/stop), then delete the repository.",
         )
     folder = _clone_dir(settings, repo)
+    folders = [f for f in (_clone_dir(settings, p) for p in previews) if f is not None]
     deployment_ids = list((await session.scalars(
-        select(Deployment.id).where(Deployment.repository_id == repo.id).order_by(Deployment.id)
+        select(Deployment.id).where(Deployment.repository_id.in_([repo.id, *(p.id for p in previews)]))
+        .order_by(Deployment.id)
     )).all())
     await session.commit()  # the runner deletes the deployment rows; do not hold them open meanwhile
     for deployment_id in deployment_ids:
@@ -178,8 +183,8 @@ async def delete_repository(
         )
     await session.delete(repo)
     await session.commit()
-    if folder is not None:
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
+    for gone in [*folders, *([folder] if folder is not None else [])]:
+        await anyio.to_thread.run_sync(partial(shutil.rmtree, gone, ignore_errors=True))
 
 
 async def get_deployment(session: AsyncSession, deployment_id: int, user: User | None = None) -> Deployment:

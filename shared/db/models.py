@@ -92,6 +92,10 @@ class AuditEvent(Base):
 
 class Repository(TimestampMixin, Base):
     __tablename__ = "repositories"
+    __table_args__ = (
+        Index("uq_repositories_preview", "preview_of", "preview_number", unique=True,
+              postgresql_where=text("preview_of IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # Who registered it; None for rows from before users existed (only admins see those).
@@ -100,10 +104,38 @@ class Repository(TimestampMixin, Base):
     path: Mapped[str] = mapped_column(Text, unique=True)
     url: Mapped[str | None] = mapped_column(Text)
     branch: Mapped[str | None] = mapped_column(String(255))
+    # Verifies push and pull-request deliveries (POST /api/hooks/git/{id}); encrypted with shared/secrets.py.
+    hook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The newest commit a push (or the poller) deployed or is deploying: an older or repeated one does nothing.
+    deploy_sha: Mapped[str | None] = mapped_column(String(64))
+    # Whether preview deployments get this repository's secret variables (never by default).
+    preview_secrets: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # A preview is a repository of its own: the pull request's checkout, removed when it closes.
+    preview_of: Mapped[int | None] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    preview_number: Mapped[int | None] = mapped_column(Integer)
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="repository", cascade="all, delete-orphan", passive_deletes=True
     )
+
+
+class GitDelivery(Base):
+    """A webhook delivery seen for a repository: the same delivery id twice is answered, not acted on."""
+
+    __tablename__ = "git_deliveries"
+    __table_args__ = (
+        UniqueConstraint("repository_id", "delivery_id", name="uq_git_deliveries_repository_delivery"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str | None] = mapped_column(Text)
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class DetectionRecord(Base):

@@ -23,6 +23,7 @@ from tests.support import ADMIN_PASSWORD, System
 
 IDENTITIES = ("anonymous", "viewer", "other", "owner", "admin")
 ALLOWED, UNAUTHORIZED, FORBIDDEN, NOT_FOUND = "allowed", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"
+UNSIGNED = "WEBHOOK_SIGNATURE_INVALID"
 
 # What each identity gets, by kind of route. "other" is a member who does not own the object.
 EXPECT: dict[str, dict[str, str]] = {
@@ -32,6 +33,8 @@ EXPECT: dict[str, dict[str, str]] = {
     "create": {"anonymous": UNAUTHORIZED, "viewer": FORBIDDEN, "other": ALLOWED, "owner": ALLOWED, "admin": ALLOWED},
     "read": {"anonymous": UNAUTHORIZED, "viewer": ALLOWED, "other": NOT_FOUND, "owner": ALLOWED, "admin": ALLOWED},
     "write": {"anonymous": UNAUTHORIZED, "viewer": FORBIDDEN, "other": NOT_FOUND, "owner": ALLOWED, "admin": ALLOWED},
+    # A git host's webhook: no login; a bearer token of any identity does not stand in for the signature.
+    "signed": dict.fromkeys(IDENTITIES, UNSIGNED),
 }
 
 RULES: dict[tuple[str, str], str] = {
@@ -57,6 +60,11 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/repositories/{repo_id}"): "read",
     ("POST", "/api/repositories/{repo_id}/pull"): "write",
     ("DELETE", "/api/repositories/{repo_id}"): "write",
+    ("PATCH", "/api/repositories/{repo_id}"): "write",
+    # The hook secret is for those who may change the repository, so reading it is a write-level right.
+    ("GET", "/api/repositories/{repo_id}/hook"): "write",
+    ("POST", "/api/repositories/{repo_id}/hook"): "write",
+    ("POST", "/api/hooks/git/{repo_id}"): "signed",
     ("GET", "/api/deployments"): "user",
     ("POST", "/api/deployments/detect/{repo_id}"): "write",
     ("POST", "/api/deployments/generate/{repo_id}"): "write",
@@ -110,6 +118,7 @@ BODIES: dict[tuple[str, str], dict | Callable[[System], dict]] = {
     ("PATCH", "/api/users/{user_id}"): {},
     ("POST", "/api/tokens"): {"name": "matrix"},
     ("POST", "/api/repositories"): {"url": "/no/such/repository.git"},
+    ("PATCH", "/api/repositories/{repo_id}"): {"preview_secrets": False},
     ("POST", "/api/deployments/detect/{repo_id}"): {"app_path": ""},
     ("POST", "/api/deployments/generate/{repo_id}"): {"app_path": ""},
     ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": 'FROM python:3.12-slim\nCMD ["python", "-V"]\n'},
@@ -191,6 +200,8 @@ def _outcome(resp: httpx.Response) -> str:
         return FORBIDDEN
     if code in ("REPOSITORY_NOT_FOUND", "DEPLOYMENT_NOT_FOUND"):
         return NOT_FOUND
+    if code == UNSIGNED:
+        return UNSIGNED
     return ALLOWED
 
 

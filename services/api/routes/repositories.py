@@ -6,8 +6,17 @@ from sqlalchemy import select
 from services.api import service
 from services.api.auth import Role, audit, can_see
 from services.api.deps import BusDep, CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
-from services.api.schemas import Envelope, RepositoryCreate, RepositoryPublic
-from shared.db.models import Repository
+from services.api.gitpush import hook_secret
+from services.api.schemas import (
+    Envelope,
+    HookDeliveryPublic,
+    HookPublic,
+    RepositoryCreate,
+    RepositoryPublic,
+    RepositoryUpdate,
+)
+from shared.config import Settings
+from shared.db.models import GitDelivery, Repository
 from shared.errors import ErrorCode, PortsideError
 
 router = APIRouter(prefix="/api/repositories", tags=["repositories"])
@@ -69,3 +78,51 @@ async def delete_repository(
     await audit(session, request, user, "repository_deleted", f"repository:{repo_id}", None)
     await session.commit()
     return Envelope(data={"deleted": True})
+
+
+@router.patch("/{repo_id}", response_model=Envelope[RepositoryPublic])
+async def update_repository(
+    repo_id: IdPath, body: RepositoryUpdate, request: Request, user: WriterUser, session: SessionDep
+) -> Envelope[RepositoryPublic]:
+    """Change a repository's settings: `preview_secrets` lets preview deployments have its secret variables."""
+    repo = await service.get_repository(session, repo_id, user)
+    if body.preview_secrets is not None:
+        repo.preview_secrets = body.preview_secrets
+    await audit(session, request, user, "repository_updated", f"repository:{repo.id}",
+                f"preview_secrets={repo.preview_secrets}")
+    await session.commit()
+    return Envelope(data=RepositoryPublic.model_validate(repo))
+
+
+async def _hook(session: SessionDep, settings: Settings, repo: Repository, rotate: bool) -> HookPublic:
+    if repo.preview_of is not None:
+        raise PortsideError(ErrorCode.INVALID_STATE, f"Repository {repo.id} is a preview of repository "
+                                                     f"{repo.preview_of}; set the webhook up on that one.")
+    secret = hook_secret(settings, repo, rotate=rotate)
+    await session.commit()
+    deliveries = (await session.scalars(
+        select(GitDelivery).where(GitDelivery.repository_id == repo.id).order_by(GitDelivery.id.desc()).limit(20)
+    )).all()
+    return HookPublic(url=f"/api/hooks/git/{repo.id}", secret=secret,
+                      deliveries=[HookDeliveryPublic.model_validate(d) for d in deliveries])
+
+
+@router.get("/{repo_id}/hook", response_model=Envelope[HookPublic])
+async def get_hook(
+    repo_id: IdPath, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[HookPublic]:
+    """The webhook to give the git host (GitHub, GitLab or Gitea; push and pull/merge request events, content type
+    JSON) and its secret, made on first use; with the newest deliveries and what each did. Only those who may
+    change the repository see the secret."""
+    repo = await service.get_repository(session, repo_id, user)
+    return Envelope(data=await _hook(session, settings, repo, rotate=False))
+
+
+@router.post("/{repo_id}/hook", response_model=Envelope[HookPublic])
+async def rotate_hook(
+    repo_id: IdPath, request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Envelope[HookPublic]:
+    """Replace the hook secret with a new one (the old one stops working at once); update the git host's webhook."""
+    repo = await service.get_repository(session, repo_id, user)
+    await audit(session, request, user, "hook_secret_rotated", f"repository:{repo.id}", None)
+    return Envelope(data=await _hook(session, settings, repo, rotate=True))
