@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.bus = bus
     app.state.sessions = make_sessionmaker(engine)
     app.state.tokens = Tokens(settings)
-    app.state.limiter = RateLimiter()
+    app.state.limiter = RateLimiter(app.state.sessions)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(auth.router)
