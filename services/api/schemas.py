@@ -60,6 +60,8 @@ class RepositoryPublic(BaseModel):
     path: str
     url: str | None
     branch: str | None
+    commit_sha: str | None = Field(
+        default=None, description="The commit the clone is at (set on register and pull); workers build exactly this")
     created_at: datetime
 
 
