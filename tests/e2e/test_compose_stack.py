@@ -81,9 +81,14 @@ def test_compose_stack_deploys_an_app_then_scaled_builders_share_the_work(
         assert system.containers(engine, deployment_id) == []
 
 
+# Talking to one replica past the proxy: the API answers only for its allowed host names (DNS rebinding).
+HOST = {"Host": "localhost"}
+
+
 def _sse_ids(url: str, token: str, deployment_id: int, count: int, last_event_id: str | None = None) -> list[int]:
     """The ids of the first `count` log events of a deployment's SSE stream at `url` (progress events have none)."""
-    headers = {"Authorization": f"Bearer {token}", **({"Last-Event-ID": last_event_id} if last_event_id else {})}
+    headers = {**HOST, "Authorization": f"Bearer {token}",
+               **({"Last-Event-ID": last_event_id} if last_event_id else {})}
     ids: list[int] = []
     with httpx.stream("GET", f"{url}/api/deployments/{deployment_id}/logs/stream", headers=headers,
                       timeout=httpx.Timeout(30, read=30)) as resp:
@@ -99,57 +104,55 @@ def _sse_ids(url: str, token: str, deployment_id: int, count: int, last_event_id
 def test_compose_stack_api_replicas_answer_any_request_and_sse_resumes_on_the_other(
     stack: Stack, git_url: str, engine: docker.DockerClient
 ) -> None:
-    first_api, second_api = stack.replica_urls(engine, "api", 8080)  # the two replicas, each past the proxy
+    urls = stack.replica_urls(engine, "api", 8080)  # the two replicas, each past the proxy
+    assert len(urls) == 2, urls
+    one, other = (httpx.Client(base_url=url, headers=HOST, timeout=60) for url in urls)
     system = stack.system
     email, password = f"fleet-{uuid4().hex[:8]}@example.com", "correct horse battery"
     system.call("POST", "/api/users", json={"email": email, "password": password, "role": "member"})
 
     # Log in on one replica, refresh on the other (the refresh token is spent once, in PostgreSQL), act on both.
-    pair = httpx.post(f"{first_api}/api/auth/login", json={"email": email, "password": password}, timeout=30)
+    pair = one.post("/api/auth/login", json={"email": email, "password": password})
     assert pair.status_code == 200, pair.text
-    renewed = httpx.post(f"{second_api}/api/auth/refresh", json={"refresh_token": pair.json()["refresh_token"]},
-                         timeout=30)
+    renewed = other.post("/api/auth/refresh", json={"refresh_token": pair.json()["refresh_token"]})
     assert renewed.status_code == 200, renewed.text
-    again = httpx.post(f"{first_api}/api/auth/refresh", json={"refresh_token": pair.json()["refresh_token"]},
-                       timeout=30)
+    again = one.post("/api/auth/refresh", json={"refresh_token": pair.json()["refresh_token"]})
     assert again.status_code == 401, again.text  # spent on the other replica
-    token = renewed.json()["access_token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    me = httpx.get(f"{first_api}/api/auth/me", headers=auth, timeout=30)
+    me = one.get("/api/auth/me", headers={"Authorization": f"Bearer {renewed.json()['access_token']}"})
     assert me.status_code == 200 and me.json()["data"]["email"] == email, me.text
 
     # A deploy asked for on one replica with ?wait=true is answered by that replica when the runner's fact
     # arrives, and the other replica reads the same outcome.
     admin = {"Authorization": f"Bearer {system.token}"}
-    repo = httpx.post(f"{second_api}/api/repositories", json={"url": git_url}, headers=admin, timeout=120)
+    repo = other.post("/api/repositories", json={"url": git_url}, headers=admin, timeout=120)
     assert repo.status_code in (200, 201), repo.text
-    generated = httpx.post(f"{first_api}/api/deployments/generate/{repo.json()['data']['id']}", json={},
-                           headers=admin, timeout=120)
+    generated = one.post(f"/api/deployments/generate/{repo.json()['data']['id']}", json={}, headers=admin,
+                         timeout=120)
     assert generated.status_code in (200, 201, 202), generated.text
     deployment_id = generated.json()["data"]["deployment_id"]
-    outcome = httpx.post(f"{second_api}/api/deployments/{deployment_id}/deploy", params={"wait": "true"},
-                         headers=admin, timeout=900)
+    outcome = other.post(f"/api/deployments/{deployment_id}/deploy", params={"wait": "true"}, headers=admin,
+                         timeout=900)
     assert outcome.status_code == 200 and outcome.json()["data"]["status"] == "running", outcome.text
-    seen = httpx.get(f"{first_api}/api/deployments/{deployment_id}", headers=admin, timeout=30).json()["data"]
-    assert seen["status"] == "running"
+    assert one.get(f"/api/deployments/{deployment_id}", headers=admin).json()["data"]["status"] == "running"
 
     # The per-account login limit (10 a minute) counts attempts on both replicas together.
     stranger = {"email": f"nobody-{uuid4().hex[:8]}@example.com", "password": "wrong password!"}
-    answers = [httpx.post(f"{(first_api, second_api)[n % 2]}/api/auth/login", json=stranger, timeout=30).status_code
-               for n in range(11)]
+    answers = [(one, other)[n % 2].post("/api/auth/login", json=stranger).status_code for n in range(11)]
     assert answers == [401] * 10 + [429], answers
 
     # SSE: read a few events from one replica, then resume on the other with Last-Event-ID: it continues with
     # exactly the next line of the logs stream (ids are stream sequences, the same for every replica).
     history = system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 10_000})["data"]
     sequence = [entry["seq"] for entry in history["entries"]]
-    assert len(sequence) > 8, history
-    head = _sse_ids(first_api, system.token, deployment_id, 5)
-    tail = _sse_ids(second_api, system.token, deployment_id, 3, last_event_id=str(head[-1]))
+    assert len(sequence) > 10, history
+    head = _sse_ids(urls[0], system.token, deployment_id, 5)
+    tail = _sse_ids(urls[1], system.token, deployment_id, 3, last_event_id=str(head[-1]))
     assert head + tail == sequence[:8], (head, tail, sequence[:10])
     # And through the one address, the proxy (which picks a replica) resumes the same way.
     assert _sse_ids(system.url, system.token, deployment_id, 2, last_event_id=str(tail[-1])) == sequence[8:10]
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
+    one.close()
+    other.close()
 
 
 ELSEWHERE = """
