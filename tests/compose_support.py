@@ -115,7 +115,10 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
     url = f"http://127.0.0.1:{api_port}"
     stack = Stack(project, env_file, work / "home", System(url, work / "home", project, None, work / "stack.log"))  # type: ignore[arg-type]
     try:
-        stack.compose("up", "-d")
+        started = stack.compose("up", "-d", check=False)
+        if started.returncode != 0:
+            logs = stack.compose("logs", "--tail", "60", "setup", "migrate", "postgres", "nats", check=False)
+            raise AssertionError(f"up -d failed:\n{started.stderr[-3000:]}\n{logs.stdout[-6000:]}")
         for service, count in SERVICES.items():
             stack.wait_healthy(engine, service, count)
         stack.system.sign_up()

@@ -155,6 +155,41 @@ def test_compose_stack_api_replicas_answer_any_request_and_sse_resumes_on_the_ot
     other.close()
 
 
+def test_compose_stack_builder_container_killed_mid_build_has_its_job_redelivered(
+    stack: Stack, git_url: str, engine: docker.DockerClient
+) -> None:
+    system = stack.system
+    assert len(stack.containers(engine, "builder")) == 3  # scaled by the first test
+    repo_id = system.call("POST", "/api/repositories", json={"url": git_url}, timeout=120)["data"]["id"]
+    generated = system.call("POST", f"/api/deployments/generate/{repo_id}", json={}, timeout=120)["data"]
+    deployment_id = generated["deployment_id"]
+    # A build step that takes a while, so the kill lands mid-build.
+    lines = generated["dockerfile"].splitlines()
+    lines.insert(max(i for i, line in enumerate(lines) if line.startswith("CMD")), "RUN sleep 20")
+    system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"dockerfile": "\n".join(lines) + "\n"})
+    system.call("POST", f"/api/deployments/{deployment_id}/deploy")
+    deadline = time.monotonic() + 300
+    while not (took := _builders(system, deployment_id)) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert took, "no builder started the build"
+    (host,) = took
+    (victim,) = [c for c in stack.containers(engine, "builder") if c.attrs["Config"]["Hostname"] == host]
+    time.sleep(3)
+    assert system.call("GET", f"/api/deployments/{deployment_id}")["data"]["status"] == "building"
+    victim.kill()
+    state = system.wait_status(deployment_id, FINAL, timeout=600)
+    assert state["status"] == "running", state
+    assert httpx.get(f"http://127.0.0.1:{state['assigned_port']}/", timeout=10).status_code == 200
+    events = system.events(deployment_id)
+    starts = [e["message"] for e in events if (e["message"] or "").startswith("build started (builder pid")]
+    assert len(starts) >= 2, [e["message"] for e in events]  # redelivered after the ack deadline, built again
+    assert [e["status"] for e in events].count("running") == 1
+    print(f"killed builder {host}; the build was started again by {starts[1:]}")
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
+    victim.start()  # a killed container counts as stopped by hand: Docker does not restart it
+    stack.wait_healthy(engine, "builder", 3)
+
+
 ELSEWHERE = """
 # A detector and a builder as if on another machine: their own PORTSIDE_HOME (nothing of the API's clones), only
 # the installation's keys copied over, and the same NATS, PostgreSQL and Docker engine.
