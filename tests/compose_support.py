@@ -139,7 +139,7 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
 def git_daemon(stack: Stack, engine: docker.DockerClient, base: Path, fixture: str) -> Iterator[str]:
     """A fixture as a git repository served by `git daemon` on the address containers reach the host at
     (host.docker.internal), so the containerised API clones it like any git URL."""
-    (api,) = stack.containers(engine, "api")
+    api = stack.containers(engine, "api")[0]  # any replica: they share the network
     gateway = api.exec_run(["getent", "hosts", "host.docker.internal"]).output.decode().split()[0]
     copy_fixture(fixture, base, git=True)
     port = free_tcp_port()
