@@ -117,8 +117,8 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
     try:
         started = stack.compose("up", "-d", check=False)
         if started.returncode != 0:
-            logs = stack.compose("logs", "--tail", "60", "setup", "migrate", "postgres", "nats", check=False)
-            raise AssertionError(f"up -d failed:\n{started.stderr[-3000:]}\n{logs.stdout[-6000:]}")
+            logs = stack.compose("logs", "--tail", "30", check=False)
+            raise AssertionError(f"up -d failed:\n{started.stderr[-3000:]}\n{logs.stdout[-12000:]}")
         for service, count in SERVICES.items():
             stack.wait_healthy(engine, service, count)
         stack.system.sign_up()
