@@ -3,7 +3,7 @@ replicas; repositories remember the commit their clone is at (commit_sha), so a 
 exactly that commit.
 
 Revision ID: fleet_2026_11_29
-Revises: auth_2026_11_29
+Revises: metrics_20261129
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "fleet_2026_11_29"
-down_revision = "auth_2026_11_29"
+down_revision = "metrics_20261129"
 branch_labels = None
 depends_on = None
 
