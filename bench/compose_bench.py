@@ -15,7 +15,7 @@ from tests.compose_support import compose_stack, git_daemon
 from tests.support import ROOT, System
 
 RESULTS = ROOT / "bench" / "results" / "compose.json"
-DEPLOYS = 10
+DEPLOYS = 6
 
 
 def deploys_per_minute(system: System, repo_id: int) -> float:
