@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
@@ -24,7 +24,8 @@ from tests.support import ROOT, System, remove_instance_resources
 
 IMAGE = os.environ.get("PORTSIDE_IMAGE", "portside:local")
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
-SERVICES = ("nats", "postgres", "api", "logstream", "detector", "builder", "runner")
+# Healthy replicas of each long-running service after `up` (compose.yaml's defaults).
+SERVICES = {"nats": 1, "postgres": 1, "api": 2, "logstream": 2, "detector": 1, "builder": 1, "runner": 1, "proxy": 1}
 
 
 @dataclass
@@ -33,10 +34,12 @@ class Stack:
     env_file: Path
     home: Path
     system: System
+    # Compose files a test adds on top of deploy/compose.yaml (e.g. workers on "another machine").
+    extra_files: list[Path] = field(default_factory=list)
 
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [*compose_command(), "-p", self.project, "--env-file", str(self.env_file), "-f", str(COMPOSE_FILE),
-               *args]
+        files = [arg for path in (COMPOSE_FILE, *self.extra_files) for arg in ("-f", str(path))]
+        cmd = [*compose_command(), "-p", self.project, "--env-file", str(self.env_file), *files, *args]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         assert not check or result.returncode == 0, (
             f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -59,9 +62,19 @@ class Stack:
                 raise AssertionError(f"{service}: {states}\n{logs}")
             time.sleep(2)
 
+    def replica_urls(self, engine: docker.DockerClient, service: str, port: int) -> list[str]:
+        """Each replica's own address on the project's network (the host reaches it directly), to talk to one
+        replica past the proxy."""
+        urls = []
+        for container in sorted(self.containers(engine, service), key=lambda c: c.name):
+            (network,) = container.attrs["NetworkSettings"]["Networks"].values()
+            urls.append(f"http://{network['IPAddress']}:{port}")
+        return urls
+
     def scale(self, engine: docker.DockerClient, service: str, count: int) -> None:
         self.compose("up", "-d", "--no-recreate", "--scale", f"{service}={count}")
-        self.wait_healthy(engine, service, count)
+        if count:
+            self.wait_healthy(engine, service, count)
 
 
 def leftovers(engine: docker.DockerClient, project: str) -> list[str]:
@@ -102,9 +115,12 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
     url = f"http://127.0.0.1:{api_port}"
     stack = Stack(project, env_file, work / "home", System(url, work / "home", project, None, work / "stack.log"))  # type: ignore[arg-type]
     try:
-        stack.compose("up", "-d")
-        for service in SERVICES:
-            stack.wait_healthy(engine, service, 1)
+        started = stack.compose("up", "-d", check=False)
+        if started.returncode != 0:
+            logs = stack.compose("logs", "--tail", "30", check=False)
+            raise AssertionError(f"up -d failed:\n{started.stderr[-3000:]}\n{logs.stdout[-12000:]}")
+        for service, count in SERVICES.items():
+            stack.wait_healthy(engine, service, count)
         stack.system.sign_up()
         yield stack
     finally:
@@ -123,7 +139,7 @@ def compose_stack(engine: docker.DockerClient, work: Path, extra_env: dict[str, 
 def git_daemon(stack: Stack, engine: docker.DockerClient, base: Path, fixture: str) -> Iterator[str]:
     """A fixture as a git repository served by `git daemon` on the address containers reach the host at
     (host.docker.internal), so the containerised API clones it like any git URL."""
-    (api,) = stack.containers(engine, "api")
+    api = stack.containers(engine, "api")[0]  # any replica: they share the network
     gateway = api.exec_run(["getent", "hosts", "host.docker.internal"]).output.decode().split()[0]
     copy_fixture(fixture, base, git=True)
     port = free_tcp_port()

@@ -9,6 +9,7 @@
 #   migrate                     bring the schema up to date (Alembic), then exit
 #   api | logstream | detector | builder | runner
 #                               the Portside service
+#   proxy                       Caddy in front of the API and logstream replicas (deploy/portside/Caddyfile)
 #   health <what>               the container's health check (see healthcheck.py)
 #
 # Started as root, it only makes PORTSIDE_HOME writable and finds the Docker socket's group, then runs everything
@@ -126,12 +127,16 @@ EOF
         connection_urls
         exec python -c 'import os; from shared.migrations import upgrade; upgrade(os.environ["PORTSIDE_DATABASE_URL"]); print("schema up to date")'
         ;;
+    proxy)
+        export XDG_DATA_HOME=/tmp/caddy XDG_CONFIG_HOME=/tmp/caddy
+        exec caddy run --adapter caddyfile --config /usr/local/lib/portside/Caddyfile "$@"
+        ;;
     api | logstream | detector | builder | runner)
         connection_urls
         exec python -m "services.$cmd.main" "$@"
         ;;
     *)
-        say "unknown command \`$cmd\`; use setup, nats, postgres, migrate, api, logstream, detector, builder, runner or health"
+        say "unknown command \`$cmd\`; use setup, nats, postgres, migrate, api, logstream, detector, builder, runner, proxy or health"
         exit 2
         ;;
 esac

@@ -1,6 +1,7 @@
 """Health checks of Portside's containers (`portside-entrypoint health <what>`): exit 0 when healthy.
 
   api | logstream   the service answers its own health endpoint
+  proxy             the front answers the API's health endpoint through some API replica
   nats              nats-server is up with JetStream enabled (its monitoring endpoint)
   postgres          PostgreSQL accepts connections
   worker            the process holds an established connection to NATS (detector, builder, runner have no
@@ -51,6 +52,8 @@ def main(what: str) -> bool:
         return http_ok(f"http://127.0.0.1:{os.environ.get('PORTSIDE_API_PORT', '8080')}/api/health")
     if what == "logstream":
         return http_ok(f"http://127.0.0.1:{os.environ.get('PORTSIDE_LOGSTREAM_PORT', '8081')}/healthz")
+    if what == "proxy":
+        return http_ok("http://127.0.0.1:8080/api/health")
     if what == "nats":
         return http_ok("http://127.0.0.1:8222/healthz?js-enabled-only=true")
     if what == "postgres":
@@ -58,7 +61,7 @@ def main(what: str) -> bool:
                               check=False).returncode == 0
     if what == "worker":
         return connected_to(nats_port())
-    print(f"unknown health check `{what}`; use api, logstream, nats, postgres or worker", file=sys.stderr)
+    print(f"unknown health check `{what}`; use api, logstream, proxy, nats, postgres or worker", file=sys.stderr)
     return False
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
-from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -16,13 +13,13 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Request
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from shared import access
 from shared.config import Settings
-from shared.db.models import ApiToken, AuditEvent, RefreshToken, User
+from shared.db.models import ApiToken, AuditEvent, RateLimitHit, RefreshToken, User
 from shared.errors import ErrorCode, PortsideError
 from shared.secrets import home_key
 
@@ -186,29 +183,42 @@ def require_admin(user: User) -> User:
     return user
 
 
-@dataclass
 class RateLimiter:
-    """Sliding one-minute windows per key, in this API process (the API runs as one process)."""
+    """Sliding one-minute windows per key, kept in PostgreSQL so that every API replica counts the same hits.
+    Each check runs in its own short transaction (a refused or failed request still counts), serialized per key by
+    an advisory lock so two replicas cannot both let the last allowed request through."""
 
-    windows: dict[str, deque[float]]
+    # Rows older than this are deleted now and then, whatever their key (a key nobody uses again keeps none).
+    _FORGET_AFTER = "1 hour"
+    _SWEEP_EVERY = 1000
 
-    def __init__(self) -> None:
-        self.windows = {}
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._hits = 0
 
-    def hit(self, key: str, limit: int, what: str, window: float = 60.0) -> None:
-        now = time.monotonic()
-        hits = self.windows.setdefault(key, deque())
-        while hits and now - hits[0] >= window:
-            hits.popleft()
-        if len(hits) >= limit:
-            retry = max(1, int(window - (now - hits[0])) + 1)
-            raise PortsideError(
-                ErrorCode.RATE_LIMITED, f"Too many {what}; try again in {retry} s.", headers={"Retry-After": str(retry)}
-            )
-        hits.append(now)
-        if len(self.windows) > 100_000:  # forget idle keys rather than grow without bound
-            for stale in [k for k, v in self.windows.items() if not v or now - v[-1] >= window]:
-                del self.windows[stale]
+    async def hit(self, key: str, limit: int, what: str, window: float = 60.0) -> None:
+        async with self.sessions() as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                                  {"k": f"rate-limit:{key}"})
+            since = text("clock_timestamp() - make_interval(secs => :window)").bindparams(window=window)
+            await session.execute(delete(RateLimitHit).where(RateLimitHit.key == key, RateLimitHit.at <= since))
+            count, age = (await session.execute(
+                select(func.count(), func.extract("epoch", func.clock_timestamp() - func.min(RateLimitHit.at)))
+                .where(RateLimitHit.key == key)
+            )).one()
+            if count >= limit:
+                await session.commit()
+                retry = max(1, int(window - float(age or 0)) + 1)
+                raise PortsideError(
+                    ErrorCode.RATE_LIMITED, f"Too many {what}; try again in {retry} s.",
+                    headers={"Retry-After": str(retry)},
+                )
+            await session.execute(insert(RateLimitHit).values(key=key))
+            self._hits += 1
+            if self._hits % self._SWEEP_EVERY == 0:
+                await session.execute(text(
+                    f"DELETE FROM rate_limit_hits WHERE at < clock_timestamp() - interval '{self._FORGET_AFTER}'"))
+            await session.commit()
 
 
 def client_ip(request: Request, settings: Settings) -> str:

@@ -25,21 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api import service
 from services.api.bus import Bus
 from services.api.hooks import PullRequest, Push
-from services.api.registration import (
-    GIT_SCHEMES,
-    changed_files,
-    check_local_path,
-    checked_out_branch,
-    checkout_ref,
-    head_of,
-    ls_remote,
-)
+from services.api.registration import check_local_path
 from shared.config import Settings
 from shared.db.models import Deployment, EnvVar, GitDelivery, Repository
 from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import RESTING
 from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
+from shared.git import GIT_SCHEMES, changed_files, checked_out_branch, checkout_ref, head_commit, ls_remote
 from shared.messaging.events import GenerateRequested
 from shared.messaging.subjects import Subject
 from shared.outbound import Target, check_url
@@ -195,7 +188,7 @@ async def sync_branch(session: AsyncSession, bus: Bus, repo_id: int, push: Push 
     if tip is None:
         return f"ignored: the remote has no branch {tracked}"
     previous = repo.deploy_sha
-    baseline = previous or await anyio.to_thread.run_sync(head_of, folder)
+    baseline = previous or await anyio.to_thread.run_sync(head_commit, folder)
     if tip == baseline:
         if previous is None:
             await _claim(session, repo_id, None, tip)
@@ -204,9 +197,9 @@ async def sync_branch(session: AsyncSession, bus: Bus, repo_id: int, push: Push 
         return "nothing to do: another delivery is deploying this repository"
     try:
         await _wait_until_settled(session, settings, repo_id)
-        before = await anyio.to_thread.run_sync(head_of, folder)
+        before = await anyio.to_thread.run_sync(head_commit, folder)
         await service.pull_repository(session, settings, repo_id)
-        after = await anyio.to_thread.run_sync(head_of, folder) or tip
+        after = await anyio.to_thread.run_sync(head_commit, folder) or tip
         if after != tip:  # the branch moved on between ls-remote and the fetch: that newer commit is deployed
             await session.execute(update(Repository).where(Repository.id == repo_id).values(deploy_sha=after))
             await session.commit()

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     app.state.git_hooks = git_hooks
     app.state.tokens = Tokens(settings)
-    app.state.limiter = RateLimiter()
+    app.state.limiter = RateLimiter(app.state.sessions)
     app.state.readiness = Readiness(settings, engine, bus.broker, docker=True, consumers=CONSUMERS)
     app.state.readiness.refreshers.append(lambda: system.count_deployments(app.state.sessions))
     install_error_handlers(app)

@@ -67,6 +67,8 @@ class RepositoryPublic(BaseModel):
     # Set on a preview: the repository and pull request number it previews.
     preview_of: int | None = None
     preview_number: int | None = None
+    commit_sha: str | None = Field(
+        default=None, description="The commit the clone is at (set on register and pull); workers build exactly this")
     created_at: datetime
 
 

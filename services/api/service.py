@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import can_see
 from services.api.bus import Bus
-from services.api.registration import GIT_SCHEMES, check_local_path, clone, pull
+from services.api.registration import GIT_SCHEMES, check_local_path, clone, head_commit, pull
 from shared.config import Settings
 from shared.db.models import Deployment, Repository, User
 from shared.db.repository import load_detection, record_event, transition
@@ -67,7 +67,8 @@ async def register_repository(
         existing = await session.scalar(select(Repository).where(Repository.path == str(root)))
         if existing is not None:
             return existing
-        repo = Repository(name=_repo_name(name or str(root)), path=str(root), owner_id=owner_id)
+        repo = Repository(name=_repo_name(name or str(root)), path=str(root), owner_id=owner_id,
+                          commit_sha=await anyio.to_thread.run_sync(head_commit, root))
     else:
         assert url
         target = check_url(url, schemes=GIT_SCHEMES, allow_private=settings.allow_private_networks,
@@ -79,7 +80,8 @@ async def register_repository(
         dest.parent.mkdir(parents=True, exist_ok=True)
         await anyio.to_thread.run_sync(clone, target, branch, dest, settings)
         # Only the URL without credentials is kept: they served this clone and are gone.
-        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch, owner_id=owner_id)
+        repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch, owner_id=owner_id,
+                          commit_sha=await anyio.to_thread.run_sync(head_commit, dest))
     session.add(repo)
     await session.flush()
     await stage(session, PublicSubject.REPOSITORY_REGISTERED, RepositoryRegistered(
@@ -141,6 +143,9 @@ async def pull_repository(
     if target.scheme == "file":
         check_local_path(target.url.removeprefix("file://"), settings)
     await anyio.to_thread.run_sync(pull, target, repo.branch, folder, settings)
+    # Workers without this clone on their disk fetch exactly this commit (shared/checkout.py).
+    repo.commit_sha = await anyio.to_thread.run_sync(head_commit, folder)
+    await session.commit()
     return repo
 
 

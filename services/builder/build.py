@@ -21,6 +21,7 @@ from services.builder.generate import check_files
 from services.builder.own_files import service_image
 from services.builder.service import COMPOSE_FILE, DOCKERFILE, app_dir_of
 from services.builder.slots import SlotWaitAbandoned, build_slot
+from shared.checkout import source_root
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
@@ -129,14 +130,17 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         assert deployment is not None
         repo = await session.get(Repository, deployment.repository_id)
         assert repo is not None
-        repo_root = Path(repo.path).resolve()
-        app_dir_error: PortsideError | None = None
-        try:
-            app_dir = app_dir_of(repo, deployment)
-        except PortsideError as exc:
-            app_dir, app_dir_error = repo_root, exc
         # Variables marked `build` become build arguments of the app image (a Dockerfile reads them with ARG).
         build_args = {v.key: v.value for v in await deployment_env(session, settings, deployment_id) if v.build}
+
+    repo_root = Path(repo.path).resolve()
+    app_dir_error: PortsideError | None = None
+    try:
+        # The API's clone when it is on this disk, otherwise this builder's own checkout of its commit.
+        repo_root = (await anyio.to_thread.run_sync(source_root, settings, repo)).resolve()
+        app_dir = app_dir_of(repo_root, deployment)
+    except PortsideError as exc:
+        app_dir, app_dir_error = repo_root, exc
 
     async def still_building() -> bool:
         # Also keeps updated_at fresh: the reconciler must not take a long wait for a builder that died.

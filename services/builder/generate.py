@@ -22,6 +22,7 @@ from services.builder.own_files import (
 )
 from services.builder.plan import plan_for
 from services.builder.service import COMPOSE_FILE, DEPLOYMENT_DIR, app_dir_of
+from shared.checkout import source_root
 from shared.config import Settings
 from shared.db.models import Deployment, Repository
 from shared.db.repository import load_detection, transition
@@ -246,16 +247,18 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         if deployment.stack and deployment.stack != detection.stack:
             detection = detection.model_copy(update={"stack": deployment.stack})
         settings = ctx.settings
-        owner, repo_root = Owner.of(settings, deployment.id), Path(repo.path).resolve()
+        owner = Owner.of(settings, deployment.id)
 
-        def make() -> tuple[GeneratedFiles, list[str], Path, Path]:
+        def make() -> tuple[GeneratedFiles, list[str], Path, Path, Path]:
             if stored is None:
                 raise PortsideError(
                     ErrorCode.DETECTION_FAILED,
                     f"No detection is stored for app path "
                     f"'{deployment.app_path}'; detect it first (POST /api/deployments/detect/{repo.id}).",
                 )
-            app_dir = app_dir_of(repo, deployment)
+            # The API's clone when it is on this disk, otherwise this builder's own checkout of its commit.
+            repo_root = source_root(settings, repo).resolve()
+            app_dir = app_dir_of(repo_root, deployment)
             made = generate_files(
                 detection, app_dir, owner=owner, repo_name=deployment.repo_name,
                 port_override=deployment.internal_port, cpus=deployment.cpu_limit, memory=deployment.memory_limit,
@@ -265,10 +268,10 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
             target_dir = made.app_dir or app_dir
             # What Portside writes must pass the same checks as a user's edit.
             found, _ = check_files(settings, made, target_dir, owner=owner, repo_root=repo_root)
-            return made, found, write_files(repo_root, target_dir, made), app_dir
+            return made, found, write_files(repo_root, target_dir, made), app_dir, repo_root
 
         try:
-            files, warnings, docker_path, app_dir = await anyio.to_thread.run_sync(make)
+            files, warnings, docker_path, app_dir, repo_root = await anyio.to_thread.run_sync(make)
         except (ValueError, OSError, PortsideError) as exc:
             if isinstance(exc, PortsideError):
                 code, message = exc.code, exc.message

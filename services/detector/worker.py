@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import anyio
 
 from services.detector.service import detect
+from shared.checkout import source_root
 from shared.db.models import Repository
 from shared.db.repository import store_detection
-from shared.errors import ErrorCode
+from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DetectCompleted, DetectFailed, DetectRequested
 from shared.messaging.subjects import Subject
 from shared.worker import WorkerContext
@@ -27,7 +27,12 @@ async def detect_and_store(ctx: WorkerContext, event: DetectRequested) -> None:
                 correlation_id=event.correlation_id, repository_id=event.repository_id,
                 error_code=ErrorCode.REPOSITORY_NOT_FOUND, message=f"Repository {event.repository_id} does not exist."))
             return
-        root = Path(repo.path)
+        try:
+            root = await anyio.to_thread.run_sync(source_root, ctx.settings, repo)
+        except PortsideError as exc:
+            await ctx.publish(Subject.DETECT_FAILED, DetectFailed(
+                correlation_id=event.correlation_id, repository_id=repo.id, error_code=exc.code, message=exc.message))
+            return
         if not (root / event.app_path).is_dir():
             await ctx.publish(Subject.DETECT_FAILED, DetectFailed(
                 correlation_id=event.correlation_id, repository_id=repo.id, error_code=ErrorCode.REPO_NOT_FOUND,

@@ -4,6 +4,7 @@ client that connects late, or after a restart of anything, still gets every line
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from datetime import UTC, datetime
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class Relay:
-    """One follower task per running deployment in this process."""
+    """One follower task per running deployment in this process. Several logstream replicas may follow the same
+    container (each resumes every running deployment when it starts): JetStream keeps one copy of each line."""
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
@@ -83,7 +85,7 @@ class Relay:
     async def _follow(self, deployment_id: int, container_id: str | None, resume: bool) -> None:
         since = await self._last_app_time(deployment_id) if resume else None
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, datetime] | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, datetime, str] | None] = asyncio.Queue()
         stop_flag = threading.Event()
 
         def pump() -> None:
@@ -104,6 +106,7 @@ class Relay:
                 if container is None:
                     raise NotFound(f"no app container for deployment {deployment_id}")
                 buffer = b""
+                short_id = (container.id or "")[:12]
                 limit = self.ctx.settings.max_log_line_bytes + 64  # the timestamp docker puts in front
                 for chunk in container.logs(stream=True, follow=True, timestamps=True, since=after):
                     if stop_flag.is_set():
@@ -117,8 +120,11 @@ class Relay:
                             raw, buffer = buffer[:limit], buffer[limit:]
                         text = raw.decode("utf-8", errors="replace")
                         stamp, _, line = text.partition(" ")
+                        # The same line read by two replicas gets the same id: stored once.
+                        digest = hashlib.blake2b(raw, digest_size=8).hexdigest()
+                        msg_id = f"app:{deployment_id}:{short_id}:{stamp}:{digest}"
                         loop.call_soon_threadsafe(
-                            queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC))
+                            queue.put_nowait, (line, parse_docker_time(stamp) or datetime.now(UTC), msg_id)
                         )
             except DockerException as exc:  # includes NotFound: the container is gone
                 log.warning("logs of %s stopped: %s", deployment_id, exc)
@@ -130,10 +136,10 @@ class Relay:
         pump_task = asyncio.ensure_future(worker)
         try:
             while (item := await queue.get()) is not None:
-                line, when = item
+                line, when, msg_id = item
                 await publish_log(
                     self.ctx.broker, self.ctx.settings,
-                    LogLine(deployment_id=deployment_id, source="app", line=line, time=when),
+                    LogLine(deployment_id=deployment_id, source="app", line=line, time=when), msg_id=msg_id,
                 )
         finally:
             stop_flag.set()

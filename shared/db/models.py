@@ -90,6 +90,18 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class RateLimitHit(Base):
+    """One counted request (a login attempt, a deploy) under a limit's key: the per-minute limits live here, not in
+    an API process, so they hold across API replicas (services/api/auth.py RateLimiter)."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (Index("ix_rate_limit_hits_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+
+
 class Repository(TimestampMixin, Base):
     __tablename__ = "repositories"
     __table_args__ = (
@@ -113,6 +125,9 @@ class Repository(TimestampMixin, Base):
     # A preview is a repository of its own: the pull request's checkout, removed when it closes.
     preview_of: Mapped[int | None] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
     preview_number: Mapped[int | None] = mapped_column(Integer)
+    # The commit the API's clone is at (set by clone and pull): a worker without that clone on its disk fetches
+    # exactly this commit (shared/git.py), so what it builds is what the API registered.
+    commit_sha: Mapped[str | None] = mapped_column(String(64))
 
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="repository", cascade="all, delete-orphan", passive_deletes=True

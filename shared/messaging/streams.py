@@ -147,13 +147,17 @@ async def publish(broker: NatsBroker, settings: Settings, subject: Subject, even
     )
 
 
-async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> None:
-    """Append one line to the deployment's log, cut at PORTSIDE_MAX_LOG_LINE_BYTES (a line is never unbounded)."""
+async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine, msg_id: str | None = None) -> None:
+    """Append one line to the deployment's log, cut at PORTSIDE_MAX_LOG_LINE_BYTES (a line is never unbounded).
+    Lines with the same `msg_id` are stored once (JetStream's duplicate window, two minutes): logstream replicas
+    that follow the same container at once name each line by container, engine timestamp and text."""
     if len(line.line.encode()) > settings.max_log_line_bytes:
         cut = line.line.encode()[: settings.max_log_line_bytes].decode("utf-8", errors="ignore")
         line = line.model_copy(update={"line": cut + " [line cut by Portside]"})
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
     await _with_retry(
-        lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
+        lambda: broker.publish(line, logs_subject(line.deployment_id), headers=headers,
+                               stream=settings.logs_stream_name, timeout=5),
         give_up_after=60,
     )
     LOG_LINES.labels(line.source).inc()

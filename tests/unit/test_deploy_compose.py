@@ -59,3 +59,14 @@ def test_deploy_env_example_names_every_variable_the_compose_file_reads() -> Non
     used = set(re.findall(r"\$\{(\w+)", text)) - {"PORTSIDE_ENV_FILE"}
     example = (ROOT / "deploy" / ".env.example").read_text()
     assert all(re.search(rf"^#? ?{name}=", example, re.MULTILINE) for name in used), used
+
+
+def test_deploy_compose_api_and_logstream_replicas_sit_behind_the_proxy() -> None:
+    for name in ("api", "logstream"):
+        assert re.fullmatch(r"\$\{PORTSIDE_\w+S:-2\}", str(SERVICES[name]["deploy"]["replicas"])), name
+        assert "ports" not in SERVICES[name], name  # a fixed host port would refuse a second replica
+    assert SERVICES["proxy"]["ports"] == ["${PORTSIDE_API_PUBLISH:-127.0.0.1:8080}:8080"]
+    assert SERVICES["api"]["environment"]["PORTSIDE_LOGSTREAM_HOST"] == "proxy"
+    # Behind the proxy every request comes from its address: the per-address limits read X-Forwarded-For.
+    assert SERVICES["api"]["environment"]["PORTSIDE_TRUST_FORWARDED_FOR"] == "true"
+    assert "volumes" not in SERVICES["proxy"]  # no socket, no secrets

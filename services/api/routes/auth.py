@@ -33,7 +33,7 @@ async def register(
 ) -> Envelope[UserPublic]:
     """Create an account. Open while no user exists (that first user is admin) and when PORTSIDE_OPEN_SIGNUP
     is true (new users are members); otherwise an admin creates users with POST /api/users."""
-    request.app.state.limiter.hit(
+    await request.app.state.limiter.hit(
         f"register:{client_ip(request, settings)}",
         settings.login_attempts_per_ip_per_minute,
         "sign-ups from this address",
@@ -62,12 +62,12 @@ async def login(body: LoginRequest, request: Request, session: SessionDep, setti
     """Exchange email and password for a short-lived access token and a refresh token."""
     email = body.email.strip().lower()
     limiter = request.app.state.limiter
-    limiter.hit(
+    await limiter.hit(
         f"login-ip:{client_ip(request, settings)}",
         settings.login_attempts_per_ip_per_minute,
         "login attempts from this address",
     )
-    limiter.hit(f"login-account:{email}", settings.login_attempts_per_minute, "login attempts for this account")
+    await limiter.hit(f"login-account:{email}", settings.login_attempts_per_minute, "login attempts for this account")
     user = await session.scalar(select(User).where(User.email == email))
     if not verify_password(user.password_hash if user else DUMMY_HASH, body.password) or user is None or user.disabled:
         await audit(session, request, None, "login_failed", email=email)

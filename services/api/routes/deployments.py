@@ -147,7 +147,7 @@ async def deploy(
 ) -> Envelope[DeployResult]:
     """Build the image and start the app. 202 while in progress; with ?wait=true, 200 with the outcome."""
     await service.get_deployment(session, deployment_id, user)
-    request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
+    await request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
     await audit(session, request, user, "deploy", f"deployment:{deployment_id}")
     await session.commit()
     deployment = await service.deploy(session, bus, deployment_id, wait=wait, user=user)
@@ -191,7 +191,7 @@ async def rollback(
 ) -> Envelope[DeployResult]:
     """Run the previous successful image again (no build). 409 NO_PREVIOUS_IMAGE when there is none."""
     await service.get_deployment(session, deployment_id, user)
-    request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
+    await request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
     await audit(session, request, user, "rollback", f"deployment:{deployment_id}")
     await session.commit()
     deployment = await service.rollback(session, bus, deployment_id, wait=wait, user=user)

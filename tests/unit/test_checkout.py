@@ -1,0 +1,80 @@
+"""Where a worker finds a repository's source (shared/checkout.py), with real git over file:// (no network): the
+API's clone when it is on this disk; otherwise the worker's own checkout of exactly the registered commit."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shared.checkout import WORKSPACE, source_root
+from shared.config import Settings
+from shared.db.models import Repository
+from shared.errors import ErrorCode, PortsideError
+from shared.git import head_commit
+from tests.conftest import copy_fixture
+
+GIT = ["git", "-c", "user.name=portside-tests", "-c", "user.email=tests@portside.invalid"]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "worker-home", allow_local_repos=True)
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Path:
+    return copy_fixture("python-flask", tmp_path, git=True)
+
+
+def _commit(origin: Path, name: str, text: str) -> str:
+    (origin / name).write_text(text)
+    subprocess.run([*GIT, "add", "-A"], cwd=origin, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-m", name], cwd=origin, check=True)
+    sha = head_commit(origin)
+    assert sha
+    return sha
+
+
+def _repo(origin: Path, commit: str | None, path: str = "/var/lib/portside/repos/elsewhere-1234") -> Repository:
+    return Repository(id=7, name="python-flask", path=path, url=f"file://{origin}", branch="main", commit_sha=commit)
+
+
+def test_checkout_uses_the_apis_clone_when_it_is_on_this_disk(settings: Settings, origin: Path) -> None:
+    assert source_root(settings, _repo(origin, head_commit(origin), path=str(origin))) == origin
+    assert not (settings.home / WORKSPACE).exists()
+
+
+def test_checkout_fetches_the_registered_commit_not_what_the_branch_moved_to(
+    settings: Settings, origin: Path
+) -> None:
+    registered = _commit(origin, "VERSION", "1\n")
+    _commit(origin, "VERSION", "2\n")  # pushed after the API cloned
+    root = source_root(settings, _repo(origin, registered))
+    assert root.parent == settings.home / WORKSPACE and head_commit(root) == registered
+    assert (root / "VERSION").read_text() == "1\n" and (root / "app.py").is_file()
+    assert source_root(settings, _repo(origin, registered)) == root  # fetched once, then reused
+    assert [p.name for p in (settings.home / WORKSPACE).iterdir()] == [root.name]
+
+
+def test_checkout_without_a_recorded_commit_takes_the_branch_as_it_is(settings: Settings, origin: Path) -> None:
+    newest = _commit(origin, "VERSION", "3\n")
+    assert head_commit(source_root(settings, _repo(origin, None))) == newest
+
+
+def test_checkout_of_a_commit_the_remote_no_longer_has_fails_and_leaves_nothing(
+    settings: Settings, origin: Path
+) -> None:
+    with pytest.raises(PortsideError) as refused:
+        source_root(settings, _repo(origin, "0" * 40))
+    assert refused.value.code == ErrorCode.GIT_CLONE_FAILED and "pull the repository again" in refused.value.message
+    assert list((settings.home / WORKSPACE).iterdir()) == []
+
+
+def test_checkout_of_a_local_directory_on_another_machine_says_where_it_builds(settings: Settings) -> None:
+    local = Repository(id=8, name="mine", path="/srv/projects/mine-not-here", url=None, branch=None)
+    with pytest.raises(PortsideError) as refused:
+        source_root(settings, local)
+    assert refused.value.code == ErrorCode.REPO_NOT_FOUND
+    assert "not on this worker's disk" in refused.value.message and "git URL" in refused.value.message
