@@ -15,18 +15,27 @@ from shared.docker.client import Owner
 log = logging.getLogger(__name__)
 
 COMPOSE_SERVICE = "com.docker.compose.service"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+STACK_NAMESPACE = "com.docker.stack.namespace"
 
 
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
     return client.containers.list(all=True, filters=owner.filters)
 
 
+def service_of(labels: dict[str, str]) -> str | None:
+    """The compose service a container belongs to; for a Swarm task, its stack service without the stack prefix."""
+    if COMPOSE_SERVICE in labels:
+        return labels[COMPOSE_SERVICE]
+    name, stack = labels.get(SWARM_SERVICE), labels.get(STACK_NAMESPACE)
+    return name.removeprefix(f"{stack}_") if name and stack else None
+
+
 def app_container(client: docker.DockerClient, owner: Owner, service: str = "app") -> Container | None:
-    """The container of the compose service that serves the app (`app` unless the repo's own compose names it)."""
-    for container in deployment_containers(client, owner):
-        if container.labels.get(COMPOSE_SERVICE, service) == service:
-            return container
-    return None
+    """The container of the compose service that serves the app (`app` unless the repo's own compose names it).
+    On Swarm a swap runs an old and a new task side by side: a running one first."""
+    found = [c for c in deployment_containers(client, owner) if service_of(c.labels) in (service, None)]
+    return next((c for c in found if c.status == "running"), found[0] if found else None)
 
 
 def logs_tail(container: Container, lines: int = 50) -> list[str]:
