@@ -61,7 +61,9 @@ def render_stack(
     services: dict[str, Any] = {}
     warnings: list[str] = []
     for name, service in (model.get("services") or {}).items():
-        out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in service.items() if k in STACK_SERVICE_KEYS}
+        # Compose prints unset keys as null (`entrypoint: null`); Swarm's schema refuses those.
+        out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in service.items()
+                               if k in STACK_SERVICE_KEYS and v is not None}
         dropped = sorted(set(service) - STACK_SERVICE_KEYS - {"ports", "deploy", "volumes", "networks", "build",
                                                                "restart", "depends_on", "image", "pull_policy"})
         if dropped:
@@ -229,21 +231,25 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
             ours = [t for t in tasks if _task_image(t).split("@")[0] == image]
             running = [t for t in ours if t.get("Status", {}).get("State") == "running"
                        and t.get("DesiredState") == "running"]
-            if state in ("rollback_completed", "rollback_started", "rollback_paused"):
-                if state == "rollback_started":
-                    time.sleep(0.5)
-                    continue
-                failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected", "shutdown")]
-                status = failed[0].get("Status", {}) if failed else {}
-                why = status.get("Err") or status.get("Message") or update.get("Message")
-                code = (status.get("ContainerStatus") or {}).get("ExitCode")
-                return Converged(None, rolled_back=state == "rollback_completed",
-                                 failure=f"Swarm rolled the update back: {why or update.get('Message')}",
-                                 exit_code=code, tail=_logs_tail(client, svc.id))
+            spec_image = str(svc.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+                             .get("Image") or "").split("@")[0]
+            if spec_image != image:
+                # Swarm put the previous spec back (a new task failed within `monitor`), or is doing so.
+                if state in ("rollback_completed", "rollback_paused"):
+                    failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected", "shutdown")]
+                    status = failed[0].get("Status", {}) if failed else {}
+                    why = status.get("Err") or status.get("Message") or update.get("Message")
+                    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+                    return Converged(None, rolled_back=state == "rollback_completed",
+                                     failure=f"Swarm rolled the update back ({why})",
+                                     exit_code=int(code) if code is not None else None, tail=_logs_tail(client, svc.id))
+                time.sleep(0.5)
+                continue
             if state == "paused":
                 return Converged(None, failure=f"Swarm paused the update: {update.get('Message')}",
                                  tail=_logs_tail(client, svc.id))
-            if len(running) >= replicas and state in (None, "completed"):
+            # While `updating`, a new task that runs may still fail within `monitor`: wait for Swarm's verdict.
+            if len(running) >= replicas and state not in ("updating", "rollback_started"):
                 status = running[0].get("Status", {}).get("ContainerStatus", {}) or {}
                 return Converged(str(status.get("ContainerID") or running[0].get("ID")))
             if state is None:

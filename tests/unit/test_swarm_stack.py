@@ -26,7 +26,7 @@ def resolved() -> dict:
                 "build": {"context": "/repo", "dockerfile": ".deployment/Dockerfile"},
                 "image": "127.0.0.1:5000/portside/portside-deployment-1:17", "restart": "unless-stopped",
                 "security_opt": ["no-new-privileges:true"], "labels": {"x": "y"},
-                "environment": {"PORT": "8000", "SECRET": "p$$w"},
+                "environment": {"PORT": "8000", "SECRET": "p$$w"}, "entrypoint": None, "command": None,
                 "ports": [{"mode": "ingress", "host_ip": "0.0.0.0", "target": 8000, "published": "20001",
                            "protocol": "tcp"}],
                 "networks": {"default": None},

@@ -1,0 +1,92 @@
+"""What the Swarm tests and the Swarm bench need beside a running Portside: Debian's docker-registry on a loopback
+port, Swarm mode on the test engine (only for as long as they run, and only if it was off), and the removal of
+whatever stacks an instance left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker
+import httpx
+
+from shared.docker import LABEL_INSTANCE
+from shared.net import free_tcp_port
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+@contextmanager
+def registry(root: Path) -> Iterator[str]:
+    """A registry process storing under `root`; yields its host:port. Docker allows plain HTTP to 127.0.0.1."""
+    if not os.access(REGISTRY_BIN, os.X_OK):
+        raise RuntimeError("Debian's docker-registry is missing: run scripts/ensure-registry.sh")
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_tcp_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(root / "registry.log", "wb") as out:
+        process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start:\n{(root / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def swarm_state(engine: docker.DockerClient) -> str:
+    return str((engine.info().get("Swarm") or {}).get("LocalNodeState") or "inactive")
+
+
+@contextmanager
+def swarm_mode(engine: docker.DockerClient) -> Iterator[None]:
+    """Swarm mode on the test engine for the duration. Plain containers and compose keep working beside it
+    (checked by hand, and other tests run meanwhile). A swarm that was already on is left as it was."""
+    started = swarm_state(engine) == "inactive"
+    if started:
+        engine.swarm.init(advertise_addr="127.0.0.1")
+    try:
+        yield
+    finally:
+        if started:
+            engine.swarm.leave(force=True)
+
+
+def remove_instance_stacks(engine: docker.DockerClient, instance: str, timeout: float = 90) -> None:
+    """Every Swarm service of an instance, then wait until their task containers and networks are gone."""
+    label = {"label": f"{LABEL_INSTANCE}={instance}"}
+    if swarm_state(engine) != "active":
+        return
+    for service in engine.services.list(filters=label):
+        service.remove()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not engine.containers.list(all=True, filters=label) and not engine.networks.list(filters=label):
+            return
+        for network in engine.networks.list(filters=label):
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass  # still in use by a task being removed
+        time.sleep(0.5)
