@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -90,3 +92,58 @@ def remove_instance_stacks(engine: docker.DockerClient, instance: str, timeout: 
             except docker.errors.APIError:
                 pass  # still in use by a task being removed
         time.sleep(0.5)
+
+
+def app_service(engine: docker.DockerClient, instance: str, deployment_id: int) -> docker.models.services.Service:
+    return engine.services.get(f"{instance}-{deployment_id}_app")
+
+
+def running_tasks(service: docker.models.services.Service) -> list[dict]:
+    return [t for t in service.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+
+def gateway_address(engine: docker.DockerClient, container_id: str) -> str | None:
+    """A task container's address on docker_gwbridge: reachable from this host without the routing mesh."""
+    entry = (engine.networks.get("docker_gwbridge").attrs.get("Containers") or {}).get(container_id)
+    return entry["IPv4Address"].split("/")[0] if entry else None
+
+
+def ask_task(engine: docker.DockerClient, task: dict, port: int) -> str | None:
+    address = gateway_address(engine, task["Status"]["ContainerStatus"]["ContainerID"])
+    if address is None:
+        return None
+    try:
+        return httpx.get(f"http://{address}:{port}/", timeout=2).text
+    except httpx.HTTPError:
+        return None
+
+
+@dataclass
+class SwapWatch:
+    """Every 50 ms: the tasks Swarm lists as running are asked over HTTP (what the mesh would route to)."""
+
+    engine: docker.DockerClient
+    service: docker.models.services.Service
+    port: int
+    samples: int = 0
+    failures: list[str] = field(default_factory=list)
+    answers: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), body)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                tasks = running_tasks(self.service)
+            except docker.errors.APIError as exc:
+                tasks, _ = [], self.failures.append(f"engine: {exc}")
+            self.samples += 1
+            if not tasks:
+                self.failures.append("no running task")
+            for task in tasks:
+                text = ask_task(self.engine, task, self.port)
+                if text is None:
+                    self.failures.append(f"task {task['ID'][:12]} listed running did not answer")
+                else:
+                    self.answers.append((time.monotonic(), text))
+            self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))

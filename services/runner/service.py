@@ -57,9 +57,13 @@ def _with_env(model_text: str, plan: StartPlan) -> str:
 class StartFailure(PortsideError):
     """A start that failed, with the app's exit code when it had one."""
 
-    def __init__(self, code: ErrorCode, message: str, exit_code: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, exit_code: int | None = None, serving: str | None = None
+    ) -> None:
         super().__init__(code, message)
         self.exit_code = exit_code
+        # Swarm rolled back by itself: the container of the previous version that kept serving.
+        self.serving = serving
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,11 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     except (StartFailure, PortsideError) as exc:
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
         recovered = None
-        if fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
+        if fallback and failure.serving:
+            await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); the previous image {fallback} "
+                                         "kept serving")
+            recovered = replace(plan, image_tag=fallback), failure.serving
+        elif fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
             await ctx.log(
                 deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again"
             )
@@ -253,7 +261,8 @@ async def _converged(ctx: WorkerContext, plan: StartPlan, owner: Owner) -> str:
     if done.rolled_back:
         await ctx.log(plan.deployment_id, f"{done.failure}; the previous version kept serving")
     code = ErrorCode.APP_CRASHED if done.exit_code not in (None, 0) else ErrorCode.NOT_READY
-    raise StartFailure(code, f"{done.failure}" + tail, done.exit_code)
+    raise StartFailure(code, f"{done.failure}" + tail, done.exit_code,
+                       serving=done.serving if done.rolled_back else None)
 
 
 async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, correlation_id: str) -> None:

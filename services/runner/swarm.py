@@ -48,6 +48,9 @@ PROBE = (
 )
 
 
+CRASH_LOOP = 3
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}s"
 
@@ -188,6 +191,7 @@ class Converged:
 
     container_id: str | None
     rolled_back: bool = False
+    serving: str | None = None  # after a rollback: the container of a task of the previous version
     failure: str | None = None
     exit_code: int | None = None
     tail: tuple[str, ...] = ()
@@ -240,7 +244,10 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
                     status = failed[0].get("Status", {}) if failed else {}
                     why = status.get("Err") or status.get("Message") or update.get("Message")
                     code = (status.get("ContainerStatus") or {}).get("ExitCode")
-                    return Converged(None, rolled_back=state == "rollback_completed",
+                    serving = next((str((t["Status"].get("ContainerStatus") or {}).get("ContainerID") or t["ID"])
+                                    for t in tasks if t.get("Status", {}).get("State") == "running"
+                                    and t.get("DesiredState") == "running"), None)
+                    return Converged(None, rolled_back=state == "rollback_completed", serving=serving,
                                      failure=f"Swarm rolled the update back ({why})",
                                      exit_code=int(code) if code is not None else None, tail=_logs_tail(client, svc.id))
                 time.sleep(0.5)
@@ -253,9 +260,10 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
                 status = running[0].get("Status", {}).get("ContainerStatus", {}) or {}
                 return Converged(str(status.get("ContainerID") or running[0].get("ID")))
             if state is None:
-                # A fresh service has no update to roll back: a task of it that failed means the app cannot start.
+                # A fresh service has no update to roll back: Swarm restarts a failed task, and tasks that failed
+                # CRASH_LOOP times mean the app cannot start (once may be a slow boot on a loaded node).
                 failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected")]
-                if failed:
+                if len(failed) >= CRASH_LOOP:
                     status = failed[0].get("Status", {})
                     code = (status.get("ContainerStatus") or {}).get("ExitCode")
                     return Converged(None, failure=str(status.get("Err") or status.get("Message") or "task failed"),

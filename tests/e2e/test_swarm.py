@@ -10,9 +10,8 @@ ipvs family information from the kernel"): the test that polls the published por
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -22,7 +21,15 @@ import pytest
 from shared.docker import LABEL_INSTANCE
 from tests.conftest import copy_fixture
 from tests.support import StartupFailed, System, running_system
-from tests.swarm_support import registry, remove_instance_stacks, swarm_mode
+from tests.swarm_support import (
+    SwapWatch,
+    app_service,
+    ask_task,
+    registry,
+    remove_instance_stacks,
+    running_tasks,
+    swarm_mode,
+)
 
 HAS_IPVS = Path("/proc/net/ip_vs").exists()
 
@@ -39,8 +46,9 @@ def swarm(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
     with registry(root / "registry") as address, swarm_mode(engine):
         env = {
             "PORTSIDE_ENGINE": "swarm", "PORTSIDE_REGISTRY": address,
-            # Short windows keep the rollback test short; production defaults are 10 s and 30 s.
-            "PORTSIDE_SWARM_MONITOR_SECONDS": "3", "PORTSIDE_SWARM_HEALTH_START_SECONDS": "4",
+            # A short monitor keeps the rollback test short (production: 10 s); the boot allowance stays long
+            # enough for a loaded 2-core machine (production: 30 s).
+            "PORTSIDE_SWARM_MONITOR_SECONDS": "3", "PORTSIDE_SWARM_HEALTH_START_SECONDS": "20",
         }
         system: System | None = None
         try:
@@ -51,61 +59,6 @@ def swarm(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
         finally:
             if system is not None:
                 remove_instance_stacks(engine, system.instance)
-
-
-def _service(engine: docker.DockerClient, system: System, deployment_id: int) -> docker.models.services.Service:
-    return engine.services.get(f"{system.instance}-{deployment_id}_app")
-
-
-def _running_tasks(service: docker.models.services.Service) -> list[dict]:
-    return [t for t in service.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
-
-
-def _gateway_address(engine: docker.DockerClient, container_id: str) -> str | None:
-    """A task container's address on docker_gwbridge: reachable from this host without the routing mesh."""
-    entry = (engine.networks.get("docker_gwbridge").attrs.get("Containers") or {}).get(container_id)
-    return entry["IPv4Address"].split("/")[0] if entry else None
-
-
-def _ask_task(engine: docker.DockerClient, task: dict, port: int) -> str | None:
-    address = _gateway_address(engine, task["Status"]["ContainerStatus"]["ContainerID"])
-    if address is None:
-        return None
-    try:
-        return httpx.get(f"http://{address}:{port}/", timeout=2).text
-    except httpx.HTTPError:
-        return None
-
-
-@dataclass
-class SwapWatch:
-    """Every 50 ms: the tasks Swarm lists as running are asked over HTTP (what the mesh would route to)."""
-
-    engine: docker.DockerClient
-    service: docker.models.services.Service
-    port: int
-    samples: int = 0
-    failures: list[str] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            started = time.monotonic()
-            try:
-                tasks = _running_tasks(self.service)
-            except docker.errors.APIError as exc:
-                tasks, _ = [], self.failures.append(f"engine: {exc}")
-            self.samples += 1
-            if not tasks:
-                self.failures.append("no running task")
-            for task in tasks:
-                text = _ask_task(self.engine, task, self.port)
-                if text is None:
-                    self.failures.append(f"task {task['ID'][:12]} listed running did not answer")
-                else:
-                    self.answers.append(text)
-            self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
 
 
 def _internal_port(system: System, deployment_id: int) -> int:
@@ -124,7 +77,7 @@ def test_swarm_deploy_runs_the_app_as_a_stack_with_its_image_from_the_registry(
     repo, tag = image.removeprefix(f"{swarm.registry}/").rsplit(":", 1)
     assert tag in httpx.get(f"http://{swarm.registry}/v2/{repo}/tags/list", timeout=10).json()["tags"]
 
-    service = _service(engine, system, deployment_id)
+    service = app_service(engine, system.instance, deployment_id)
     spec = service.attrs["Spec"]
     assert spec["Labels"][LABEL_INSTANCE] == system.instance
     assert spec["UpdateConfig"]["Order"] == "start-first" and spec["UpdateConfig"]["FailureAction"] == "rollback"
@@ -132,9 +85,9 @@ def test_swarm_deploy_runs_the_app_as_a_stack_with_its_image_from_the_registry(
                                               "PublishedPort": outcome["port"], "PublishMode": "ingress"}]
     assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"][0] == "CMD-SHELL"
     # Ready means healthy where the app runs: the running task answers HTTP.
-    tasks = _running_tasks(service)
+    tasks = running_tasks(service)
     assert len(tasks) == 1
-    assert "hello from flask" in (_ask_task(engine, tasks[0], _internal_port(system, deployment_id)) or "")
+    assert "hello from flask" in (ask_task(engine, tasks[0], _internal_port(system, deployment_id)) or "")
     # The status route reads the task's container.
     status = system.call("GET", f"/api/deployments/{deployment_id}/status")["data"]
     assert status["container_state"] == "running" and status["health"] == "healthy"
@@ -148,8 +101,8 @@ def test_swarm_redeploy_swaps_start_first_with_a_healthy_task_serving_throughout
     source = copy_fixture("python-flask", tmp_path)
     deployment_id = system.deploy_path(source)["deployment_id"]
     assert system.deploy(deployment_id)["status"] == "running"
-    service = _service(engine, system, deployment_id)
-    old = {t["ID"] for t in _running_tasks(service)}
+    service = app_service(engine, system.instance, deployment_id)
+    old = {t["ID"] for t in running_tasks(service)}
     app = source / "app.py"
     app.write_text(app.read_text().replace("hello from flask", "hello from flask v2"))
 
@@ -163,8 +116,8 @@ def test_swarm_redeploy_swaps_start_first_with_a_healthy_task_serving_throughout
         poller.join(10)
     assert second["status"] == "running" and second["error_code"] is None, (second, system.events(deployment_id)[-4:])
     assert watch.samples > 20 and watch.failures == [], (watch.samples, watch.failures[:5])
-    assert any("v2" in a for a in watch.answers) and any("v2" not in a for a in watch.answers)
-    new = _running_tasks(service)
+    assert any("v2" in a for _, a in watch.answers) and any("v2" not in a for _, a in watch.answers)
+    new = running_tasks(service)
     assert len(new) == 1 and new[0]["ID"] not in old
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
@@ -176,7 +129,7 @@ def test_swarm_redeploy_whose_image_fails_its_health_check_is_rolled_back_by_swa
     source = copy_fixture("python-flask", tmp_path)
     deployment_id = system.deploy_path(source)["deployment_id"]
     first = system.deploy(deployment_id)
-    assert first["status"] == "running"
+    assert first["status"] == "running", (first, system.events(deployment_id)[-4:])
     good_image = system.call("GET", f"/api/deployments/{deployment_id}")["data"]["running_image_tag"]
     # The new version runs but never answers HTTP: its health check fails, so Swarm never routes to it.
     app = source / "app.py"
@@ -184,15 +137,15 @@ def test_swarm_redeploy_whose_image_fails_its_health_check_is_rolled_back_by_swa
     broken = system.deploy(deployment_id)
     assert broken["status"] == "running", (broken, system.events(deployment_id)[-4:])
     assert broken["error_code"] in ("NOT_READY", "APP_CRASHED") and "previous image" in broken["error_message"]
-    service = _service(engine, system, deployment_id)
+    service = app_service(engine, system.instance, deployment_id)
     service.reload()
     assert service.attrs["UpdateStatus"]["State"] == "rollback_completed"
     assert service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0] == good_image
     assert any("Swarm rolled the update back" in e["message"] for e in system.events(deployment_id)), \
         system.events(deployment_id)[-4:]
-    tasks = _running_tasks(service)
+    tasks = running_tasks(service)
     assert len(tasks) == 1
-    text = _ask_task(engine, tasks[0], _internal_port(system, deployment_id)) or ""
+    text = ask_task(engine, tasks[0], _internal_port(system, deployment_id)) or ""
     assert "hello from flask" in text
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
@@ -202,7 +155,8 @@ def test_swarm_stop_removes_the_stack_its_tasks_and_its_network(
 ) -> None:
     system = swarm.system
     deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
-    assert system.deploy(deployment_id)["status"] == "running"
+    outcome = system.deploy(deployment_id)
+    assert outcome["status"] == "running", (outcome, system.events(deployment_id)[-4:])
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
     data = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
     assert data["status"] == "stopped"
