@@ -202,19 +202,13 @@ def _task_image(task: dict[str, Any]) -> str:
 
 
 def _logs_tail(client: docker.DockerClient, service_id: str, lines: int = 50) -> tuple[str, ...]:
+    """The service's last lines, from every task on every node (the SDK demultiplexes the stream)."""
     try:
         raw = b"".join(client.api.service_logs(service_id, stdout=True, stderr=True, tail=str(lines), follow=False))
     except DockerException as exc:
         log.info("no log tail for service %s: %s", service_id, exc)
         return ()
-    # Non-tty service logs come in Docker's 8-byte-header frames.
-    text, rest = [], raw
-    while len(rest) >= 8 and rest[0] in (1, 2):
-        size = int.from_bytes(rest[4:8], "big")
-        text.append(rest[8:8 + size])
-        rest = rest[8 + size:]
-    body = b"".join(text) if text else raw
-    return tuple(body.decode("utf-8", errors="replace").splitlines()[-lines:])
+    return tuple(raw.decode("utf-8", errors="replace").splitlines()[-lines:])
 
 
 def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -> Converged:

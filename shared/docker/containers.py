@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import docker
 from docker.errors import DockerException, NotFound
@@ -210,3 +211,38 @@ def last_exit_code(client: docker.DockerClient, container: Container) -> int | N
     except DockerException:
         return int(state.get("ExitCode") or 0) or None
     return code
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """The app's Swarm service as the manager sees it, wherever its tasks run."""
+
+    service_id: str
+    state: str  # of the best task: running, starting, failed, ...
+    container_id: str | None
+    node_id: str | None
+    running: int
+    desired: int
+
+
+def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
+    """The stack service that publishes the deployment's port (the app), else the stack's only one."""
+    services = client.services.list(filters={"label": f"{STACK_NAMESPACE}={owner.project}"})
+    published = [s for s in services if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
+    found = published or services
+    return found[0] if found else None
+
+
+def app_task_state(client: docker.DockerClient, owner: Owner) -> TaskState | None:
+    service = app_service(client, owner)
+    if service is None:
+        return None
+    tasks = [t for t in service.tasks() if t.get("DesiredState") == "running"]
+    best = next((t for t in tasks if t.get("Status", {}).get("State") == "running"), tasks[0] if tasks else None)
+    desired = int((service.attrs.get("Spec", {}).get("Mode", {}).get("Replicated") or {}).get("Replicas") or 1)
+    running = sum(1 for t in tasks if t.get("Status", {}).get("State") == "running")
+    if best is None:
+        return TaskState(service.id, "no task", None, None, 0, desired)
+    status = best.get("Status", {})
+    return TaskState(service.id, str(status.get("State")), (status.get("ContainerStatus") or {}).get("ContainerID"),
+                     best.get("NodeID"), running, desired)

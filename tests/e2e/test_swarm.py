@@ -10,6 +10,7 @@ ipvs family information from the kernel"): the test that polls the published por
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,9 +89,16 @@ def test_swarm_deploy_runs_the_app_as_a_stack_with_its_image_from_the_registry(
     tasks = running_tasks(service)
     assert len(tasks) == 1
     assert "hello from flask" in (ask_task(engine, tasks[0], _internal_port(system, deployment_id)) or "")
-    # The status route reads the task's container.
+    # The status route reads the task's container; the relay follows the service's logs (every task, any node).
     status = system.call("GET", f"/api/deployments/{deployment_id}/status")["data"]
     assert status["container_state"] == "running" and status["health"] == "healthy"
+    deadline = time.monotonic() + 30
+    while True:
+        entries = system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 200})["data"]["entries"]
+        if any(e["source"] == "app" for e in entries):
+            break
+        assert time.monotonic() < deadline, entries[-5:]
+        time.sleep(0.5)
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 
