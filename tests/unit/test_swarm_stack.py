@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
+from services.builder.compose import render_compose
 from services.runner.swarm import render_stack
 from shared.config import Settings
 from shared.docker import Owner
+from shared.docker.validate import check_compose
 
 SETTINGS = Settings(engine="swarm", registry="127.0.0.1:5000", swarm_monitor_seconds=4)
 
@@ -95,3 +98,22 @@ def test_swarm_engine_without_a_registry_is_refused_at_start() -> None:
         Settings(engine="swarm")
     assert Owner.of(Settings(), 3).image_repo == "portside/portside-deployment-3"  # the single engine: local only
     assert Owner.of(SETTINGS, 3).image_repo == "127.0.0.1:5000/portside/portside-deployment-3"
+
+
+def test_swarm_stack_from_a_generated_file_keeps_the_replicas_placement_and_limits_the_user_set(
+    tmp_path: Path,
+) -> None:
+    """The whole path the runner takes: Portside's compose file (edited: replicas and a placement constraint),
+    checked and resolved by `docker compose config`, then rendered for Swarm."""
+    owner = Owner.of(SETTINGS, 4)
+    doc = yaml.safe_load(render_compose(owner=owner, repo_name="r", port=8000, services=["redis"], cpus=0.5,
+                                        memory="256m"))
+    doc["services"]["app"]["deploy"].update({"replicas": 3, "placement": {"constraints": ["node.role == worker"]}})
+    checked = check_compose(SETTINGS, yaml.safe_dump(doc), owner=owner, repo_root=tmp_path, app_dir=tmp_path)
+    stack, _ = render_stack(checked.model, SETTINGS, owner, "app")
+    app = stack["services"]["app"]
+    assert app["deploy"]["replicas"] == 3
+    assert app["deploy"]["placement"] == {"constraints": ["node.role == worker"]}
+    assert app["deploy"]["resources"]["limits"]["cpus"] == "0.5"
+    assert app["ports"][0]["mode"] == "ingress" and app["ports"][0]["target"] == 8000
+    assert stack["services"]["redis"]["deploy"]["update_config"]["order"] == "stop-first"
