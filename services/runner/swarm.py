@@ -119,7 +119,8 @@ def render_stack(
         if name == app_service and ports and not service.get("healthcheck"):
             out["healthcheck"] = {
                 "test": ["CMD-SHELL", PROBE.format(port=ports[0]["target"])],
-                "interval": "2s", "timeout": "3s", "retries": 3,
+                # Tolerant of a slow probe on a loaded node: unhealthy after about 5 failures in a row.
+                "interval": "3s", "timeout": "5s", "retries": 5,
                 "start_period": _seconds(settings.swarm_health_start_seconds),
             }
         services[name] = out
@@ -241,6 +242,10 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
                     serving = next((str((t["Status"].get("ContainerStatus") or {}).get("ContainerID") or t["ID"])
                                     for t in tasks if t.get("Status", {}).get("State") == "running"
                                     and t.get("DesiredState") == "running"), None)
+                    if serving is None and state == "rollback_completed" and time.monotonic() < deadline:
+                        # The previous version's task is restarting (a loaded node): wait for it to serve again.
+                        time.sleep(0.5)
+                        continue
                     return Converged(None, rolled_back=state == "rollback_completed", serving=serving,
                                      failure=f"Swarm rolled the update back ({why})",
                                      exit_code=int(code) if code is not None else None, tail=_logs_tail(client, svc.id))
