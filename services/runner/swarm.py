@@ -315,15 +315,11 @@ def services_by_deployment(settings: Settings) -> dict[int, dict[str, tuple[str,
                 continue
             name = svc.name.removeprefix(f"{namespace}_")
             states = [t.get("Status", {}) for t in svc.tasks() if t.get("DesiredState") == "running"]
-            best = next((s for s in states if s.get("State") == "running"), states[0] if states else {})
-            code = (best.get("ContainerStatus") or {}).get("ExitCode")
-            state = best.get("State") or "gone"
-            # Swarm restarts a failed task itself: "starting"/"pending" are on their way, like "restarting".
+            running = next((s for s in states if s.get("State") == "running"), None)
+            # A task Swarm still wants running but that is not (failed, starting, pending) is being replaced by
+            # Swarm itself (restart_policy any): "restarting". Only a service with no such task is gone.
             found.setdefault(int(deployment), {})[name] = (
-                "running" if state == "running" else "restarting" if state in ("starting", "pending", "assigned",
-                                                                               "accepted", "preparing", "ready",
-                                                                               "new", "allocated") else state,
-                int(code) if code is not None and state != "running" else None,
+                ("running", None) if running else ("restarting", None) if states else ("gone", None)
             )
         return found
     finally:
