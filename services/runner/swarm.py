@@ -215,7 +215,9 @@ def _logs_tail(client: docker.DockerClient, service_id: str, lines: int = 50) ->
 def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -> Converged:
     """Poll the app's service until Swarm finished: every replica runs `image` (a task with a health check is
     `running` only once healthy), the update rolled back, or a fresh service's tasks keep failing. Blocking."""
-    deadline = time.monotonic() + settings.ready_timeout_seconds + settings.swarm_monitor_seconds
+    # Swarm's verdict on a new task that never gets healthy comes after its boot allowance and the failing checks.
+    deadline = (time.monotonic() + settings.ready_timeout_seconds + settings.swarm_health_start_seconds
+                + settings.swarm_monitor_seconds)
     client = docker_client(settings)
     try:
         while time.monotonic() < deadline:
