@@ -58,7 +58,9 @@ run: images
 
 # The default run leaves out tests marked slow (about 20 minutes on 2 cores); CI runs those too.
 # The web page's component tests (Vitest) run first, so pytest's summary stays the last line.
+# The Swarm tests push to Debian's docker-registry, started by the tests on a loopback port.
 test: images test-web
+	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-web: web
@@ -67,6 +69,7 @@ test-web: web
 # The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
 test-slow: images
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-unit: install
@@ -76,6 +79,7 @@ test-integration: install
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 test-e2e: images
+	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # ruff (120-column lines included) on everything, mypy on shared/ and services/ (pyproject.toml has the settings).

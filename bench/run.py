@@ -13,6 +13,7 @@ BENCHES = [
     "bench.build_limits_bench",
     "bench.deploy_bench",
     "bench.lifecycle_bench",
+    "bench.swarm_bench",
     "bench.memory_bench",
     "bench.compose_bench",
     "bench.auth_bench",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +31,16 @@ class Settings(BaseSettings):
     port_range_end: int = 40000
 
     docker_host: str | None = None
+    # Where apps run: "single" is one Docker engine with docker compose; "swarm" deploys each app as a Swarm stack
+    # (the engine at docker_host must be a Swarm manager) and needs a registry every node can pull from.
+    engine: Literal["single", "swarm"] = "single"
+    # host:port of the registry the builder pushes app images to (required with engine=swarm): every node pulls
+    # from it, so it must be an address the nodes reach, not 127.0.0.1 unless the swarm is one machine.
+    registry: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+    # A Swarm update is rolled back when a new task fails within this long of starting (update_config.monitor).
+    swarm_monitor_seconds: float = Field(default=10.0, gt=0)
+    # Health-check failures of a new app task do not count during this long after it starts (its boot time).
+    swarm_health_start_seconds: float = Field(default=30.0, ge=0)
     # Names this installation's Docker resources (compose projects "<instance>-<id>", labels), so two
     # Portside installations, or test runs, can share one engine without touching each other's containers.
     instance: str = Field(default="portside", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -133,6 +144,13 @@ class Settings(BaseSettings):
     deploys_per_minute: int = 20
     # Where a user comes from for the per-IP limits: the socket peer unless a proxy in front is trusted.
     trust_forwarded_for: bool = False
+
+    @model_validator(mode="after")
+    def _swarm_needs_a_registry(self) -> Settings:
+        if self.engine == "swarm" and not self.registry:
+            raise ValueError("PORTSIDE_ENGINE=swarm needs PORTSIDE_REGISTRY (host:port of a registry every node "
+                             "pulls from); see the README's \"Running in production\".")
+        return self
 
     def public_url(self, port: int) -> str:
         """Where a user reaches an app published on `port` (localhost when bound to every address)."""

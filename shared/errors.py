@@ -67,6 +67,8 @@ class ErrorCode(StrEnum):
     WEBHOOK_URL_FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
     # A git host's webhook delivery whose signature (or GitLab token) does not match the repository's hook secret.
     WEBHOOK_SIGNATURE_INVALID = "WEBHOOK_SIGNATURE_INVALID"
+    PUSH_FAILED = "PUSH_FAILED"
+    SWARM_UNAVAILABLE = "SWARM_UNAVAILABLE"
 
 
 class PortsideError(Exception):

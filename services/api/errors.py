@@ -53,6 +53,9 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.NETWORK_POOL_EXHAUSTED: 503,
     ErrorCode.TOOL_MISSING: 503,
     ErrorCode.TOOL_FAILED: 503,
+    # Swarm mode: the registry refused the image, or the engine is no Swarm manager.
+    ErrorCode.PUSH_FAILED: 503,
+    ErrorCode.SWARM_UNAVAILABLE: 503,
     ErrorCode.INSUFFICIENT_DISK: 507,
     ErrorCode.WORKER_FAILED: 500,
     ErrorCode.INTERNAL_ERROR: 500,

@@ -27,7 +27,7 @@ from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
-from shared.docker.build import BuildLimits, BuildLine, BuildOutcome, build_context, build_image
+from shared.docker.build import BuildLimits, BuildLine, BuildOutcome, build_context, build_image, push_image
 from shared.docker.dockerfile import parse_dockerfile
 from shared.docker.policy import check_dockerfile_policy
 from shared.docker.resolved import Checked
@@ -260,6 +260,10 @@ async def _build_and_report(
                     return warnings, outcome, None
                 if job.tag == tag:
                     app_outcome = outcome
+            if owner.registry:
+                # Swarm: the nodes pull what the runner deploys, so every image of the deployment goes to the registry.
+                for job in jobs:
+                    push_image(client, job.tag, on_line)
             size = None
             if app_outcome is not None and app_outcome.image_id:
                 try:
@@ -315,7 +319,8 @@ async def _build_and_report(
     async with ctx.sessions() as session:
         if error is not None:
             target = (
-                S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND) else S.BUILD_FAILED
+                S.ERROR if error.code in (ErrorCode.DOCKER_UNAVAILABLE, ErrorCode.REPO_NOT_FOUND, ErrorCode.PUSH_FAILED)
+                else S.BUILD_FAILED
             )
             await transition(
                 session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds

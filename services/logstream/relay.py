@@ -8,6 +8,7 @@ import hashlib
 import logging
 import threading
 from datetime import UTC, datetime
+from typing import cast
 
 import anyio
 from docker.errors import DockerException, NotFound
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from shared.db.models import Deployment
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
-from shared.docker.containers import app_container, parse_docker_time
+from shared.docker.containers import app_container, app_service, parse_docker_time
 from shared.errors import PortsideError
 from shared.messaging.events import LogLine
 from shared.messaging.streams import publish_log
@@ -83,6 +84,8 @@ class Relay:
             return None
 
     async def _follow(self, deployment_id: int, container_id: str | None, resume: bool) -> None:
+        # On Swarm the service's log spans every task, old ones included: always continue after the last line.
+        resume = resume or self.ctx.settings.engine == "swarm"
         since = await self._last_app_time(deployment_id) if resume else None
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, datetime, str] | None] = asyncio.Queue()
@@ -97,18 +100,31 @@ class Relay:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
                 return
             try:
-                container = (
-                    client.containers.get(container_id)
-                    if container_id
-                    else app_container(client, Owner.of(self.ctx.settings, deployment_id))
-                )
                 after = since.timestamp() + 1e-6 if since is not None else None
-                if container is None:
-                    raise NotFound(f"no app container for deployment {deployment_id}")
+                if self.ctx.settings.engine == "swarm":
+                    # The app's service logs come from every task on every node, through the manager.
+                    service = app_service(client, Owner.of(self.ctx.settings, deployment_id))
+                    if service is None:
+                        raise NotFound(f"no app service for deployment {deployment_id}")
+                    # The engine takes fractional seconds (the SDK's hint says int): no line of that second twice.
+                    chunks = client.api.service_logs(service.id, stdout=True, stderr=True, follow=True,
+                                                     timestamps=True, since=cast(int, after))
+                    source_id = service.id or ""
+                else:
+                    container = (
+                        client.containers.get(container_id)
+                        if container_id
+                        else app_container(client, Owner.of(self.ctx.settings, deployment_id))
+                    )
+                    if container is None:
+                        raise NotFound(f"no app container for deployment {deployment_id}")
+                    chunks = container.logs(stream=True, follow=True, timestamps=True, since=after)
+                    source_id = container.id or ""
                 buffer = b""
-                short_id = (container.id or "")[:12]
+                # Part of each line's id (a line relayed twice by two replicas is stored once).
+                short_id = source_id[:12]
                 limit = self.ctx.settings.max_log_line_bytes + 64  # the timestamp docker puts in front
-                for chunk in container.logs(stream=True, follow=True, timestamps=True, since=after):
+                for chunk in chunks:
                     if stop_flag.is_set():
                         return
                     buffer += chunk

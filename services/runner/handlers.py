@@ -36,4 +36,7 @@ def register(ctx: WorkerContext) -> list[Callable[[], Awaitable[None]]]:
 
     # The events stream reconnecting (e.g. after an engine restart) triggers a reconcile pass at once.
     reconnected = asyncio.Event()
+    if ctx.settings.engine == "swarm":
+        # Swarm restarts and reschedules tasks itself, on any node: the reconciler reads services and tasks.
+        return [lambda: reconcile_forever(ctx), lambda: sample_forever(ctx)]
     return [lambda: watch(ctx, reconnected), lambda: reconcile_forever(ctx, reconnected), lambda: sample_forever(ctx)]

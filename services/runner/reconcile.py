@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import anyio
 from sqlalchemy import select
 
+from services.runner import swarm
 from services.runner.engine import teardown
 from services.runner.service import mark_down
 from shared.config import Settings
@@ -47,7 +48,11 @@ class Seen:
 
 
 def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, Seen]]:
-    """deployment id -> {compose service: what its container is doing} for this installation."""
+    """deployment id -> {compose service: what its container is doing} for this installation; on Swarm, what
+    its service's tasks are doing, on whichever node they run."""
+    if settings.engine == "swarm":
+        return {deployment: {name: Seen(*seen) for name, seen in services.items()}
+                for deployment, services in swarm.services_by_deployment(settings).items()}
     client = docker_client(settings, timeout=30)
     try:
         found: dict[int, dict[str, Seen]] = defaultdict(dict)

@@ -15,6 +15,7 @@ from nats.errors import Error as NatsError
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func
 
+from services.runner import swarm
 from services.runner.engine import _app_running, _port_conflict, _prune_images, teardown
 from services.runner.ports import allocate_port
 from services.runner.readiness import _wait_ready
@@ -56,9 +57,13 @@ def _with_env(model_text: str, plan: StartPlan) -> str:
 class StartFailure(PortsideError):
     """A start that failed, with the app's exit code when it had one."""
 
-    def __init__(self, code: ErrorCode, message: str, exit_code: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, exit_code: int | None = None, serving: str | None = None
+    ) -> None:
         super().__init__(code, message)
         self.exit_code = exit_code
+        # Swarm rolled back by itself: the container of the previous version that kept serving.
+        self.serving = serving
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,11 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     except (StartFailure, PortsideError) as exc:
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
         recovered = None
-        if fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
+        if fallback and failure.serving:
+            await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); the previous image {fallback} "
+                                         "kept serving")
+            recovered = replace(plan, image_tag=fallback), failure.serving
+        elif fallback and fallback != plan.image_tag and failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY):
             await ctx.log(
                 deployment_id, f"{plan.image_tag} failed ({failure.code}); starting the previous image {fallback} again"
             )
@@ -193,10 +202,17 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
             resolve_and_check, settings, scope, files, project_dir, env, stdin=plan.compose_text))
         for warning in checked.warnings if attempt == 0 else []:
             await ctx.log(plan.deployment_id, warning)
-        up = await anyio.to_thread.run_sync(functools.partial(
-            run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
-            env=env, project_dir=project_dir, stdin=_with_env(checked.text(), plan), clean_env=True,
-        ))
+        if settings.engine == "swarm":
+            stack, left_out = swarm.render_stack(
+                json.loads(_with_env(checked.text(), plan)), settings, owner, plan.app_service)
+            for warning in left_out if attempt == 0 else []:
+                await ctx.log(plan.deployment_id, warning)
+            up = await anyio.to_thread.run_sync(swarm.deploy_stack, settings, owner, json.dumps(stack))
+        else:
+            up = await anyio.to_thread.run_sync(functools.partial(
+                run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
+                env=env, project_dir=project_dir, stdin=_with_env(checked.text(), plan), clean_env=True,
+            ))
         if up.ok:
             break
         if _port_conflict(up) and attempt + 1 < PORT_RETRIES and plan.requested_port is None:
@@ -215,7 +231,10 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
                 "(scripts/ensure-docker.sh starts it with base=10.213.0.0/16,size=24).",
             )
         code = ErrorCode.PORT_IN_USE if _port_conflict(up) else ErrorCode.START_FAILED
-        raise StartFailure(code, f"docker compose up failed: {up.stderr.strip()[-2000:]}")
+        what = "docker stack deploy" if settings.engine == "swarm" else "docker compose up"
+        raise StartFailure(code, f"{what} failed: {up.stderr.strip()[-2000:]}")
+    if settings.engine == "swarm":
+        return plan, await _converged(ctx, plan, owner)
     container_id, exit_code, tail = await _wait_ready(ctx, plan.deployment_id, plan.port, plan.app_service)
     if exit_code is not None or container_id is None:
         raise StartFailure(
@@ -228,6 +247,25 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
             exit_code,
         )
     return plan, container_id
+
+
+async def _converged(ctx: WorkerContext, plan: StartPlan, owner: Owner) -> str:
+    """Swarm: wait until the app's service runs the new image on every replica (health-gated by Swarm), or
+    Swarm rolled it back by itself. Returns a running task's container id; raises StartFailure."""
+    settings = ctx.settings
+    done = await anyio.to_thread.run_sync(swarm.wait_converged, settings, owner, plan.app_service, plan.image_tag)
+    if done.container_id is not None:
+        return done.container_id
+    tail = ("\nLast lines:\n" + "\n".join(done.tail)) if done.tail else ""
+    if done.failure == "timeout":
+        raise StartFailure(ErrorCode.NOT_READY, (
+            f"The app's tasks did not pass their health check (HTTP on its port, from inside the task) within "
+            f"{settings.ready_timeout_seconds:.0f} s; check that it listens on 0.0.0.0 and on $PORT.") + tail)
+    if done.rolled_back:
+        await ctx.log(plan.deployment_id, f"{done.failure}; the previous version kept serving")
+    code = ErrorCode.APP_CRASHED if done.exit_code not in (None, 0) else ErrorCode.NOT_READY
+    raise StartFailure(code, f"{done.failure}" + tail, done.exit_code,
+                       serving=done.serving if done.rolled_back else None)
 
 
 async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, correlation_id: str) -> None:

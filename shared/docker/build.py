@@ -222,3 +222,19 @@ def _build(
         except DockerException:
             return BuildOutcome(None, False, "the build produced no image", step_text, tail)
     return BuildOutcome(image_id, True, None, step_text, tail)
+
+
+def push_image(client: docker.DockerClient, tag: str, on_line: Callable[[BuildLine], None]) -> None:
+    """Push `registry/repo:tag` so every Swarm node can pull it; PUSH_FAILED with the registry's sentence."""
+    repository, _, version = tag.rpartition(":")
+    on_line(BuildLine(f"pushing {tag}"))
+    try:
+        for chunk in client.api.push(repository, tag=version, stream=True, decode=True):
+            if chunk.get("error"):
+                raise PortsideError(ErrorCode.PUSH_FAILED, f"The registry refused {tag}: {chunk['error']}. "
+                                    "Check that PORTSIDE_REGISTRY answers and accepts pushes from this machine.")
+            if chunk.get("status") and not chunk.get("progressDetail"):
+                on_line(BuildLine(" ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k))))
+    except DockerException as exc:
+        raise PortsideError(ErrorCode.PUSH_FAILED, f"Pushing {tag} failed: {exc}. "
+                            "Check that PORTSIDE_REGISTRY answers and accepts pushes from this machine.") from exc

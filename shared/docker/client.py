@@ -27,10 +27,13 @@ class Owner:
 
     instance: str
     deployment_id: int
+    # With engine=swarm the deployment's images live in this registry, so every node can pull them.
+    registry: str = ""
 
     @classmethod
     def of(cls, settings: Settings, deployment_id: int) -> Owner:
-        return cls(settings.instance, deployment_id)
+        registry = settings.registry if settings.engine == "swarm" and settings.registry else ""
+        return cls(settings.instance, deployment_id, registry)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -47,7 +50,8 @@ class Owner:
 
     @property
     def image_repo(self) -> str:
-        return f"portside/{self.instance}-deployment-{self.deployment_id}"
+        repo = f"portside/{self.instance}-deployment-{self.deployment_id}"
+        return f"{self.registry}/{repo}" if self.registry else repo
 
 
 @contextmanager

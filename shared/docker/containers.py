@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import docker
 from docker.errors import DockerException, NotFound
@@ -16,18 +17,27 @@ from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
 log = logging.getLogger(__name__)
 
 COMPOSE_SERVICE = "com.docker.compose.service"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+STACK_NAMESPACE = "com.docker.stack.namespace"
 
 
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
     return client.containers.list(all=True, filters=owner.filters)
 
 
+def service_of(labels: dict[str, str]) -> str | None:
+    """The compose service a container belongs to; for a Swarm task, its stack service without the stack prefix."""
+    if COMPOSE_SERVICE in labels:
+        return labels[COMPOSE_SERVICE]
+    name, stack = labels.get(SWARM_SERVICE), labels.get(STACK_NAMESPACE)
+    return name.removeprefix(f"{stack}_") if name and stack else None
+
+
 def app_container(client: docker.DockerClient, owner: Owner, service: str = "app") -> Container | None:
-    """The container of the compose service that serves the app (`app` unless the repo's own compose names it)."""
-    for container in deployment_containers(client, owner):
-        if container.labels.get(COMPOSE_SERVICE, service) == service:
-            return container
-    return None
+    """The container of the compose service that serves the app (`app` unless the repo's own compose names it).
+    On Swarm a swap runs an old and a new task side by side: a running one first."""
+    found = [c for c in deployment_containers(client, owner) if service_of(c.labels) in (service, None)]
+    return next((c for c in found if c.status == "running"), found[0] if found else None)
 
 
 def logs_tail(container: Container, lines: int = 50) -> list[str]:
@@ -244,3 +254,38 @@ def last_exit_code(client: docker.DockerClient, container: Container) -> int | N
     except DockerException:
         return int(state.get("ExitCode") or 0) or None
     return code
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """The app's Swarm service as the manager sees it, wherever its tasks run."""
+
+    service_id: str
+    state: str  # of the best task: running, starting, failed, ...
+    container_id: str | None
+    node_id: str | None
+    running: int
+    desired: int
+
+
+def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
+    """The stack service that publishes the deployment's port (the app), else the stack's only one."""
+    services = client.services.list(filters={"label": f"{STACK_NAMESPACE}={owner.project}"})
+    published = [s for s in services if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
+    found = published or services
+    return found[0] if found else None
+
+
+def app_task_state(client: docker.DockerClient, owner: Owner) -> TaskState | None:
+    service = app_service(client, owner)
+    if service is None:
+        return None
+    tasks = [t for t in service.tasks() if t.get("DesiredState") == "running"]
+    best = next((t for t in tasks if t.get("Status", {}).get("State") == "running"), tasks[0] if tasks else None)
+    desired = int((service.attrs.get("Spec", {}).get("Mode", {}).get("Replicated") or {}).get("Replicas") or 1)
+    running = sum(1 for t in tasks if t.get("Status", {}).get("State") == "running")
+    if best is None:
+        return TaskState(service.id, "no task", None, None, 0, desired)
+    status = best.get("Status", {})
+    return TaskState(service.id, str(status.get("State")), (status.get("ContainerStatus") or {}).get("ContainerID"),
+                     best.get("NodeID"), running, desired)

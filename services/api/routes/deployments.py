@@ -33,7 +33,7 @@ from shared.db.models import AppSample, Deployment, DeploymentEvent
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
-from shared.docker.containers import app_container, container_stats
+from shared.docker.containers import app_container, app_task_state, container_stats
 from shared.errors import ErrorCode, PortsideError
 from shared.secrets import mask_compose, redact, secret_values, unmask_compose
 
@@ -227,8 +227,16 @@ async def status(
     def read_engine() -> StatusPublic:
         client = docker_client(settings, timeout=10)
         try:
-            container = app_container(client, Owner.of(settings, deployment.id), deployment.app_service)
+            owner = Owner.of(settings, deployment.id)
+            container = app_container(client, owner, deployment.app_service)
             if container is None:
+                if settings.engine == "swarm" and (task := app_task_state(client, owner)) is not None:
+                    # The task runs on another node: its state from the manager; usage figures live on that node.
+                    return data.model_copy(update={
+                        "container_id": task.container_id, "container_state": task.state,
+                        "engine_error": f"{task.running} of {task.desired} tasks running, on node {task.node_id}; "
+                                        "CPU, memory and network figures are read only for tasks on this node.",
+                    })
                 return data
             stats = container_stats(container)
             return data.model_copy(update={

@@ -1,0 +1,328 @@
+"""Engine calls of the runner with PORTSIDE_ENGINE=swarm: the checked, resolved model becomes a Swarm stack file
+(`docker stack deploy`), and the runner watches the stack's services and tasks (not containers, which may run on
+any node). Swarm does the health-gated swap itself: update_config order start-first, failure_action rollback."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+from docker.errors import DockerException, NotFound
+
+from shared.config import Settings
+from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, Owner, docker_client
+from shared.docker.client import engine_or_none
+from shared.docker.compose import ComposeResult
+from shared.docker.containers import STACK_NAMESPACE, remove_deployment_resources
+from shared.errors import ErrorCode, PortsideError
+
+log = logging.getLogger(__name__)
+
+# Keys a Swarm service takes from a resolved compose service as they are. Everything else Compose resolved is
+# either translated below (ports, deploy, volumes, networks) or has no meaning on Swarm and is left out
+# (build: the image is in the registry; restart: deploy.restart_policy; depends_on: Swarm starts all at once).
+STACK_SERVICE_KEYS = frozenset({
+    "image", "command", "entrypoint", "environment", "healthcheck", "labels", "working_dir", "user", "hostname",
+    "stop_grace_period", "stop_signal", "tmpfs", "read_only", "init", "ulimits", "cap_drop", "sysctls", "dns",
+    "dns_search", "dns_opt", "extra_hosts", "stdin_open", "tty", "logging",
+})
+# Where the app's readiness comes from on Swarm: a health check inside the task, so it is checked where the app
+# runs (any node) and Swarm routes to a new task only once it passed. The first HTTP client the image has asks
+# 127.0.0.1:<port>; any HTTP answer counts, as for the single engine. An image with none of them (or no shell)
+# cannot be checked: it counts as ready once it runs.
+PROBE = (
+    'if command -v python3 >/dev/null 2>&1; then python3 -c "import socket; s = socket.create_connection('
+    "('127.0.0.1', {port}), 2); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n'); assert s.recv(5) == b'HTTP/'\"; "
+    'elif command -v node >/dev/null 2>&1; then node -e "require(\'http\').get(\'http://127.0.0.1:{port}/\', '
+    '() => process.exit(0)).on(\'error\', () => process.exit(1))"; '
+    "elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null --max-time 2 http://127.0.0.1:{port}/; "
+    "elif command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T 2 http://127.0.0.1:{port}/; "
+    "else true; fi"
+)
+
+
+CRASH_LOOP = 3
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def render_stack(
+    model: dict[str, Any], settings: Settings, owner: Owner, app_service: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The stack file for `docker stack deploy` and what was left out, from the model resolve_and_check() passed:
+    the policy holds, because only Swarm's own scheduling keys are added to what was checked."""
+    labels = owner.labels
+    services: dict[str, Any] = {}
+    warnings: list[str] = []
+    for name, service in (model.get("services") or {}).items():
+        # Compose prints unset keys as null (`entrypoint: null`); Swarm's schema refuses those.
+        out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in service.items()
+                               if k in STACK_SERVICE_KEYS and v is not None}
+        dropped = sorted(set(service) - STACK_SERVICE_KEYS - {"ports", "deploy", "volumes", "networks", "build",
+                                                               "restart", "depends_on", "image", "pull_policy"})
+        if dropped:
+            warnings.append(f"services.{name}: {', '.join(dropped)}: no meaning on Swarm, left out.")
+        out["labels"] = {**(service.get("labels") or {}), **labels}
+        # Values stay as Compose printed them: a literal `$` is already `$$`, and `docker stack deploy`
+        # interpolates once more, exactly as `compose up` does with the single engine.
+        ports = [
+            {"target": int(p["target"]), "published": int(p["published"]), "protocol": p.get("protocol") or "tcp",
+             "mode": "ingress"}
+            for p in service.get("ports") or [] if isinstance(p, dict) and p.get("published")
+        ]
+        if ports:
+            out["ports"] = ports
+        volumes = []
+        for mount in service.get("volumes") or []:
+            if isinstance(mount, dict) and mount.get("type") == "volume":
+                volumes.append({k: mount[k] for k in ("type", "source", "target", "read_only") if k in mount})
+            elif isinstance(mount, dict):
+                # A host path exists on the manager only; a task on another node would not find it.
+                warnings.append(f"services.{name}.volumes: the {mount.get('type')} mount of {mount.get('source')} "
+                                "is left out on Swarm (tasks may run on any node); use a named volume.")
+        if volumes:
+            out["volumes"] = volumes
+        if service.get("networks"):
+            out["networks"] = sorted(service["networks"])
+        deploy = service.get("deploy") or {}
+        resources = deploy.get("resources") or {}
+        limits = {k: str(v) for k, v in (resources.get("limits") or {}).items() if k in ("cpus", "memory") and v}
+        # Two tasks on one data volume (a database) must not overlap: those swap stop-first.
+        order = "stop-first" if volumes else "start-first"
+        swarm_deploy: dict[str, Any] = {
+            "mode": "replicated",
+            "replicas": int(deploy.get("replicas") or 1),
+            "labels": labels,
+            "restart_policy": {"condition": "any", "delay": "2s"},
+            # The health-gated swap: the new task starts beside the old one, Swarm routes to it once healthy,
+            # and a task that fails within `monitor` rolls the whole service back to the previous spec.
+            "update_config": {"parallelism": 1, "order": order, "failure_action": "rollback",
+                              "monitor": _seconds(settings.swarm_monitor_seconds), "max_failure_ratio": 0},
+            "rollback_config": {"parallelism": 1, "order": order, "failure_action": "pause",
+                                "monitor": _seconds(settings.swarm_monitor_seconds)},
+        }
+        if limits:
+            swarm_deploy["resources"] = {"limits": limits}
+        constraints = (deploy.get("placement") or {}).get("constraints")
+        if constraints:
+            swarm_deploy["placement"] = {"constraints": [str(c) for c in constraints]}
+        out["deploy"] = swarm_deploy
+        if name == app_service and ports and not service.get("healthcheck"):
+            out["healthcheck"] = {
+                "test": ["CMD-SHELL", PROBE.format(port=ports[0]["target"])],
+                # Tolerant of a slow probe on a loaded node: unhealthy after about 5 failures in a row.
+                "interval": "3s", "timeout": "5s", "retries": 5,
+                "start_period": _seconds(settings.swarm_health_start_seconds),
+            }
+        services[name] = out
+    stack: dict[str, Any] = {"version": "3.9", "services": services}
+    networks = {}
+    for key in model.get("networks") or {"default": {}}:
+        networks[key] = {"driver": "overlay", "labels": labels}
+    stack["networks"] = networks
+    named = {key: {"labels": labels} for key in model.get("volumes") or {}}
+    if named:
+        stack["volumes"] = named
+    return stack, warnings
+
+
+# ---- the engine ----------------------------------------------------------------------------------------------
+
+def _docker_cli() -> str:
+    found = shutil.which("docker")
+    if not found:
+        raise PortsideError(ErrorCode.TOOL_MISSING, "PORTSIDE_ENGINE=swarm needs the docker command line client "
+                                                    "(`docker stack deploy`); install Debian's docker.io.")
+    return found
+
+
+def _cli(settings: Settings, args: list[str], stdin: str | None = None, timeout: float = 300) -> ComposeResult:
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "DOCKER_CONFIG") if key in os.environ}
+    if settings.docker_host:
+        env["DOCKER_HOST"] = settings.docker_host
+    try:
+        proc = subprocess.run([_docker_cli(), *args], input=stdin, capture_output=True, text=True, env=env,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return ComposeResult(124, "", f"timed out: docker {' '.join(args)}")
+    return ComposeResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def require_manager(client: docker.DockerClient) -> None:
+    info = client.info().get("Swarm") or {}
+    if info.get("LocalNodeState") != "active" or not info.get("ControlAvailable"):
+        raise PortsideError(ErrorCode.SWARM_UNAVAILABLE,
+                            "PORTSIDE_ENGINE=swarm but the engine is no Swarm manager; run `docker swarm init` "
+                            "there (or point PORTSIDE_DOCKER_HOST at a manager).")
+
+
+def deploy_stack(settings: Settings, owner: Owner, stack_text: str) -> ComposeResult:
+    """`docker stack deploy`: creates the stack, or updates its services (Swarm swaps them start-first)."""
+    with engine_or_none(settings, timeout=30) as client:
+        if client is None:
+            raise PortsideError(ErrorCode.DOCKER_UNAVAILABLE, "No Docker engine answers; see PORTSIDE_DOCKER_HOST.")
+        require_manager(client)
+    return _cli(settings, ["stack", "deploy", "--prune", "--with-registry-auth", "-c", "-", owner.project],
+                stdin=stack_text)
+
+
+def _services(client: docker.DockerClient, owner: Owner) -> list[Any]:
+    return client.services.list(filters={"label": f"{STACK_NAMESPACE}={owner.project}"})
+
+
+def _service(client: docker.DockerClient, owner: Owner, service: str) -> Any | None:
+    try:
+        return client.services.get(f"{owner.project}_{service}")
+    except NotFound:
+        return None
+
+
+@dataclass(frozen=True)
+class Converged:
+    """How a deploy ended: ready (container id of a running task), rolled back, or failed (with why)."""
+
+    container_id: str | None
+    rolled_back: bool = False
+    serving: str | None = None  # after a rollback: the container of a task of the previous version
+    failure: str | None = None
+    exit_code: int | None = None
+    tail: tuple[str, ...] = ()
+
+
+def _task_image(task: dict[str, Any]) -> str:
+    return str(task.get("Spec", {}).get("ContainerSpec", {}).get("Image") or "")
+
+
+def _logs_tail(client: docker.DockerClient, service_id: str, lines: int = 50) -> tuple[str, ...]:
+    """The service's last lines, from every task on every node (the SDK demultiplexes the stream)."""
+    try:
+        raw = b"".join(client.api.service_logs(service_id, stdout=True, stderr=True, tail=str(lines), follow=False))
+    except DockerException as exc:
+        log.info("no log tail for service %s: %s", service_id, exc)
+        return ()
+    return tuple(raw.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -> Converged:
+    """Poll the app's service until Swarm finished: every replica runs `image` (a task with a health check is
+    `running` only once healthy), the update rolled back, or a fresh service's tasks keep failing. Blocking."""
+    # Swarm's verdict on a new task that never gets healthy comes after its boot allowance and the failing checks.
+    deadline = (time.monotonic() + settings.ready_timeout_seconds + settings.swarm_health_start_seconds
+                + settings.swarm_monitor_seconds)
+    client = docker_client(settings)
+    try:
+        while time.monotonic() < deadline:
+            svc = _service(client, owner, service)
+            if svc is None:
+                return Converged(None, failure="the service disappeared while it was deployed")
+            svc.reload()
+            update = svc.attrs.get("UpdateStatus") or {}
+            state = update.get("State")
+            replicas = int(svc.attrs.get("Spec", {}).get("Mode", {}).get("Replicated", {}).get("Replicas") or 1)
+            tasks = svc.tasks()
+            ours = [t for t in tasks if _task_image(t).split("@")[0] == image]
+            running = [t for t in ours if t.get("Status", {}).get("State") == "running"
+                       and t.get("DesiredState") == "running"]
+            spec_image = str(svc.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+                             .get("Image") or "").split("@")[0]
+            if spec_image != image:
+                # Swarm put the previous spec back (a new task failed within `monitor`), or is doing so.
+                if state in ("rollback_completed", "rollback_paused"):
+                    failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected", "shutdown")]
+                    status = failed[0].get("Status", {}) if failed else {}
+                    why = status.get("Err") or status.get("Message") or update.get("Message")
+                    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+                    serving = next((str((t["Status"].get("ContainerStatus") or {}).get("ContainerID") or t["ID"])
+                                    for t in tasks if t.get("Status", {}).get("State") == "running"
+                                    and t.get("DesiredState") == "running"), None)
+                    if serving is None and state == "rollback_completed" and time.monotonic() < deadline:
+                        # The previous version's task is restarting (a loaded node): wait for it to serve again.
+                        time.sleep(0.5)
+                        continue
+                    return Converged(None, rolled_back=state == "rollback_completed", serving=serving,
+                                     failure=f"Swarm rolled the update back ({why})",
+                                     exit_code=int(code) if code is not None else None, tail=_logs_tail(client, svc.id))
+                time.sleep(0.5)
+                continue
+            if state == "paused":
+                return Converged(None, failure=f"Swarm paused the update: {update.get('Message')}",
+                                 tail=_logs_tail(client, svc.id))
+            # While `updating`, a new task that runs may still fail within `monitor`: wait for Swarm's verdict.
+            if len(running) >= replicas and state not in ("updating", "rollback_started"):
+                status = running[0].get("Status", {}).get("ContainerStatus", {}) or {}
+                return Converged(str(status.get("ContainerID") or running[0].get("ID")))
+            if state is None:
+                # A fresh service has no update to roll back: Swarm restarts a failed task, and tasks that failed
+                # CRASH_LOOP times mean the app cannot start (once may be a slow boot on a loaded node).
+                failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected")]
+                if len(failed) >= CRASH_LOOP:
+                    status = failed[0].get("Status", {})
+                    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+                    return Converged(None, failure=str(status.get("Err") or status.get("Message") or "task failed"),
+                                     exit_code=int(code) if code is not None else None,
+                                     tail=_logs_tail(client, svc.id))
+            time.sleep(0.5)
+        return Converged(None, failure="timeout")
+    finally:
+        client.close()
+
+
+def app_running(settings: Settings, deployment_id: int, service: str) -> bool:
+    with engine_or_none(settings, timeout=30) as client:
+        if client is None:
+            return False
+        svc = _service(client, Owner.of(settings, deployment_id), service)
+        return svc is not None and any(t.get("Status", {}).get("State") == "running" for t in svc.tasks())
+
+
+def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
+    """`docker stack rm`, then wait until its services, task containers and networks are gone (Swarm removes
+    them in the background), and remove anything left with our label."""
+    owner = Owner.of(settings, deployment_id)
+    with engine_or_none(settings) as client:
+        if client is None:
+            return
+        if _services(client, owner) or client.networks.list(filters=owner.filters):
+            _cli(settings, ["stack", "rm", owner.project], timeout=120)
+        namespace: dict[str, str | list[str] | bool] = {"label": f"{STACK_NAMESPACE}={owner.project}"}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            left = (_services(client, owner) or client.containers.list(all=True, filters=namespace)
+                    or client.networks.list(filters=namespace))
+            if not left:
+                break
+            time.sleep(0.5)
+        remove_deployment_resources(client, owner, volumes=volumes)
+
+
+def services_by_deployment(settings: Settings) -> dict[int, dict[str, tuple[str, int | None]]]:
+    """deployment id -> {service: (state of its best task, exit code)} for this installation, across nodes."""
+    client = docker_client(settings, timeout=30)
+    try:
+        found: dict[int, dict[str, tuple[str, int | None]]] = {}
+        for svc in client.services.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
+            labels = svc.attrs.get("Spec", {}).get("Labels") or {}
+            deployment = labels.get(LABEL_DEPLOYMENT, "")
+            namespace = labels.get(STACK_NAMESPACE, "")
+            if not deployment.isdigit():
+                continue
+            name = svc.name.removeprefix(f"{namespace}_")
+            states = [t.get("Status", {}) for t in svc.tasks() if t.get("DesiredState") == "running"]
+            running = next((s for s in states if s.get("State") == "running"), None)
+            # A task Swarm still wants running but that is not (failed, starting, pending) is being replaced by
+            # Swarm itself (restart_policy any): "restarting". Only a service with no such task is gone.
+            found.setdefault(int(deployment), {})[name] = (
+                ("running", None) if running else ("restarting", None) if states else ("gone", None)
+            )
+        return found
+    finally:
+        client.close()

@@ -1,0 +1,149 @@
+"""What the Swarm tests and the Swarm bench need beside a running Portside: Debian's docker-registry on a loopback
+port, Swarm mode on the test engine (only for as long as they run, and only if it was off), and the removal of
+whatever stacks an instance left."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import httpx
+
+from shared.docker import LABEL_INSTANCE
+from shared.net import free_tcp_port
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+@contextmanager
+def registry(root: Path) -> Iterator[str]:
+    """A registry process storing under `root`; yields its host:port. Docker allows plain HTTP to 127.0.0.1."""
+    if not os.access(REGISTRY_BIN, os.X_OK):
+        raise RuntimeError("Debian's docker-registry is missing: run scripts/ensure-registry.sh")
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_tcp_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(root / "registry.log", "wb") as out:
+        process = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start:\n{(root / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def swarm_state(engine: docker.DockerClient) -> str:
+    return str((engine.info().get("Swarm") or {}).get("LocalNodeState") or "inactive")
+
+
+@contextmanager
+def swarm_mode(engine: docker.DockerClient) -> Iterator[None]:
+    """Swarm mode on the test engine for the duration. Plain containers and compose keep working beside it
+    (checked by hand, and other tests run meanwhile). A swarm that was already on is left as it was."""
+    started = swarm_state(engine) == "inactive"
+    if started:
+        engine.swarm.init(advertise_addr="127.0.0.1")
+    try:
+        yield
+    finally:
+        if started:
+            engine.swarm.leave(force=True)
+
+
+def remove_instance_stacks(engine: docker.DockerClient, instance: str, timeout: float = 90) -> None:
+    """Every Swarm service of an instance, then wait until their task containers and networks are gone."""
+    label = {"label": f"{LABEL_INSTANCE}={instance}"}
+    if swarm_state(engine) != "active":
+        return
+    for service in engine.services.list(filters=label):
+        service.remove()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not engine.containers.list(all=True, filters=label) and not engine.networks.list(filters=label):
+            return
+        for network in engine.networks.list(filters=label):
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass  # still in use by a task being removed
+        time.sleep(0.5)
+
+
+def app_service(engine: docker.DockerClient, instance: str, deployment_id: int) -> docker.models.services.Service:
+    return engine.services.get(f"{instance}-{deployment_id}_app")
+
+
+def running_tasks(service: docker.models.services.Service) -> list[dict]:
+    return [t for t in service.tasks(filters={"desired-state": "running"}) if t["Status"]["State"] == "running"]
+
+
+def gateway_address(engine: docker.DockerClient, container_id: str) -> str | None:
+    """A task container's address on docker_gwbridge: reachable from this host without the routing mesh."""
+    entry = (engine.networks.get("docker_gwbridge").attrs.get("Containers") or {}).get(container_id)
+    return entry["IPv4Address"].split("/")[0] if entry else None
+
+
+def ask_task(engine: docker.DockerClient, task: dict, port: int) -> str | None:
+    address = gateway_address(engine, task["Status"]["ContainerStatus"]["ContainerID"])
+    if address is None:
+        return None
+    try:
+        return httpx.get(f"http://{address}:{port}/", timeout=2).text
+    except httpx.HTTPError:
+        return None
+
+
+@dataclass
+class SwapWatch:
+    """Every 50 ms: the tasks Swarm lists as running are asked over HTTP (what the mesh would route to)."""
+
+    engine: docker.DockerClient
+    service: docker.models.services.Service
+    port: int
+    samples: int = 0
+    failures: list[str] = field(default_factory=list)
+    answers: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), body)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                tasks = running_tasks(self.service)
+            except docker.errors.APIError as exc:
+                tasks, _ = [], self.failures.append(f"engine: {exc}")
+            self.samples += 1
+            if not tasks:
+                self.failures.append("no running task")
+            for task in tasks:
+                text = ask_task(self.engine, task, self.port)
+                if text is None:
+                    self.failures.append(f"task {task['ID'][:12]} listed running did not answer")
+                else:
+                    self.answers.append((time.monotonic(), text))
+            self.stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
