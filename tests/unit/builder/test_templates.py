@@ -151,5 +151,7 @@ def test_npm_start_runs_the_script_itself_when_it_is_plain(tmp_path: Path) -> No
 
 def test_python_adds_the_server_the_start_command_needs(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask==3.0.0\n")
-    plan = plan_for(Detection(stack="python", start_command="gunicorn app:app"), tmp_path)
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    plan = plan_for(detect(tmp_path), tmp_path)
+    assert plan.start_command.startswith("gunicorn ")
     assert plan.extra_packages == ["gunicorn==23.0.0"]

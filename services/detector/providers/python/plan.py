@@ -1,0 +1,60 @@
+"""The Python build plan: how the detected app installs (the lockfile decides), and what serves it."""
+
+from __future__ import annotations
+
+from shared.detection import Detection
+from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, STATIC_PORT, BuildPlan, image_version, major_minor
+from shared.source import SourceTree
+
+MANIFESTS = [
+    "requirements.txt",
+    "pyproject.toml",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "pdm.lock",
+]
+# Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
+TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
+SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
+
+
+def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
+    """None when nothing can run (no start command and no static output): `start_command_help` says why."""
+    static = det.output_dir is not None and not det.start_command
+    if not static and not det.start_command:
+        return None
+    version = major_minor(det.runtime_version, DEFAULT_VERSIONS["python"])
+    present = [m for m in MANIFESTS if src.has_file(m)]
+    # The lockfile decides how dependencies are installed; each tool only exports it to a pinned requirements file.
+    if "poetry.lock" in present:
+        pm, manifests = "poetry", ["pyproject.toml", "poetry.lock"]
+    elif "uv.lock" in present:
+        pm, manifests = "uv", ["pyproject.toml", "uv.lock"]
+    elif "Pipfile.lock" in present:
+        pm, manifests = "pipenv", ["Pipfile", "Pipfile.lock"]
+    elif "pdm.lock" in present:
+        pm, manifests = "pdm", ["pyproject.toml", "pdm.lock"]
+    elif "requirements.txt" in present:
+        pm, manifests = "pip", ["requirements.txt"]
+    elif "pyproject.toml" in present:
+        pm, manifests = "pip-project", ["pyproject.toml"]
+    else:
+        pm, manifests = "pip-none", []
+    notes: list[str] = []
+    version = image_version("python", version, notes)
+    if pm == "pip-project":
+        notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
+    text = "\n".join((src.read_text(m) or "").lower() for m in present if not m.endswith(".lock"))
+    start = "" if static else det.start_command or ""
+    extras = []
+    first = start.split()[0] if start else ""
+    if first in SERVERS and first not in text and first not in (src.read_text("poetry.lock") or "").lower():
+        extras.append(SERVERS[first])
+    port = STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["python"]
+    return BuildPlan(
+        "python", det.framework, pm, version, port, start, det.build_command, manifests, extras,
+        "python/static.Dockerfile.j2" if static else "python/Dockerfile.j2",
+        output_dir=det.output_dir if static else None, notes=notes, build_tool=TOOLS.get(pm, ""),
+    )
