@@ -59,3 +59,13 @@ def test_a_stored_detection_of_the_old_shape_has_no_plan_and_is_refused_not_gues
     with pytest.raises(PortsideError) as err:
         plan_for(Detection(stack="go", start_command="./bin/app"), tmp_path)
     assert err.value.code == "UNSUPPORTED_STACK"
+
+
+def test_an_old_gunicorn_pin_gets_the_setuptools_its_pkg_resources_import_needs(tmp_path: Path) -> None:
+    # As railwayapp-templates/flask pins it: gunicorn 20 imports pkg_resources, which the bare virtualenv lacks.
+    plan = detect(FIXTURE_REPOS / "python-flask-old-gunicorn").plan
+    assert plan is not None and plan.extra_packages == ["setuptools==80.9.0"]
+    assert "-r requirements.txt setuptools==80.9.0" in render_dockerfile(plan)
+    (tmp_path / "requirements.txt").write_text("Flask==3.0.0\ngunicorn==23.0.0\n")
+    (tmp_path / "main.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    assert detect(tmp_path).plan.extra_packages == []  # type: ignore[union-attr]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from shared.detection import Detection
 from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, STATIC_PORT, BuildPlan, image_version, major_minor
 from shared.source import SourceTree
@@ -18,6 +20,14 @@ MANIFESTS = [
 # Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
 TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
+SETUPTOOLS = "setuptools==80.9.0"  # the last line with pkg_resources (81 drops it)
+_OLD_GUNICORN = re.compile(r"^\s*gunicorn\s*(?:\[[^\]]*\])?\s*(?:==|<=|~=|<)\s*(\d+)", re.MULTILINE)
+
+
+def _needs_pkg_resources(requirements: str) -> bool:
+    """A pinned gunicorn older than 21 (`gunicorn==20.0.4`): 21.0 stopped importing pkg_resources."""
+    pin = _OLD_GUNICORN.search(requirements)
+    return pin is not None and int(pin.group(1)) < 21
 
 
 def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
@@ -52,6 +62,11 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     first = start.split()[0] if start else ""
     if first in SERVERS and first not in text and first not in (src.read_text("poetry.lock") or "").lower():
         extras.append(SERVERS[first])
+    if _needs_pkg_resources(text) and not re.search(r"^\s*setuptools\b", text, re.MULTILINE):
+        # The virtualenv has no setuptools (it is made without pip), and gunicorn before 21 imports pkg_resources
+        # at start ("No module named 'pkg_resources'"); the pin is the last line that has it.
+        extras.append(SETUPTOOLS)
+        notes.append(f"gunicorn before 21 needs pkg_resources: {SETUPTOOLS} is installed with it.")
     port = STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["python"]
     return BuildPlan(
         "python", det.framework, pm, version, port, start, det.build_command, manifests, extras,
