@@ -106,8 +106,10 @@ def _node_install(pm: str, locked: bool, production_only: bool) -> str:
         return "corepack enable && yarn install --immutable" + (" && yarn workspaces focus --all --production"
                                                                 if production_only else "")
     if pm == "yarn":
+        # Yarn 1 gives up on a registry answer after 30 s, which a big install (Gatsby: 1,700 packages) on a busy
+        # machine or a slow mirror exceeds ("There appears to be trouble with your network connection").
         return ("yarn install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
-                + " && yarn cache clean")
+                + " --network-timeout 600000 && yarn cache clean")
     if pm == "pnpm":
         return "pnpm install" + (" --frozen-lockfile" if locked else "") + (" --prod" if production_only else "")
     if pm == "bun":

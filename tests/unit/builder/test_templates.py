@@ -93,6 +93,8 @@ def test_dependency_manifests_are_copied_and_installed_before_the_source(name: s
     [
         ("node-express", "npm ci --omit=dev"),
         ("node-express-yarn", "yarn install --frozen-lockfile --production"),
+        # Yarn 1 gives up after 30 s per request; a Gatsby-sized install on a busy machine needs longer.
+        ("node-create-react-app", "yarn install --frozen-lockfile --network-timeout 600000"),
         ("node-pnpm-fastify", "pnpm install --frozen-lockfile --prod"),
         ("node-bun-hono", "bun install --frozen-lockfile"),
         ("node-yarn-berry", "yarn install --immutable"),
