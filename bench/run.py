@@ -10,6 +10,7 @@ BENCHES = [
     "bench.detect_bench",
     "bench.dockerfile_corpus",
     "bench.build_bench",
+    "bench.buildkit_bench",
     "bench.deploy_bench",
     "bench.lifecycle_bench",
     "bench.memory_bench",

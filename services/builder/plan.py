@@ -1,8 +1,8 @@
 """The build plan the templates render: the detection's own (`Detection.plan`, stated by the provider of its
 language, shared/plan.py), with the user's port applied.
 
-Stacks whose provider does not plan yet (every one but Python and Go) are planned here, one planner per stack
-(`_node`, `_php`, ...): each picks a template under templates/<stack>/, the official image tags pinned to the
+Stacks whose provider does not plan yet (all but Python, Go, static and Rust) are planned here, one planner per
+stack (`_node`, `_php`, ...): each picks a template under templates/<stack>/, the official image tags pinned to the
 detected runtime version, the manifests to copy before the source (so a source-only change reuses the dependency
 layer), and the lockfile-exact install command. They move to their providers one language at a time."""
 
@@ -35,7 +35,7 @@ from shared.source import SourceTree
 # Re-exported for the tests and templates that name them here.
 __all__ = ["IMAGE_VERSIONS", "BuildPlan", "cmd_json", "image_version", "plan_for"]
 # Stacks whose provider states the plan (Detection.plan); the builder has no planner of its own for them.
-PROVIDER_PLANNED = ("python", "go")
+PROVIDER_PLANNED = ("python", "go", "static", "rust")
 
 NODE_LOCKFILES = {
     "npm": ["package-lock.json", "npm-shrinkwrap.json"],
@@ -277,33 +277,6 @@ def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, n
     return f"{add} {SVELTEKIT_ADAPTER_NODE} && {swap} && {build}"
 
 
-# ---- Static sites ------------------------------------------------------------------------------------------
-
-def _static(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    out = d.output_dir or "."
-    if d.framework == "hugo":
-        return BuildPlan("static", "hugo", "hugo", "0.139.4", port, "", d.build_command or "hugo --minify", [],
-                         template="static/hugo.Dockerfile.j2", output_dir=out or "public")
-    return BuildPlan("static", d.framework, "none", "stable", port, "", None, [], template="static/Dockerfile.j2",
-                     output_dir=out)
-
-
-# ---- Rust --------------------------------------------------------------------------------------------------
-
-def _rust(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    cargo = _read(app_dir, "Cargo.toml")
-    version = major_minor(d.runtime_version, DEFAULT_VERSIONS["rust"])
-    binary = (d.start_command or "").rsplit("/", 1)[-1].split()[0] if d.start_command else ""
-    if not binary:
-        match = re.search(r'^\s*name\s*=\s*"([^"]+)"', cargo, re.MULTILINE)
-        binary = match[1] if match else "app"
-    locked = (app_dir / "Cargo.lock").is_file()
-    manifests = ["Cargo.toml", *(["Cargo.lock"] if locked else [])]
-    return BuildPlan("rust", d.framework, "cargo", version, port, f"/usr/local/bin/{binary}", d.build_command,
-                     manifests, template="rust/Dockerfile.j2", artifact=binary, locked=locked,
-                     notes=[] if locked else ["No Cargo.lock: dependencies resolve at build time; commit Cargo.lock."])
-
-
 # ---- Java --------------------------------------------------------------------------------------------------
 
 def _java(d: Detection, app_dir: Path, port: int) -> BuildPlan:
@@ -429,6 +402,6 @@ def _deno(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 
 
 PLANNERS: dict[str, Callable[[Detection, Path, int], BuildPlan]] = {
-    "node": _node, "static": _static, "rust": _rust, "java": _java,
+    "node": _node, "java": _java,
     "dotnet": _dotnet, "php": _php, "ruby": _ruby, "elixir": _elixir, "deno": _deno,
 }
