@@ -1,6 +1,6 @@
 """One home per language: the provider that detects Python, Go, Rust or a static site also states its build plan,
-the plan travels in
-the detection (through JSON, as in the database and the generate event), and the builder renders it as it is."""
+the plan travels in the detection (through JSON, as in the database and the generate event), and the builder
+renders it as it is."""
 
 from __future__ import annotations
 
