@@ -70,3 +70,11 @@ def test_an_old_gunicorn_pin_gets_the_setuptools_its_pkg_resources_import_needs(
     (tmp_path / "requirements.txt").write_text("Flask==3.0.0\ngunicorn==23.0.0\n")
     (tmp_path / "main.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
     assert detect(tmp_path).plan.extra_packages == []  # type: ignore[union-attr]
+
+
+def test_a_fasthtml_app_with_a_database_file_gets_fastlite() -> None:
+    # As AnswerDotAI/fasthtml-example's todo app: fast_app('data/todos.db') fails with "No module named 'fastlite'".
+    plan = detect(FIXTURE_REPOS / "python-fasthtml-database").plan
+    assert plan is not None and plan.extra_packages == ["fastlite==0.2.4"]
+    without = detect(FIXTURE_REPOS / "python-fasthtml-writes").plan
+    assert without is not None and without.extra_packages == []

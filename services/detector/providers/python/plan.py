@@ -20,8 +20,18 @@ MANIFESTS = [
 # Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
 TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
 SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
+FASTLITE = "fastlite==0.2.4"
 SETUPTOOLS = "setuptools==80.9.0"  # the last line with pkg_resources (81 drops it)
 _OLD_GUNICORN = re.compile(r"^\s*gunicorn\s*(?:\[[^\]]*\])?\s*(?:==|<=|~=|<)\s*(\d+)", re.MULTILINE)
+
+
+def _fasthtml_uses_a_database(src: SourceTree, start: str) -> bool:
+    """The app module of `uvicorn main:app` passes a database file to fast_app() or imports fastlite itself."""
+    target = re.search(r"(?:^|\s)([\w.]+):\w+(?:\s|$)", start)
+    if not target:
+        return False
+    code = src.read_text(target.group(1).replace(".", "/") + ".py") or ""
+    return bool(re.search(r"fast_app\(\s*(?:['\"]|db_file\s*=)|^\s*(?:from|import)\s+fastlite\b", code, re.MULTILINE))
 
 
 def _needs_pkg_resources(requirements: str) -> bool:
@@ -62,6 +72,11 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     first = start.split()[0] if start else ""
     if first in SERVERS and first not in text and first not in (src.read_text("poetry.lock") or "").lower():
         extras.append(SERVERS[first])
+    if det.framework == "fasthtml" and "fastlite" not in text and _fasthtml_uses_a_database(src, start):
+        # fast_app('data/todos.db', ...) imports fastlite, which python-fasthtml stopped depending on (0.12).
+        extras.append(FASTLITE)
+        notes.append(f"fast_app() is given a database file: {FASTLITE} (which python-fasthtml no longer pulls in) "
+                     "is installed with it.")
     if _needs_pkg_resources(text) and not re.search(r"^\s*setuptools\b", text, re.MULTILINE):
         # The virtualenv has no setuptools (it is made without pip), and gunicorn before 21 imports pkg_resources
         # at start ("No module named 'pkg_resources'"); the pin is the last line that has it.
