@@ -78,3 +78,13 @@ def test_a_fasthtml_app_with_a_database_file_gets_fastlite() -> None:
     assert plan is not None and plan.extra_packages == ["fastlite==0.2.4"]
     without = detect(FIXTURE_REPOS / "python-fasthtml-writes").plan
     assert without is not None and without.extra_packages == []
+
+
+def test_a_conda_environment_installs_with_pip_and_a_hostile_entry_never_reaches_the_dockerfile() -> None:
+    plan = detect(FIXTURE_REPOS / "python-conda-flask").plan
+    assert plan is not None and plan.version == "3.12" and plan.package_manager == "pip-none"
+    assert plan.extra_packages == ["flask==3.0", '"markupsafe>=2.1"', "gunicorn==23.0.0"]
+    assert any("bad; rm -rf /" in n for n in plan.notes)
+    text = render_dockerfile(plan)
+    assert 'install --no-cache-dir flask==3.0 "markupsafe>=2.1" gunicorn==23.0.0' in text
+    assert "rm -rf /" not in text.split("# Note: Not installed")[-1].split("\n", 1)[1]

@@ -25,6 +25,43 @@ SETUPTOOLS = "setuptools==80.9.0"  # the last line with pkg_resources (81 drops 
 _OLD_GUNICORN = re.compile(r"^\s*gunicorn\s*(?:\[[^\]]*\])?\s*(?:==|<=|~=|<)\s*(\d+)", re.MULTILINE)
 
 
+# A conda package spec PyPI understands once `=` becomes `==`: a name, extras, version clauses; nothing a shell
+# would read (no quotes, `$`, spaces or `;`). Clauses with `<`/`>` are double-quoted in the Dockerfile.
+_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+!_-]+)?"
+                   r"(,[<>=!~]=?[A-Za-z0-9.*+!_-]+)*$")
+# What conda lists that pip must not install over the image's own Python.
+_CONDA_SKIP = {"python", "pip", "setuptools", "wheel"}
+
+
+def conda_packages(src: SourceTree) -> tuple[list[str], list[str]]:
+    """(pip specs, dropped entries) from environment.yml's dependencies and its `pip:` list."""
+    env = src.read_yaml("environment.yml")
+    deps = env.get("dependencies") if isinstance(env, dict) else None
+    specs: list[str] = []
+    dropped: list[str] = []
+    for dep in deps if isinstance(deps, list) else []:
+        entries: list[tuple[str, bool]] = []
+        if isinstance(dep, str):
+            entries.append((dep, True))
+        elif isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            entries += [(d, False) for d in dep["pip"] if isinstance(d, str)]
+        for raw, conda in entries:
+            spec = raw.strip()
+            if conda:
+                spec = spec.split("::", 1)[-1]
+                spec = re.sub(r"\s+", "", re.sub(r"^(\S+)\s+(\d)", r"\1==\2", spec))
+                spec = re.sub(r"(?<=[A-Za-z0-9\]])=(?=[0-9*])", "==", spec)  # numpy=1.26 -> numpy==1.26
+                spec = re.sub(r"==([0-9.]+)=\S+$", r"==\1", spec)  # a build string: numpy=1.26=py311h...
+            name = re.split(r"[\[<>=!~,]", spec, maxsplit=1)[0].lower()
+            if conda and name in _CONDA_SKIP:
+                continue
+            if not _SPEC.match(spec):
+                dropped.append(raw.strip()[:60])
+                continue
+            specs.append(f'"{spec}"' if any(c in spec for c in "<>") else spec)
+    return specs, dropped
+
+
 def _fasthtml_uses_a_database(src: SourceTree, start: str) -> bool:
     """The app module of `uvicorn main:app` passes a database file to fast_app() or imports fastlite itself."""
     target = re.search(r"(?:^|\s)([\w.]+):\w+(?:\s|$)", start)
@@ -63,12 +100,20 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     else:
         pm, manifests = "pip-none", []
     notes: list[str] = []
+    extras: list[str] = []
+    if pm == "pip-none" and src.has_file("environment.yml"):
+        # No conda here (its channels are not reachable): the environment's packages install with pip.
+        extras, dropped = conda_packages(src)
+        notes.append("environment.yml (conda): its packages install with pip from PyPI under the same names; "
+                     "a conda-only package needs a requirements.txt (or your own Dockerfile).")
+        if dropped:
+            notes.append(f"Not installed from environment.yml: {', '.join(dropped)[:300]}.")
     version = image_version("python", version, notes)
     if pm == "pip-project":
         notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
-    text = "\n".join((src.read_text(m) or "").lower() for m in present if not m.endswith(".lock"))
+    read = [*(m for m in present if not m.endswith(".lock")), *(["environment.yml"] if extras else [])]
+    text = "\n".join((src.read_text(m) or "").lower() for m in read)
     start = "" if static else det.start_command or ""
-    extras = []
     first = start.split()[0] if start else ""
     if first in SERVERS and first not in text and first not in (src.read_text("poetry.lock") or "").lower():
         extras.append(SERVERS[first])
