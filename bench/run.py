@@ -16,6 +16,7 @@ BENCHES = [
     "bench.memory_bench",
     "bench.compose_bench",
     "bench.auth_bench",
+    "bench.metrics_bench",
     "bench.web_bench",
     # the public apps of bench/realworld/manifest.yaml found in a local mirror (none: skipped)
     "bench.realworld.run",

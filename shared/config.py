@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 
+    # --- Metrics and health (README "Metrics, health and logs") ---
+    # Every /metrics answers only `Authorization: Bearer <metrics_token>` when it is set; the API's also answers
+    # an admin's token. Unset, the API's /metrics is admin-only and the workers' listeners are open on metrics_host.
+    metrics_token: str | None = None
+    # Workers (detector, builder, runner) serve /metrics, /healthz and /readyz on metrics_host:metrics_port.
+    # `portside up` gives each worker process its own port, counting up from metrics_base_port (0: any free
+    # port); it writes them to <home>/metrics-ports.json. A worker started alone listens on metrics_port, or
+    # metrics_base_port + its place in (detector, builder, runner) when that is unset.
+    metrics_host: str = "127.0.0.1"
+    metrics_base_port: int = Field(default=8082, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The runner samples CPU, memory and network of every running app this often, keeping the newest
+    # metrics_history_samples rounds per deployment (720 x 15 s = 3 hours).
+    metrics_interval_seconds: float = Field(default=15.0, gt=0)
+    metrics_history_samples: int = Field(default=720, ge=1)
+
     # --- Auth and abuse limits (README "Security model") ---
     # Anyone may create an account while no user exists (that first one is admin); after that only when true.
     open_signup: bool = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,11 +16,13 @@ from faststream.nats import NatsBroker, NatsMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared import metrics
 from shared.config import Settings, get_settings
 from shared.db.repository import transition
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.status import DeploymentStatus
 from shared.errors import ErrorCode, PortsideError
+from shared.logs import configure_logging, job_context
 from shared.messaging.contract import ROUTE, Service, consumed_by
 from shared.messaging.events import Event, Failure, LogLine
 from shared.messaging.streams import (
@@ -32,6 +35,7 @@ from shared.messaging.streams import (
     worker_subscriber,
 )
 from shared.messaging.subjects import Subject
+from shared.observe import Readiness, serve_observe
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,10 @@ class WorkerContext:
             self.settings,
             LogLine(deployment_id=deployment_id, source=source, line=line, step=step, total_steps=total_steps),
         )
+
+    def readiness(self, docker: bool) -> Readiness:
+        """What this worker's /readyz checks (the engine only where it uses one) and the lag of its consumer."""
+        return Readiness(self.settings, self.engine, self.broker, docker=docker, consumers=(self.service,))
 
     async def start(self) -> None:
         await self.broker.connect()
@@ -111,25 +119,39 @@ def _wrapped(
             log.error(
                 "%s: dropping a %s message that is not a %s: %s", ctx.service, subject, route.payload.__name__, exc
             )
+            metrics.JOBS.labels(ctx.service, subject.value, "rejected").inc()
             await message.reject()
             return
+        with job_context(event.correlation_id, getattr(event, "deployment_id", None)):
+            await _handle(event, message)
+
+    async def _handle(event: Any, message: NatsMessage) -> None:
         delivery = message.raw_message.metadata.num_delivered or 1
+        started = time.monotonic()
         try:
             async with in_progress(message, heartbeat):
                 await handler(event)
+            metrics.JOBS.labels(ctx.service, subject.value, "ok").inc()
+            # One line per job, carrying its ids like every line inside it: a log shipper can follow a deployment.
+            log.info("%s: %s handled in %.2f s (delivery %d)", ctx.service, subject.value,
+                     time.monotonic() - started, delivery)
         except Exception as exc:  # every failure ends below in a retry or in a recorded outcome
             reason = exc.message if isinstance(exc, PortsideError) else f"{exc.__class__.__name__}: {exc}"
             if delivery < ctx.settings.max_deliver:
                 delay = retry_delay(ctx.settings, delivery)
                 log.warning("%s: %s failed on delivery %d of %d (%s); retrying in %.1f s", ctx.service, subject,
                             delivery, ctx.settings.max_deliver, reason, delay, exc_info=True)
+                metrics.JOBS.labels(ctx.service, subject.value, "retried").inc()
                 await message.nack(delay=delay)
                 return
             log.exception("%s: %s failed on its last delivery (%d); giving up: %s", ctx.service, subject, delivery,
                           reason)
+            metrics.JOBS.labels(ctx.service, subject.value, "failed").inc()
             code = exc.code if isinstance(exc, PortsideError) else ErrorCode.WORKER_FAILED
             await give_up(ctx, subject, event, code, f"{ctx.service} failed on {subject.value} "
                           f"{delivery} times; last error: {reason}")
+        finally:
+            metrics.JOB_SECONDS.labels(metrics.stage_of(subject)).observe(time.monotonic() - started)
 
     on_message.__name__ = on_message.__qualname__ = f"on_{subject.name.lower()}"
     return on_message
@@ -167,20 +189,24 @@ def make_context(service: Service, settings: Settings | None = None) -> WorkerCo
     return WorkerContext(service, settings, make_broker(settings, service), engine, make_sessionmaker(engine))
 
 
-def configure_logging(service: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
-
-
 # A worker's register() subscribes its handlers and may return background loops (e.g. the runner's
 # reconciler), started once the broker runs and cancelled at shutdown.
 Register = Callable[[WorkerContext], list[Callable[[], Awaitable[None]]] | None]
 
 
+# Workers that talk to the Docker engine (their /readyz checks it).
+USES_DOCKER = frozenset({"builder", "runner", "logstream"})
+
+
 def build_worker(
-    service: Service, register: Register, settings: Settings | None = None
+    service: Service, register: Register, settings: Settings | None = None, listen: bool = True
 ) -> tuple[FastStream, WorkerContext]:
+    """The worker's FastStream app; with `listen`, its /metrics, /healthz and /readyz listener runs beside it."""
     ctx = make_context(service, settings)
     loops = register(ctx) or []
+    if listen:
+        readiness = ctx.readiness(docker=service in USES_DOCKER)
+        loops.append(lambda: serve_observe(readiness, service))
     tasks: list[asyncio.Future[None]] = []
     app = FastStream(ctx.broker, logger=logging.getLogger(f"portside.{service}"))
 

@@ -342,3 +342,23 @@ class EnvUpdate(RequestBody):
 
 class EnvPublic(BaseModel):
     variables: list[EnvVarPublic]
+
+
+class ServiceUsage(BaseModel):
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+    # Bytes since each container started, as the engine counts them; a chart takes differences.
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
+
+
+class UsageSample(BaseModel):
+    at: datetime
+    services: dict[str, ServiceUsage] = Field(description="one entry per compose service that was running")
+    total: ServiceUsage = Field(description="the services summed (a figure no service reported stays null)")
+
+
+class AppMetricsPublic(BaseModel):
+    deployment_id: int
+    interval_seconds: float
+    samples: list[UsageSample]

@@ -173,6 +173,8 @@ class Deployment(TimestampMixin, Base):
     running_image_tag: Mapped[str | None] = mapped_column(String(255))
     cpu_limit: Mapped[float | None] = mapped_column(Float)
     memory_limit: Mapped[str | None] = mapped_column(String(32))
+    # The passwords Portside generated for the backing services, encrypted (shared/secrets.py::seal_generated).
+    generated_secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -203,3 +205,25 @@ class EnvVar(Base):
     value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     secret: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     build: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class AppSample(Base):
+    """One sample of one compose service of a running deployment, taken by the runner every
+    PORTSIDE_METRICS_INTERVAL_SECONDS; `sampled_at` is the start of the interval, so replicas that sample the
+    same round write one row. The newest PORTSIDE_METRICS_HISTORY_SAMPLES rounds per deployment are kept."""
+
+    __tablename__ = "app_samples"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "service", "sampled_at", name="uq_app_samples_round"),
+        Index("ix_app_samples_deployment_time", "deployment_id", "sampled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(255))
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    memory_mb: Mapped[float | None] = mapped_column(Float)
+    # Counters since the container started, as the engine reports them.
+    network_rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    network_tx_bytes: Mapped[int | None] = mapped_column(BigInteger)

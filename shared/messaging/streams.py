@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.messaging.contract import SUBJECT_PAYLOADS
 from shared.messaging.events import Event, LogLine
 from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
+from shared.metrics import LOG_LINES
 
 DAY = 24 * 3600
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> 
         lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
         give_up_after=60,
     )
+    LOG_LINES.labels(line.source).inc()
 
 
 @contextlib.asynccontextmanager

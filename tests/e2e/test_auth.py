@@ -36,6 +36,10 @@ EXPECT: dict[str, dict[str, str]] = {
 
 RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/health"): "public",
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    # Prometheus text: PORTSIDE_METRICS_TOKEN or an admin (tests/e2e/test_metrics.py checks the token).
+    ("GET", "/metrics"): "admin",
     ("POST", "/api/auth/register"): "public",
     ("POST", "/api/auth/login"): "public",
     ("POST", "/api/auth/refresh"): "public",
@@ -64,6 +68,7 @@ RULES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/deployments/{deployment_id}"): "write",
     ("GET", "/api/deployments/{deployment_id}/status"): "read",
     ("GET", "/api/deployments/{deployment_id}/events"): "read",
+    ("GET", "/api/deployments/{deployment_id}/metrics"): "read",
     ("GET", "/api/deployments/{deployment_id}/logs"): "read",
     ("GET", "/api/deployments/{deployment_id}/logs/stream"): "read",
     ("WEBSOCKET", "/api/deployments/{deployment_id}/logs/stream"): "read",
