@@ -88,3 +88,14 @@ def test_a_conda_environment_installs_with_pip_and_a_hostile_entry_never_reaches
     text = render_dockerfile(plan)
     assert 'install --no-cache-dir flask==3.0 "markupsafe>=2.1" gunicorn==23.0.0' in text
     assert "rm -rf /" not in text.split("# Note: Not installed")[-1].split("\n", 1)[1]
+
+
+def test_a_server_the_lockfile_already_pins_is_not_pinned_again(tmp_path: Path) -> None:
+    # astral-sh/uv-fastapi-example: fastapi[standard] brings uvicorn through uv.lock; a second pin made pip refuse.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "0.1.0"\n'
+                                             'dependencies = ["fastapi[standard]>=0.112.1"]\n')
+    (tmp_path / "uv.lock").write_text('version = 1\n\n[[package]]\nname = "uvicorn"\nversion = "0.30.6"\n')
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    plan = detect(tmp_path).plan
+    assert plan is not None and plan.package_manager == "uv" and plan.start_command.startswith("uvicorn ")
+    assert plan.extra_packages == []

@@ -115,7 +115,9 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     text = "\n".join((src.read_text(m) or "").lower() for m in read)
     start = "" if static else det.start_command or ""
     first = start.split()[0] if start else ""
-    if first in SERVERS and first not in text and first not in (src.read_text("poetry.lock") or "").lower():
+    locks = "\n".join((src.read_text(m) or "").lower() for m in present if m.endswith(".lock"))
+    # A server the lockfile already pins (uv.lock via fastapi[standard]) must not be pinned again: two pins conflict.
+    if first in SERVERS and first not in text and first not in locks:
         extras.append(SERVERS[first])
     if det.framework == "fasthtml" and "fastlite" not in text and _fasthtml_uses_a_database(src, start):
         # fast_app('data/todos.db', ...) imports fastlite, which python-fasthtml stopped depending on (0.12).
