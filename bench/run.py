@@ -11,6 +11,7 @@ BENCHES = [
     "bench.dockerfile_corpus",
     "bench.build_bench",
     "bench.build_limits_bench",
+    "bench.buildkit_bench",
     "bench.deploy_bench",
     "bench.lifecycle_bench",
     "bench.swarm_bench",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.plan import BuildPlan
+
 # Stored with every detection (table `detections`); raise it when a change makes old rows unreadable, and a
 # stored detection of another version reads as missing (the API detects again) instead of as a wrong one.
-DETECTION_SCHEMA_VERSION = 1
+# 2: detections carry the provider's build plan (`plan`).
+DETECTION_SCHEMA_VERSION = 2
 
 
 class Evidence(BaseModel):
@@ -47,3 +50,6 @@ class Detection(BaseModel):
     # In a monorepo: the path (relative to the repo root, like `app_path`) of the app the top-level fields
     # describe; the evidence says why it was picked. None when the directory is itself the app.
     primary_app: str | None = None
+    # How the app is built and run, stated by the provider of its language (shared/plan.py); None when nothing
+    # can run (`start_command_help` says why) or the stack is still planned by the builder.
+    plan: BuildPlan | None = None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.builder.plan import PY_TOOLS, BuildPlan
+from services.builder.plan import BuildPlan
 from services.builder.values import single_line
 from shared.source import SourceTree
 
@@ -49,7 +49,7 @@ DEFAULT_IGNORES = [
 
 def render_dockerfile(plan: BuildPlan) -> str:
     template = _env.get_template(plan.template or f"{plan.stack}/Dockerfile.j2")
-    text = template.render(plan=plan, tools=PY_TOOLS)
+    text = template.render(plan=plan)
     # Collapse the blank lines Jinja blocks leave behind, so the file reads as if written by hand.
     lines: list[str] = []
     for line in text.splitlines():

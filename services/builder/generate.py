@@ -245,7 +245,8 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         # No stored detection is a failure with a code, never a silent stack "unknown".
         detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
-            detection = detection.model_copy(update={"stack": deployment.stack})
+            # The detected plan is the detected stack's: another stack gets its own planner or a refusal.
+            detection = detection.model_copy(update={"stack": deployment.stack, "plan": None})
         settings = ctx.settings
         owner = Owner.of(settings, deployment.id)
 

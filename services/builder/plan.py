@@ -1,34 +1,41 @@
-"""What the templates need to know, derived once from the detection and the files in the app directory.
+"""The build plan the templates render: the detection's own (`Detection.plan`, stated by the provider of its
+language, shared/plan.py), with the user's port applied.
 
-One planner per stack (`_python`, `_node`, ...). Each picks a template under templates/<stack>/, the official
-image tags pinned to the detected runtime version, the manifests to copy before the source (so a source-only
-change reuses the dependency layer), and the lockfile-exact install command."""
+Stacks whose provider does not plan yet (all but Python, Go, static and Rust) are planned here, one planner per
+stack (`_node`, `_php`, ...): each picks a template under templates/<stack>/, the official image tags pinned to the
+detected runtime version, the manifests to copy before the source (so a source-only change reuses the dependency
+layer), and the lockfile-exact install command. They move to their providers one language at a time."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import posixpath
 import re
-import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from shared.detection import Detection
 from shared.errors import ErrorCode, PortsideError
+from shared.plan import (
+    DEFAULT_PORTS,
+    DEFAULT_VERSIONS,
+    IMAGE_VERSIONS,
+    SHELL_CHARS,
+    STATIC_PORT,
+    BuildPlan,
+    cmd_json,
+    image_version,
+    major_minor,
+    version_key,
+)
 from shared.source import SourceTree
 
-# Used when the repository names no version: current LTS / stable lines that have official images. Python 3.11:
-# the newest line whose wheels every 2023-era pin still has, and one Debian ships as it is (no stand-in).
-DEFAULT_VERSIONS = {
-    "python": "3.11", "node": "20", "go": "1.24", "rust": "1.83", "java": "21", "dotnet": "8.0",
-    "php": "8.4", "ruby": "3.3", "elixir": "1.17", "deno": "2.1.4",
-}
-DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
-                 "php": 8000, "ruby": 3000, "elixir": 4000, "deno": 8000}
-# Static sites are served by an unprivileged nginx on a port above 1024, so no capability is needed.
-STATIC_PORT = 8080
+# Re-exported for the tests and templates that name them here.
+__all__ = ["IMAGE_VERSIONS", "BuildPlan", "cmd_json", "image_version", "plan_for"]
+# Stacks whose provider states the plan (Detection.plan); the builder has no planner of its own for them.
+PROVIDER_PLANNED = ("python", "go", "static", "rust")
 
 NODE_LOCKFILES = {
     "npm": ["package-lock.json", "npm-shrinkwrap.json"],
@@ -36,106 +43,6 @@ NODE_LOCKFILES = {
     "pnpm": ["pnpm-lock.yaml"],
     "bun": ["bun.lockb", "bun.lock"],
 }
-PYTHON_MANIFESTS = [
-    "requirements.txt",
-    "pyproject.toml",
-    "poetry.lock",
-    "uv.lock",
-    "Pipfile",
-    "Pipfile.lock",
-    "pdm.lock",
-]
-# Pinned build tools (installed in a throw-away stage, so none of them reaches the runtime image).
-PY_TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.4.0", "pdm": "pdm==2.22.1"}
-PY_SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
-SHELL_CHARS = "$&|;<>*`()"
-# The runtime lines a plan may name in FROM, per stack: each exists on Docker Hub, and `make images`
-# (deploy/base-images/build.sh) builds every one of them where no registry answers. Any other requested line
-# becomes the nearest newer one here (or the newest), and the plan says so.
-IMAGE_VERSIONS = {
-    "python": ["3.11", "3.12", "3.13"],
-    "node": ["18", "20", "22", "24"],
-    "go": ["1.22", "1.23", "1.24"],
-    "php": ["8.4"],
-}
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    stack: str
-    framework: str | None
-    package_manager: str
-    version: str
-    # None for a worker that listens on no port (no EXPOSE, no HEALTHCHECK, no published port).
-    port: int | None
-    start_command: str
-    build_command: str | None
-    manifests: list[str] = field(default_factory=list)
-    # Python: production servers the start command needs that the app's requirements lack.
-    extra_packages: list[str] = field(default_factory=list)
-    template: str = ""
-    # The lockfile-exact dependency install (and, for Node apps with a build, the production-only one).
-    install: str = ""
-    prod_install: str = ""
-    # Where a build writes a static site, served by nginx (None: the app serves itself).
-    output_dir: str | None = None
-    spa: bool = False
-    # Stack specifics: the binary / jar / project / package a template builds and runs.
-    artifact: str = ""
-    target: str = "."
-    locked: bool = True
-    build_packages: list[str] = field(default_factory=list)
-    runtime_packages: list[str] = field(default_factory=list)
-    # Lines the template puts in the header: what Portside assumed and how to change it.
-    notes: list[str] = field(default_factory=list)
-    # A Node app inside a workspace (npm/yarn/pnpm workspaces, nx, turbo): the build context is the workspace root
-    # (`workspace_root`, relative to the app directory, e.g. "../.."), dependencies install there, and the app
-    # builds and runs in `workspace_app` (its path from the workspace root, e.g. "apps/web").
-    workspace_root: str = ""
-    workspace_app: str = ""
-
-    @property
-    def cmd_json(self) -> str:
-        """The start command in exec form when it has no shell syntax, else through `sh -c` with exec."""
-        return cmd_json(self.start_command)
-
-    @property
-    def static(self) -> bool:
-        return self.output_dir is not None
-
-
-def cmd_json(command: str) -> str:
-    if any(ch in command for ch in SHELL_CHARS):
-        return json.dumps(["sh", "-c", f"exec {command}"])
-    return json.dumps(shlex.split(command))
-
-
-def _major_minor(version: str | None, default: str) -> str:
-    if not version:
-        return default
-    digits = version.strip().lstrip("^~>=v ").split(".")
-    if not digits or not digits[0].isdigit():
-        return default
-    return ".".join(digits[:2]) if len(digits) > 1 and digits[1].isdigit() else digits[0]
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
-
-
-def image_version(stack: str, requested: str, notes: list[str]) -> str:
-    """`requested` when a base image of that line exists, else the nearest newer line (the newest as a last
-    resort), with a note saying which."""
-    lines = IMAGE_VERSIONS.get(stack)
-    if not lines or requested in lines:
-        return requested
-    newer = [v for v in lines if _version_key(v) >= _version_key(requested)]
-    chosen = newer[0] if newer else lines[-1]
-    notes.append(f"{stack} {requested} has no base image here: using {chosen}, the nearest "
-                 f"{'newer' if newer else 'available'} line that has one.")
-    return chosen
-
-
 def _read(app_dir: Path, name: str) -> str:
     # Through the contained layer: a manifest symlinked out of the app never feeds a generated file.
     return SourceTree(app_dir).read_text(name) or ""
@@ -157,6 +64,17 @@ def plan_for(detection: Detection, app_dir: Path, port_override: int | None = No
     if port_override and detection.internal_port and port_override != detection.internal_port:
         # The detected command binds the detected port; the user asked for another one.
         start_command = re.sub(rf"(?<=[:= ]){detection.internal_port}\b", str(port_override), start_command)
+    if detection.plan is not None:
+        plan = detection.plan
+        if port_override and plan.port is not None:
+            plan = dataclasses.replace(plan, port=port_override,
+                                       start_command=start_command if plan.start_command == detection.start_command
+                                       else plan.start_command)
+        return plan
+    if stack in PROVIDER_PLANNED:
+        raise PortsideError(ErrorCode.UNSUPPORTED_STACK, detection.start_command_help or (
+            f"Portside found no way to build and start this {stack} app; add a Procfile with a `web:` line "
+            "or your own Dockerfile."))
     detection = detection.model_copy(update={"start_command": start_command})
     planner = PLANNERS.get(stack)
     if planner is None:
@@ -175,45 +93,6 @@ def _need_start(detection: Detection, default_help: str) -> str:
     raise PortsideError(ErrorCode.UNSUPPORTED_STACK, detection.start_command_help or default_help)
 
 
-# ---- Python ------------------------------------------------------------------------------------------------
-
-def _python(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["python"])
-    present = [m for m in PYTHON_MANIFESTS if (app_dir / m).is_file()]
-    pm = d.package_manager or "pip"
-    # The lockfile decides how dependencies are installed; each tool only exports it to a pinned requirements file.
-    if "poetry.lock" in present:
-        pm, manifests = "poetry", ["pyproject.toml", "poetry.lock"]
-    elif "uv.lock" in present:
-        pm, manifests = "uv", ["pyproject.toml", "uv.lock"]
-    elif "Pipfile.lock" in present:
-        pm, manifests = "pipenv", ["Pipfile", "Pipfile.lock"]
-    elif "pdm.lock" in present:
-        pm, manifests = "pdm", ["pyproject.toml", "pdm.lock"]
-    elif "requirements.txt" in present:
-        pm, manifests = "pip", ["requirements.txt"]
-    elif "pyproject.toml" in present:
-        pm, manifests = "pip-project", ["pyproject.toml"]
-    else:
-        pm, manifests = "pip-none", []
-    notes: list[str] = []
-    version = image_version("python", version, notes)
-    if pm in ("pip-project",):
-        notes.append("No lockfile: dependencies resolve at build time. Commit a lockfile for repeatable builds.")
-    text = "\n".join(_read(app_dir, m).lower() for m in present if not m.endswith(".lock"))
-    static = d.output_dir is not None and not d.start_command
-    start = "" if static else _need_start(d, "No start command found; add a Procfile with a `web:` line.")
-    extras = []
-    first = start.split()[0] if start else ""
-    if first in PY_SERVERS and first not in text and first not in _read(app_dir, "poetry.lock").lower():
-        extras.append(PY_SERVERS[first])
-    template = "python/static.Dockerfile.j2" if static else "python/Dockerfile.j2"
-    return BuildPlan(
-        "python", d.framework, pm, version, port, start, d.build_command, manifests, extras, template,
-        output_dir=d.output_dir if static else None, notes=notes,
-    )
-
-
 # ---- Node.js -----------------------------------------------------------------------------------------------
 
 def node_install(plan: BuildPlan, production_only: bool) -> str:
@@ -227,8 +106,10 @@ def _node_install(pm: str, locked: bool, production_only: bool) -> str:
         return "corepack enable && yarn install --immutable" + (" && yarn workspaces focus --all --production"
                                                                 if production_only else "")
     if pm == "yarn":
+        # Yarn 1 gives up on a registry answer after 30 s, which a big install (Gatsby: 1,700 packages) on a busy
+        # machine or a slow mirror exceeds ("There appears to be trouble with your network connection").
         return ("yarn install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
-                + " && yarn cache clean")
+                + " --network-timeout 600000 && yarn cache clean")
     if pm == "pnpm":
         return "pnpm install" + (" --frozen-lockfile" if locked else "") + (" --prod" if production_only else "")
     if pm == "bun":
@@ -295,7 +176,7 @@ def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str
     if lock is None:
         notes.append("No lockfile at the workspace root: dependencies resolve at build time.")
     package = _package_json(app_dir)
-    major = image_version("node", _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
+    major = image_version("node", major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
     static = d.output_dir is not None and not d.start_command
     start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
     if start:
@@ -337,13 +218,13 @@ def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
         notes.append(
             f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
         )
-    major = _major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
+    major = major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
     engines_field = package.get("engines")
     engines: dict = engines_field if isinstance(engines_field, dict) else {}
     node_spec = engines.get("node")
     spec: str = node_spec if isinstance(node_spec, str) else ""
-    if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == _major_minor(spec, major) \
-            and _version_key(major) < _version_key(DEFAULT_VERSIONS["node"]):
+    if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == major_minor(spec, major) \
+            and version_key(major) < version_key(DEFAULT_VERSIONS["node"]):
         # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
         major = DEFAULT_VERSIONS["node"]
     major = image_version("node", major, notes)
@@ -396,60 +277,10 @@ def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, n
     return f"{add} {SVELTEKIT_ADAPTER_NODE} && {swap} && {build}"
 
 
-# ---- Static sites ------------------------------------------------------------------------------------------
-
-def _static(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    out = d.output_dir or "."
-    if d.framework == "hugo":
-        return BuildPlan("static", "hugo", "hugo", "0.139.4", port, "", d.build_command or "hugo --minify", [],
-                         template="static/hugo.Dockerfile.j2", output_dir=out or "public")
-    return BuildPlan("static", d.framework, "none", "stable", port, "", None, [], template="static/Dockerfile.j2",
-                     output_dir=out)
-
-
-# ---- Go ----------------------------------------------------------------------------------------------------
-
-def _go(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    mod = _read(app_dir, "go.mod")
-    match = re.search(r"^go (\d+\.\d+)", mod, re.MULTILINE)
-    version = _major_minor(d.runtime_version or (match[1] if match else None), DEFAULT_VERSIONS["go"])
-    words = shlex.split(d.build_command or "go build -o bin/app .")
-    target = "."
-    if "-o" in words:
-        rest = words[words.index("-o") + 2:]
-        target = next((w for w in rest if not w.startswith("-")), ".")
-    manifests = [m for m in ("go.mod", "go.sum") if (app_dir / m).is_file()]
-    notes: list[str] = []
-    version = image_version("go", version, notes)
-    if "go.mod" not in manifests:
-        # A main package without a module: the build makes one (`go mod init`), which only works for code that
-        # imports the standard library alone, like `go run main.go` does.
-        notes.append("No go.mod: the build runs `go mod init app`. Commit go.mod (and go.sum) to pin dependencies.")
-    return BuildPlan("go", d.framework, "go", version, port, "/usr/local/bin/app", d.build_command, manifests,
-                     template="go/Dockerfile.j2", target=target, artifact="app", locked="go.mod" in manifests,
-                     notes=notes)
-
-
-# ---- Rust --------------------------------------------------------------------------------------------------
-
-def _rust(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    cargo = _read(app_dir, "Cargo.toml")
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["rust"])
-    binary = (d.start_command or "").rsplit("/", 1)[-1].split()[0] if d.start_command else ""
-    if not binary:
-        match = re.search(r'^\s*name\s*=\s*"([^"]+)"', cargo, re.MULTILINE)
-        binary = match[1] if match else "app"
-    locked = (app_dir / "Cargo.lock").is_file()
-    manifests = ["Cargo.toml", *(["Cargo.lock"] if locked else [])]
-    return BuildPlan("rust", d.framework, "cargo", version, port, f"/usr/local/bin/{binary}", d.build_command,
-                     manifests, template="rust/Dockerfile.j2", artifact=binary, locked=locked,
-                     notes=[] if locked else ["No Cargo.lock: dependencies resolve at build time; commit Cargo.lock."])
-
-
 # ---- Java --------------------------------------------------------------------------------------------------
 
 def _java(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["java"]).split(".")[0]
+    version = major_minor(d.runtime_version, DEFAULT_VERSIONS["java"]).split(".")[0]
     start = d.start_command or ""
     jar = next((w for w in start.split() if w.endswith(".jar")), "")
     pm = d.package_manager or ("gradle" if any((app_dir / f).is_file() for f in ("build.gradle", "build.gradle.kts"))
@@ -474,7 +305,7 @@ def _java(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 # ---- .NET --------------------------------------------------------------------------------------------------
 
 def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["dotnet"])
+    version = major_minor(d.runtime_version, DEFAULT_VERSIONS["dotnet"])
     words = (d.build_command or "").split()
     project = next((w for w in words if w.endswith(".csproj")), "")
     if not project:
@@ -500,7 +331,7 @@ def _dotnet(d: Detection, app_dir: Path, port: int | None) -> BuildPlan:
 
 def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
     notes: list[str] = []
-    version = image_version("php", _major_minor(d.runtime_version, DEFAULT_VERSIONS["php"]), notes)
+    version = image_version("php", major_minor(d.runtime_version, DEFAULT_VERSIONS["php"]), notes)
     composer = (app_dir / "composer.json").is_file()
     locked = (app_dir / "composer.lock").is_file()
     manifests = ["composer.json", *(["composer.lock"] if locked else [])] if composer else []
@@ -523,7 +354,7 @@ def _php(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 # ---- Ruby --------------------------------------------------------------------------------------------------
 
 def _ruby(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["ruby"])
+    version = major_minor(d.runtime_version, DEFAULT_VERSIONS["ruby"])
     locked = (app_dir / "Gemfile.lock").is_file()
     manifests = ["Gemfile", *(["Gemfile.lock"] if locked else [])]
     gemfile = _read(app_dir, "Gemfile")
@@ -548,7 +379,7 @@ def _ruby(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 # ---- Elixir ------------------------------------------------------------------------------------------------
 
 def _elixir(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    version = _major_minor(d.runtime_version, DEFAULT_VERSIONS["elixir"])
+    version = major_minor(d.runtime_version, DEFAULT_VERSIONS["elixir"])
     match = re.search(r"app:\s*:(\w+)", _read(app_dir, "mix.exs"))
     if not match:
         raise PortsideError(ErrorCode.UNSUPPORTED_STACK,
@@ -571,6 +402,6 @@ def _deno(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 
 
 PLANNERS: dict[str, Callable[[Detection, Path, int], BuildPlan]] = {
-    "python": _python, "node": _node, "static": _static, "go": _go, "rust": _rust, "java": _java,
+    "node": _node, "java": _java,
     "dotnet": _dotnet, "php": _php, "ruby": _ruby, "elixir": _elixir, "deno": _deno,
 }

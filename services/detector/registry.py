@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from services.detector.providers.base import Provider
+from typing import cast
+
+from services.detector.providers.base import Planner, Provider
 from services.detector.providers.deno import DenoProvider
 from services.detector.providers.dotnet import DotnetProvider
 from services.detector.providers.elixir import ElixirProvider
@@ -40,3 +42,6 @@ PROVIDERS: tuple[Provider, ...] = (
     StaticProvider(),
     OtherLanguageProvider(),
 )
+
+# The providers that state their language's build plan (the others' stacks are still planned by the builder).
+PLANNERS: dict[str, Planner] = {p.name: cast(Planner, p) for p in PROVIDERS if hasattr(p, "plan")}

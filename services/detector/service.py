@@ -13,8 +13,9 @@ from services.detector import scoring
 from services.detector.monorepo import _is_workspace_root, _runnable, _with_apps, find_apps
 from services.detector.providers import common
 from services.detector.providers.base import Provider, note
-from services.detector.registry import PROVIDERS
+from services.detector.registry import PLANNERS, PROVIDERS
 from shared.detection import Detection
+from shared.plan import BuildPlan
 from shared.source import SourceTree
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,21 @@ def analyze_dir(src: SourceTree) -> Detection:
     for bad in sorted(src.invalid):
         note(det, bad, f"{bad} could not be parsed", scoring.W_INVALID_MANIFEST)
     det.confidence = scoring.score(det)
+    det.plan = _plan(det, src)
     return det
+
+
+def _plan(det: Detection, src: SourceTree) -> BuildPlan | None:
+    """The language's provider plans the finished detection (Procfile, EXPOSE and README already applied)."""
+    planner = PLANNERS.get(det.stack)
+    if planner is None:
+        return None
+    try:
+        return planner.plan(det, src)
+    except Exception as exc:  # as in `_run`: a provider bug is a warning, and the builder says no plan was made
+        log.exception("provider %s failed to plan %s", planner.name, src.root)
+        src.warnings.append(f"the {planner.name} provider failed to plan the app ({type(exc).__name__}: {exc})")
+        return None
 
 
 def _apply_expose(det: Detection, facts: common.DockerFacts) -> None:

@@ -38,7 +38,8 @@ FAST = ["python-flask", "node-express", "static-html", "go-stdlib", "go-no-go-mo
         "python-procfile-gunicorn-config", "monorepo-npm-workspaces-shared"]
 SLOW = ["node-vite-react", "python-uv-fastapi", "python-pipenv-flask", "python-poetry-fastapi", "node-express-yarn",
         "node-pnpm-fastify", "node-koa", "python-aiohttp", "static-public-dir", "node-next", "python-fasthtml-writes",
-        "node-vite-root-src"]
+        "node-vite-root-src", "python-conda-flask", "python-flask-old-gunicorn", "python-fasthtml-database",
+        "node-bun-types-no-lockfile"]
 # Fixtures that are deliberately not built here, each with the reason. The generated Dockerfile may well be right;
 # the registry its dependencies come from is not reachable from these machines.
 NOT_BUILDABLE_HERE = {

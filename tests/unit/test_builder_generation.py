@@ -115,7 +115,10 @@ def test_dockerignore_merges_gitignore_with_defaults(tmp_path: Path) -> None:
 
 
 def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
-    detection = Detection(stack="python", internal_port=8000, start_command="gunicorn --bind 0.0.0.0:8000 app:app")
+    (tmp_path / "requirements.txt").write_text("flask==3.0.0\ngunicorn==23.0.0\n")
+    (tmp_path / "Procfile").write_text("web: gunicorn --bind 0.0.0.0:8000 app:app\n")
+    detection = detect(tmp_path)
+    assert detection.plan is not None and detection.plan.port == 8000
     plan = plan_for(detection, tmp_path, port_override=9000)
     assert plan.port == 9000
     assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"

@@ -6,6 +6,7 @@ import re
 from typing import Protocol
 
 from shared.detection import Detection, Evidence
+from shared.plan import BuildPlan
 from shared.source import SourceTree
 
 # Evidence weights: how much one kind of fact counts toward `confidence` (see services/detector/scoring.py).
@@ -19,13 +20,21 @@ W_CONFIG = 5         # config files that only refine (ports, services)
 
 
 class Provider(Protocol):
-    """One language. `detect` is a cheap file check; `analyze` fills a Detection with evidence."""
+    """One language. `detect` is a cheap file check; `analyze` fills a Detection with evidence. A provider that
+    owns its language's build plan also has `plan(det, src) -> BuildPlan | None` (see `Planner`), run on the
+    finished detection; the builder renders that plan."""
 
     name: str
 
     def detect(self, src: SourceTree) -> bool: ...
 
     def analyze(self, src: SourceTree) -> Detection: ...
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan | None: ...
 
 
 def note(det: Detection, file: str, reason: str, weight: int = 0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import PurePosixPath
 
 from services.detector.providers.base import (
@@ -15,6 +16,7 @@ from services.detector.providers.base import (
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, BuildPlan, image_version, major_minor
 from shared.source import SourceTree
 
 # Module path prefix -> framework id; the first required one wins (gin before net/http routers).
@@ -106,6 +108,27 @@ class GoProvider:
                 break
         det.internal_port = port or default_port
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """A static binary built in a Go image and run alone in a slim one; the main package is the build target."""
+        match = re.search(r"^go (\d+\.\d+)", src.read_text("go.mod") or "", re.MULTILINE)
+        version = major_minor(det.runtime_version or (match[1] if match else None), DEFAULT_VERSIONS["go"])
+        words = shlex.split(det.build_command or "go build -o bin/app .")
+        target = "."
+        if "-o" in words:
+            rest = words[words.index("-o") + 2:]
+            target = next((w for w in rest if not w.startswith("-")), ".")
+        manifests = [m for m in ("go.mod", "go.sum") if src.has_file(m)]
+        notes: list[str] = []
+        version = image_version("go", version, notes)
+        if "go.mod" not in manifests:
+            # A main package without a module: the build makes one (`go mod init`), which only works for code that
+            # imports the standard library alone, like `go run main.go` does.
+            notes.append("No go.mod: the build runs `go mod init app`. Commit go.mod (and go.sum) to pin "
+                         "dependencies.")
+        return BuildPlan("go", det.framework, "go", version, det.internal_port or DEFAULT_PORTS["go"],
+                         "/usr/local/bin/app", det.build_command, manifests, template="go/Dockerfile.j2",
+                         target=target, artifact="app", locked="go.mod" in manifests, notes=notes)
 
     def _go_files(self, src: SourceTree, main_dir: str) -> list[str]:
         prefix = "" if main_dir == "." else f"{main_dir}/"

@@ -16,6 +16,7 @@ from services.detector.providers.base import (
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, BuildPlan, major_minor
 from shared.source import SourceTree
 
 FRAMEWORKS = (("leptos", "leptos", 3000), ("loco-rs", "loco", 5150), ("axum", "axum", 3000),
@@ -95,6 +96,20 @@ class RustProvider:
             note(det, "Rocket.toml", f"Rocket.toml sets port {port}")
         det.internal_port = port or default_port
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """A release binary built by cargo, run alone in a slim image."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["rust"])
+        binary = (det.start_command or "").rsplit("/", 1)[-1].split()[0] if det.start_command else ""
+        if not binary:
+            match = re.search(r'^\s*name\s*=\s*"([^"]+)"', src.read_text("Cargo.toml") or "", re.MULTILINE)
+            binary = match[1] if match else "app"
+        locked = src.has_file("Cargo.lock")
+        manifests = ["Cargo.toml", *(["Cargo.lock"] if locked else [])]
+        notes = [] if locked else ["No Cargo.lock: dependencies resolve at build time; commit Cargo.lock."]
+        return BuildPlan("rust", det.framework, "cargo", version, det.internal_port or DEFAULT_PORTS["rust"],
+                         f"/usr/local/bin/{binary}", det.build_command, manifests, template="rust/Dockerfile.j2",
+                         artifact=binary, locked=locked, notes=notes)
 
     def _binary(self, cargo: dict) -> str | None:
         bins = as_list(cargo.get("bin"))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, note
 from shared.detection import Detection
+from shared.plan import STATIC_PORT, BuildPlan
 from shared.source import SourceTree
+
+HUGO_VERSION = "0.139.4"
 
 _HUGO_CONFIGS = ("hugo.toml", "hugo.yaml", "hugo.json", "config.toml", "config.yaml")
 _HTML_ROOTS = ("index.html", "public/index.html", "www/index.html", "site/index.html", "docs/index.html",
@@ -39,3 +42,13 @@ class StaticProvider:
         det.output_dir = root.rsplit("/", 1)[0] if "/" in root else "."
         note(det, root, f"{root}: plain HTML with no build step", W_MANIFEST + W_ENTRYPOINT)
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """Files served by an unprivileged nginx; a Hugo site is built first by the Hugo binary."""
+        port = STATIC_PORT if det.output_dir is not None and not det.start_command else det.internal_port or 8080
+        out = det.output_dir or "."
+        if det.framework == "hugo":
+            return BuildPlan("static", "hugo", "hugo", HUGO_VERSION, port, "", det.build_command or "hugo --minify",
+                             [], template="static/hugo.Dockerfile.j2", output_dir=out)
+        return BuildPlan("static", det.framework, "none", "stable", port, "", None, [], template="static/Dockerfile.j2",
+                         output_dir=out)

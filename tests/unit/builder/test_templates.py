@@ -93,6 +93,8 @@ def test_dependency_manifests_are_copied_and_installed_before_the_source(name: s
     [
         ("node-express", "npm ci --omit=dev"),
         ("node-express-yarn", "yarn install --frozen-lockfile --production"),
+        # Yarn 1 gives up after 30 s per request; a Gatsby-sized install on a busy machine needs longer.
+        ("node-create-react-app", "yarn install --frozen-lockfile --network-timeout 600000"),
         ("node-pnpm-fastify", "pnpm install --frozen-lockfile --prod"),
         ("node-bun-hono", "bun install --frozen-lockfile"),
         ("node-yarn-berry", "yarn install --immutable"),
@@ -151,5 +153,7 @@ def test_npm_start_runs_the_script_itself_when_it_is_plain(tmp_path: Path) -> No
 
 def test_python_adds_the_server_the_start_command_needs(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask==3.0.0\n")
-    plan = plan_for(Detection(stack="python", start_command="gunicorn app:app"), tmp_path)
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    plan = plan_for(detect(tmp_path), tmp_path)
+    assert plan.start_command.startswith("gunicorn ")
     assert plan.extra_packages == ["gunicorn==23.0.0"]

@@ -70,6 +70,10 @@ def run_cmd(pm: str, script: str) -> str:
     return f"{pm} run {script}"
 
 
+# A start script that runs a static file server over the build (serve, http-server, sirv).
+_FILE_SERVER = re.compile(r"(^|[\s;&|])(npx\s+(--yes\s+)?)?(serve|http-server|sirv)\s")
+
+
 def is_dev_command(cmd: str) -> bool:
     return any(re.search(rf"(^|[\s;&|]){re.escape(m.strip())}(\s|$)", cmd) for m in DEV_START_MARKERS)
 
@@ -128,13 +132,19 @@ class NodeProvider:
             det.build_command = run_cmd(pm, "build")
             note(det, "package.json", f"scripts.build: `{build}`")
         output_dir = self._static_output(src, det, fw, scripts)
+        start = scripts.get("start")
+        if output_dir and start and not is_dev_command(start) and _FILE_SERVER.search(start):
+            # The app serves its own build (`serve -s _static -l $PORT`): its start script knows where the files
+            # are (a build that moves them, a custom distDir) better than the framework's default does.
+            note(det, "package.json", f"scripts.start serves the built files itself (`{start}`)")
+            output_dir = None
+            fw = None  # its default port is a web server's (80), not the file server's
         if output_dir:
             det.output_dir = output_dir
             det.internal_port = 80
             note(det, "package.json", f"{det.framework} builds a static site into {output_dir}/, served on port 80",
                  W_ENTRYPOINT)
             return
-        start = scripts.get("start")
         port: int | None = None
         prod = next((k for k in ("start:prod", "start:production", "prod") if k in scripts), None)
         if prod and (not start or is_dev_command(start) or start.startswith("nest start")):
@@ -178,7 +188,9 @@ class NodeProvider:
         if fid == "next":
             cfg = self._config_text(src, "next.config")
             if re.search(r"output\s*:\s*['\"]export['\"]", cfg) or "next export" in scripts.get("build", ""):
-                return "out"
+                # A custom distDir receives the export too (Next 13.3+), else `out/`.
+                dist = re.search(r"distDir\s*:\s*['\"]([^'\"]+)['\"]", cfg)
+                return posixpath.normpath(dist.group(1)) if dist else "out"
             return None
         if fid == "nuxt":
             return ".output/public" if "nuxt generate" in scripts.get("build", "") else None

@@ -15,6 +15,8 @@ LOCKFILES = (
     ("bun.lock", "bun"), ("bun.lockb", "bun"), ("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"),
     ("package-lock.json", "npm"), ("npm-shrinkwrap.json", "npm"),
 )
+# Type packages only a Bun app depends on.
+BUN_TYPES = ("bun-types", "@types/bun")
 # Node release codenames used in .nvmrc (`lts/iron`).
 _CODENAMES = {"argon": "4", "boron": "6", "carbon": "8", "dubnium": "10", "erbium": "12", "fermium": "14",
               "gallium": "16", "hydrogen": "18", "iron": "20", "jod": "22", "krypton": "24"}
@@ -46,7 +48,18 @@ def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection)
         if pm in engines:
             note(det, "package.json", f"engines names {pm}")
             return pm
+    dev = {**_deps(pkg.get("dependencies")), **_deps(pkg.get("devDependencies"))}
+    types = next((t for t in BUN_TYPES if t in dev), None)
+    if types:
+        # `bun init` writes no lockfile until the first install, but its types mean the code calls Bun's APIs
+        # (Bun.serve), which Node does not have.
+        note(det, "package.json", f"depends on {types}: a Bun app", W_LOCKFILE)
+        return "bun"
     return "npm"
+
+
+def _deps(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def yarn_berry(src: SourceTree, pkg: dict[str, Any]) -> bool:

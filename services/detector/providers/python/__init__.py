@@ -16,6 +16,7 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service, services_from_text
+from services.detector.providers.python import plan as python_plan
 from services.detector.providers.python.frameworks import (
     DEFAULT_PORT,
     FRAMEWORKS,
@@ -32,6 +33,7 @@ from services.detector.providers.python.package_manager import (
     runtime_version,
 )
 from shared.detection import Detection
+from shared.plan import BuildPlan
 from shared.source import SourceTree
 
 MANIFESTS = ("pyproject.toml", "Pipfile", "setup.py", "setup.cfg", "environment.yml", *REQUIREMENTS)
@@ -202,6 +204,9 @@ class PythonProvider:
                 "No start command found: add a Procfile with `web: <command>` (for example "
                 "`web: gunicorn --bind 0.0.0.0:$PORT app:app`), or a main.py/app.py at the app root.")
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan | None:
+        return python_plan.plan(det, src)
 
 
 def analyze_framework(src: SourceTree, det: Detection, proj: PyProject, files: list[str]) -> None:

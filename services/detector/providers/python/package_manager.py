@@ -182,6 +182,12 @@ def runtime_version(src: SourceTree, proj: PyProject, det: Detection) -> str | N
     if m and minor(m.group(1)):
         note(det, ".tool-versions", f".tool-versions pins Python {minor(m.group(1))}", W_VERSION)
         return minor(m.group(1))
+    if src.has_file("environment.yml"):
+        for dep in as_list(as_dict(src.read_yaml("environment.yml")).get("dependencies")):
+            m = re.match(r"^\s*(?:[\w-]+::)?python\s*[=<>~ ]=?\s*(\d+\.\d+)", dep) if isinstance(dep, str) else None
+            if m:
+                note(det, "environment.yml", f"environment.yml pins Python {m.group(1)}", W_VERSION)
+                return m.group(1)
     if proj.requires_python:
         v = minor(str(proj.requires_python))
         if v:

@@ -1,0 +1,101 @@
+"""One home per language: the provider that detects Python, Go, Rust or a static site also states its build plan,
+the plan travels in the detection (through JSON, as in the database and the generate event), and the builder
+renders it as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.builder.dockerfile import render_dockerfile
+from services.builder.plan import PROVIDER_PLANNED, plan_for
+from services.detector.registry import PLANNERS
+from services.detector.service import detect
+from shared.detection import Detection
+from shared.errors import PortsideError
+from tests.conftest import FIXTURE_REPOS
+
+
+def test_every_provider_planned_stack_has_its_planner() -> None:
+    assert set(PROVIDER_PLANNED) <= set(PLANNERS)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURE_REPOS.iterdir()
+                                           if p.name.split("-")[0] in ("python", "go", "static", "rust")))
+def test_the_plan_survives_the_trip_and_the_builder_needs_no_files(fixture: str, tmp_path: Path) -> None:
+    detection = detect(FIXTURE_REPOS / fixture)
+    if detection.stack not in PROVIDER_PLANNED or (detection.start_command is None and detection.output_dir is None):
+        pytest.skip(f"{fixture} has nothing to run")
+    assert detection.plan is not None and detection.plan.stack == detection.stack
+    travelled = Detection.model_validate_json(detection.model_dump_json())
+    assert travelled.plan == detection.plan
+    # The builder re-reads nothing: an empty directory renders the same Dockerfile as the repository itself.
+    assert render_dockerfile(plan_for(travelled, tmp_path)) == render_dockerfile(
+        plan_for(detection, FIXTURE_REPOS / fixture))
+
+
+def test_go_plan_names_the_main_package_and_the_module_files(tmp_path: Path) -> None:
+    (tmp_path / "go.mod").write_text("module example.com/hello\n\ngo 1.21\n")
+    (tmp_path / "go.sum").write_text("")
+    (tmp_path / "cmd" / "server").mkdir(parents=True)
+    (tmp_path / "cmd" / "server" / "main.go").write_text('package main\n\nfunc main() {}\n')
+    plan = detect(tmp_path).plan
+    assert plan is not None
+    assert (plan.target, plan.manifests, plan.version, plan.locked) == ("./cmd/server", ["go.mod", "go.sum"], "1.22",
+                                                                        True)
+    assert any("1.21 has no base image here: using 1.22" in n for n in plan.notes)
+
+
+def test_python_without_a_start_command_has_no_plan_and_the_builder_says_how_to_fix_it(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("requests==2.32.3\n")
+    detection = detect(tmp_path)
+    assert detection.plan is None
+    with pytest.raises(PortsideError, match="Procfile"):
+        plan_for(detection, tmp_path)
+
+
+def test_a_stored_detection_of_the_old_shape_has_no_plan_and_is_refused_not_guessed(tmp_path: Path) -> None:
+    # Rows of schema 1 read as missing (the API detects again); a hand-made one without a plan is refused.
+    with pytest.raises(PortsideError) as err:
+        plan_for(Detection(stack="go", start_command="./bin/app"), tmp_path)
+    assert err.value.code == "UNSUPPORTED_STACK"
+
+
+def test_an_old_gunicorn_pin_gets_the_setuptools_its_pkg_resources_import_needs(tmp_path: Path) -> None:
+    # As railwayapp-templates/flask pins it: gunicorn 20 imports pkg_resources, which the bare virtualenv lacks.
+    plan = detect(FIXTURE_REPOS / "python-flask-old-gunicorn").plan
+    assert plan is not None and plan.extra_packages == ["setuptools==80.9.0"]
+    assert "-r requirements.txt setuptools==80.9.0" in render_dockerfile(plan)
+    (tmp_path / "requirements.txt").write_text("Flask==3.0.0\ngunicorn==23.0.0\n")
+    (tmp_path / "main.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    assert detect(tmp_path).plan.extra_packages == []  # type: ignore[union-attr]
+
+
+def test_a_fasthtml_app_with_a_database_file_gets_fastlite() -> None:
+    # As AnswerDotAI/fasthtml-example's todo app: fast_app('data/todos.db') fails with "No module named 'fastlite'".
+    plan = detect(FIXTURE_REPOS / "python-fasthtml-database").plan
+    assert plan is not None and plan.extra_packages == ["fastlite==0.2.4"]
+    without = detect(FIXTURE_REPOS / "python-fasthtml-writes").plan
+    assert without is not None and without.extra_packages == []
+
+
+def test_a_conda_environment_installs_with_pip_and_a_hostile_entry_never_reaches_the_dockerfile() -> None:
+    plan = detect(FIXTURE_REPOS / "python-conda-flask").plan
+    assert plan is not None and plan.version == "3.12" and plan.package_manager == "pip-none"
+    assert plan.extra_packages == ["flask==3.0", '"markupsafe>=2.1"', "gunicorn==23.0.0"]
+    assert any("bad; rm -rf /" in n for n in plan.notes)
+    text = render_dockerfile(plan)
+    assert 'install --no-cache-dir flask==3.0 "markupsafe>=2.1" gunicorn==23.0.0' in text
+    assert "rm -rf /" not in text.split("# Note: Not installed")[-1].split("\n", 1)[1]
+
+
+def test_a_server_the_lockfile_already_pins_is_not_pinned_again(tmp_path: Path) -> None:
+    # astral-sh/uv-fastapi-example: fastapi[standard] brings uvicorn through uv.lock; a second pin made pip refuse.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "0.1.0"\n'
+                                             'dependencies = ["fastapi[standard]>=0.112.1"]\n')
+    (tmp_path / "uv.lock").write_text('version = 1\n\n[[package]]\nname = "uvicorn"\nversion = "0.30.6"\n')
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI()\n")
+    plan = detect(tmp_path).plan
+    assert plan is not None and plan.package_manager == "uv" and plan.start_command.startswith("uvicorn ")
+    assert plan.extra_packages == []
