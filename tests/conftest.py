@@ -23,6 +23,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in ("unit", "integration", "e2e"):
             item.add_marker(getattr(pytest.mark, parts[0]))
+    # Swarm mode is engine-wide: turning it on and off disturbs name resolution in compose networks that exist
+    # at that moment, so the tests that do it run after every other test of the session.
+    items.sort(key=lambda item: item.get_closest_marker("swarm") is not None)
 
 
 @pytest.fixture(scope="session")

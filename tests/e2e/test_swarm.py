@@ -32,6 +32,7 @@ from tests.swarm_support import (
     swarm_mode,
 )
 
+pytestmark = pytest.mark.swarm
 HAS_IPVS = Path("/proc/net/ip_vs").exists()
 
 
