@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 
+    # --- Reverse proxy (Caddy, started by `portside up`, configured only through its admin API) ---
+    # Off: apps are reached on their host ports only (Docker publishes them) and redeploys replace the container.
+    proxy_enabled: bool = True
+    proxy_http_port: int = Field(default=80, ge=1, le=65535)
+    proxy_https_port: int = Field(default=443, ge=1, le=65535)
+    # Caddy's admin API (host:port on loopback); `portside up` starts an embedded Caddy and sets it when unset.
+    proxy_admin: str | None = None
+    # Every deployment gets `<app>-<id>.<base_domain>` when set (a wildcard DNS record points it here).
+    base_domain: str | None = None
+    # Public names get certificates from Let's Encrypt (ACME) with this contact; local names (.localhost, .test,
+    # .internal, ...) and every name when acme is off get them from Caddy's internal CA.
+    acme: bool = True
+    acme_email: str | None = None
+    # After the proxy switched to a new container, the old one keeps running this long for requests in flight.
+    drain_seconds: float = Field(default=5.0, ge=0)
+
     # --- Auth and abuse limits (README "Security model") ---
     # Anyone may create an account while no user exists (that first one is admin); after that only when true.
     open_signup: bool = False

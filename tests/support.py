@@ -27,6 +27,17 @@ ADMIN_EMAIL = "admin@portside.test"
 ADMIN_PASSWORD = "correct horse battery staple"
 
 
+def proxy_env() -> dict[str, str]:
+    """extra_env for running_system with the reverse proxy on free high ports and Caddy's internal CA."""
+    return {
+        "PORTSIDE_PROXY_ENABLED": "true",
+        "PORTSIDE_PROXY_HTTP_PORT": str(free_tcp_port()),
+        "PORTSIDE_PROXY_HTTPS_PORT": str(free_tcp_port()),
+        "PORTSIDE_ACME": "false",
+        "PORTSIDE_DRAIN_SECONDS": "2",
+    }
+
+
 class StartupFailed(RuntimeError):
     """`portside up` exited or its API never answered; the message carries the end of its log."""
 
@@ -186,6 +197,9 @@ def running_system(
         "PORTSIDE_DEPLOYS_PER_MINUTE": "100000",
         # Every test logs in from 127.0.0.1; the per-account limit stays at its default and is tested.
         "PORTSIDE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
+        # The reverse proxy listens on 80/443 by default: tests that want it turn it on with high ports
+        # (proxy_env below); the others reach apps on their host ports, as before.
+        "PORTSIDE_PROXY_ENABLED": "false",
     }
     env.pop("PORTSIDE_NATS_URL", None)
     env.pop("PORTSIDE_DATABASE_URL", None)

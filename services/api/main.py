@@ -15,7 +15,7 @@ from services.api.bus import Bus
 from services.api.errors import install_error_handlers
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
-from services.api.routes import audit, auth, deployments, env, logs, repositories, tokens, users
+from services.api.routes import audit, auth, deployments, domains, env, logs, repositories, tokens, users
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repositories.router)
     app.include_router(deployments.router)
     app.include_router(env.router)
+    app.include_router(domains.router)
     app.include_router(logs.router)
     app.include_router(audit.router)
     if settings.cors_origins:

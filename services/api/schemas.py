@@ -122,6 +122,17 @@ class FilesUpdate(RequestBody):
     dockerignore: str | None = None
 
 
+class DomainsUpdate(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[str] = Field(max_length=100, description="host names, e.g. [\"app.example.com\"]")
+
+
+class DomainsPublic(BaseModel):
+    domains: list[str]
+    urls: list[str]
+
+
 class DeploymentSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -179,6 +190,9 @@ class DeploymentPublic(BaseModel):
     started_at: datetime | None
     stopped_at: datetime | None
     url: str | None = None
+    # The proxy's names for it (set with PUT .../domains, plus the PORTSIDE_BASE_DOMAIN default) and their URLs.
+    domains: list[str] = Field(default_factory=list)
+    urls: list[str] = Field(default_factory=list)
 
 
 class DeployResult(BaseModel):

@@ -69,6 +69,8 @@ RULES: dict[tuple[str, str], str] = {
     ("WEBSOCKET", "/api/deployments/{deployment_id}/logs/stream"): "read",
     ("GET", "/api/deployments/{deployment_id}/env"): "read",
     ("PUT", "/api/deployments/{deployment_id}/env"): "write",
+    ("GET", "/api/deployments/{deployment_id}/domains"): "read",
+    ("PUT", "/api/deployments/{deployment_id}/domains"): "write",
 }
 # Routes FastAPI adds for its own documents, and the web page's static files (services/api/web.py: public,
 # never under /api, so no data behind it).
@@ -99,6 +101,7 @@ BODIES: dict[tuple[str, str], dict | Callable[[System], dict]] = {
     ("POST", "/api/deployments/generate/{repo_id}"): {"app_path": ""},
     ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": 'FROM python:3.12-slim\nCMD ["python", "-V"]\n'},
     ("PUT", "/api/deployments/{deployment_id}/env"): {"variables": [{"key": "GREETING", "value": "hi"}]},
+    ("PUT", "/api/deployments/{deployment_id}/domains"): {"domains": []},
 }
 
 

@@ -23,6 +23,7 @@ from services.api.schemas import (
     GenerateResult,
     StatusPublic,
 )
+from shared import proxy
 from shared.config import Settings
 from shared.db.models import Deployment, DeploymentEvent
 from shared.db.status import DeploymentStatus as S
@@ -92,8 +93,10 @@ async def get_deployment(
 ) -> Envelope[DeploymentPublic]:
     deployment = await service.get_deployment(session, deployment_id, user)
     secrets = await secret_values(session, settings, deployment_id)
+    domains = await proxy.domains_of(session, settings, deployment)
     data = DeploymentPublic.model_validate(deployment).model_copy(update={
         "url": _url(settings, deployment), "compose_content": mask_compose(deployment.compose_content),
+        "domains": domains, "urls": proxy.domain_urls(settings, domains) if settings.proxy_enabled else [],
         "error_message": redact(deployment.error_message, secrets) if deployment.error_message else None,
     })
     return Envelope(data=data)
