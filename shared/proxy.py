@@ -113,7 +113,19 @@ def build_config(settings: Settings, routes: list[Route]) -> dict[str, Any]:
                 "automatic_https": {"disable": True},
             }
     if host_routes:
-        servers["domains"] = {"listen": [f":{settings.proxy_https_port}"], "routes": host_routes}
+        servers["domains"] = {
+            "listen": [f":{settings.proxy_https_port}"], "routes": host_routes,
+            "automatic_https": {"disable_redirects": True},
+        }
+        # Caddy's own redirect drops a non-default HTTPS port; this one keeps it.
+        port = "" if settings.proxy_https_port == 443 else f":{settings.proxy_https_port}"
+        servers["redirect"] = {
+            "listen": [f":{settings.proxy_http_port}"],
+            "routes": [{"handle": [{
+                "handler": "static_response", "status_code": 308,
+                "headers": {"Location": [f"https://{{http.request.host}}{port}{{http.request.uri}}"]},
+            }]}],
+        }
     hosts = sorted({h for r in routes for h in r.hosts})
     policies = []
     local = [h for h in hosts if not is_public(settings, h)]
