@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install web test-web docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -53,19 +53,23 @@ images: docker
 portside-image: docker
 	@bash deploy/portside/build-image.sh
 
-run: images
+# The reverse proxy `portside up` starts (Debian's caddy; installed when missing).
+caddy:
+	@bash scripts/ensure-caddy.sh
+
+run: images caddy
 	$(PORTSIDE) up
 
 # The default run leaves out tests marked slow (about 20 minutes on 2 cores); CI runs those too.
 # The web page's component tests (Vitest) run first, so pytest's summary stays the last line.
-test: images test-web
+test: images caddy test-web
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-web: web
 	cd $(WEB) && npx vitest run --reporter=dot
 
 # The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
-test-slow: images
+test-slow: images caddy
 	@bash scripts/ensure-chromium.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
@@ -75,7 +79,7 @@ test-unit: install
 test-integration: install
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test-e2e: images
+test-e2e: images caddy
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # ruff (120-column lines included) on everything, mypy on shared/ and services/ (pyproject.toml has the settings).
@@ -83,7 +87,7 @@ lint: install
 	$(VENV)/bin/ruff check shared services tests bench
 	$(VENV)/bin/mypy
 
-bench: images
+bench: images caddy
 	$(PY) -m bench.run
 
 # The OpenAPI document and the README's message contract, checked in and compared by unit tests.

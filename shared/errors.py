@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     INVALID_DOMAIN = "INVALID_DOMAIN"
     DOMAIN_TAKEN = "DOMAIN_TAKEN"
     PROXY_FAILED = "PROXY_FAILED"
+    RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
 
 
 class PortsideError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -133,6 +134,55 @@ class System:
         repo = self.call("POST", "/api/repositories", json={"path": str(path)})["data"]
         generated = self.call("POST", f"/api/deployments/generate/{repo['id']}", json=generate)["data"]
         return generated
+
+
+@dataclass
+class Proxied:
+    system: System
+    https_port: int
+    http_port: int
+
+    def client(self) -> httpx.Client:
+        # Trust exactly Caddy's root from its storage under PORTSIDE_HOME, as a user would after installing it.
+        context = ssl.create_default_context(cafile=str(self.system.home / "caddy/pki/authorities/local/root.crt"))
+        return httpx.Client(verify=context, timeout=10)
+
+    def get(self, client: httpx.Client, name: str, path: str = "/") -> httpx.Response:
+        """GET https://name:port/ with the name resolved to this machine (the SNI and Host say `name`)."""
+        return client.get(f"https://127.0.0.1:{self.https_port}{path}", headers={"Host": name},
+                          extensions={"sni_hostname": name})
+
+
+@dataclass
+class Poller:
+    """Requests through the proxy every 20 ms in a thread; keeps every answer and every failure."""
+
+    proxied: Proxied
+    name: str
+    answers: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.proxied.client() as client:
+            while not self.stop.is_set():
+                try:
+                    resp = self.proxied.get(client, self.name)
+                    if resp.status_code == 200:
+                        self.answers.append(resp.text)
+                    else:
+                        self.failures.append(f"{resp.status_code}: {resp.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{exc.__class__.__name__}: {exc}")
+                time.sleep(0.02)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
 
 
 class SSECollector:

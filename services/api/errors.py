@@ -21,6 +21,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.NO_FREE_PORT: 409,
     ErrorCode.NO_PREVIOUS_IMAGE: 409,
     ErrorCode.DOMAIN_TAKEN: 409,
+    ErrorCode.RELEASE_NOT_FOUND: 404,
     ErrorCode.INVALID_DOMAIN: 422,
     ErrorCode.PROXY_FAILED: 503,
     ErrorCode.BUILD_CANCELLED: 409,

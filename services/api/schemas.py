@@ -133,6 +133,15 @@ class DomainsPublic(BaseModel):
     urls: list[str]
 
 
+class ReleasePublic(BaseModel):
+    id: int
+    image_tag: str
+    created_at: datetime
+    cpu_limit: float | None
+    memory_limit: str | None
+    env_keys: list[str]
+
+
 class DeploymentSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -71,6 +71,7 @@ RULES: dict[tuple[str, str], str] = {
     ("PUT", "/api/deployments/{deployment_id}/env"): "write",
     ("GET", "/api/deployments/{deployment_id}/domains"): "read",
     ("PUT", "/api/deployments/{deployment_id}/domains"): "write",
+    ("GET", "/api/deployments/{deployment_id}/releases"): "read",
 }
 # Routes FastAPI adds for its own documents, and the web page's static files (services/api/web.py: public,
 # never under /api, so no data behind it).
