@@ -12,6 +12,7 @@ BENCHES = [
     "bench.build_bench",
     "bench.deploy_bench",
     "bench.lifecycle_bench",
+    "bench.proxy_bench",
     "bench.memory_bench",
     "bench.compose_bench",
     "bench.auth_bench",
