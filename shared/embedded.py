@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from shared.errors import ErrorCode, PortsideError
 from shared.net import free_tcp_port, wait_for_tcp
@@ -84,13 +85,52 @@ class EmbeddedPostgres:
         self.server.cleanup()  # type: ignore[attr-defined]
 
 
-def start_postgres(data_dir: Path, cleanup_mode: str | None = "stop") -> EmbeddedPostgres:
-    """Start PostgreSQL 16 from the pgserver wheel; it listens on a Unix socket inside `data_dir`."""
+def start_postgres(
+    data_dir: Path, cleanup_mode: str | None = "stop", password: str | None = None
+) -> EmbeddedPostgres:
+    """Start PostgreSQL 16 from the pgserver wheel; it listens on a Unix socket inside `data_dir` (no TCP).
+    With `password`, the `postgres` role gets it and every connection must give it (scram-sha-256): pgserver
+    initialises with `trust`, and its socket may live in a shared runtime folder when `data_dir`'s path is too
+    long for a socket name, where any local user could reach it."""
     import pgserver  # imported late: it is heavy and only the supervisor and tests need it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
-    return EmbeddedPostgres(server, server.get_uri(), data_dir)
+    url = server.get_uri()
+    if password:
+        _require_password(server, data_dir, password)
+        url = url.replace("postgres:@", f"postgres:{quote(password, safe='')}@", 1)
+    return EmbeddedPostgres(server, url, data_dir)
+
+
+# Every connection, over the socket or TCP, must give the role's password.
+_HBA = """# Written by Portside: every connection gives the role's password (see shared/embedded.py).
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+
+
+def _require_password(server: object, data_dir: Path, password: str) -> None:
+    """Give the `postgres` role `password` and make the server ask for it. Idempotent: on a later start the
+    rules are already in place and the role already has it (psql logs in with it)."""
+    from pgserver._commands import POSTGRES_BIN_PATH, pg_ctl  # type: ignore[attr-defined]
+
+    info = server.get_postmaster_info()  # type: ignore[attr-defined]
+    env = {**os.environ, "PGPASSWORD": password}
+    # The password goes in through stdin, never argv.
+    literal = password.replace("'", "''")
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), "-v", "ON_ERROR_STOP=1", "-q", info.get_uri()],
+        input=f"SET password_encryption = 'scram-sha-256';\nALTER ROLE postgres PASSWORD '{literal}';\n",
+        env=env, check=True, capture_output=True, text=True, timeout=30,
+    )
+    hba = data_dir / "pg_hba.conf"
+    if hba.read_text() != _HBA:
+        # Rewritten in place (the file keeps its owner: pgserver runs the server as `pgserver` under root).
+        with open(hba, "w") as out:
+            out.write(_HBA)
+        pg_ctl(["reload"], pgdata=data_dir, user=getattr(server, "system_user", None))
 
 
 @dataclass

@@ -4,6 +4,7 @@ redaction of secret values and credential shapes before text leaves Portside."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import secrets as _secrets
@@ -141,6 +142,34 @@ def unmask_compose(incoming: str, stored: str | None) -> str:
     return "\n".join(out) + ("\n" if incoming.endswith("\n") else "")
 
 
+# A password Portside generates for a deployment's backing service: compose files name it `${PORTSIDE_..._PASSWORD}`;
+# its value is made once per deployment (a regenerate keeps it: the database volume was initialised with it),
+# kept encrypted in `deployments.generated_secrets`, and handed to Compose only in the runner's environment.
+_GENERATED_REF = re.compile(r"\$\{(PORTSIDE_[A-Z0-9_]+_PASSWORD)\b")
+
+
+def generated_keys(*compose_texts: str | None) -> list[str]:
+    """The generated passwords these compose files refer to, in order of first mention."""
+    return list(dict.fromkeys(m.group(1) for text in compose_texts for m in _GENERATED_REF.finditer(text or "")))
+
+
+def open_generated(settings: Settings, sealed: bytes | None) -> dict[str, str]:
+    """A deployment's generated passwords, decrypted ({} when it has none)."""
+    if not sealed:
+        return {}
+    values = json.loads(Cipher(settings).decrypt(sealed))
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def seal_generated(settings: Settings, sealed: bytes | None, compose_text: str | None) -> bytes | None:
+    """The deployment's generated passwords with a new one for each key the compose file names and the
+    deployment does not have yet (existing ones are kept), encrypted; None when there are none."""
+    values = open_generated(settings, sealed)
+    for key in generated_keys(compose_text):
+        values.setdefault(key, _secrets.token_urlsafe(18))
+    return Cipher(settings).encrypt(json.dumps(values, sort_keys=True)) if values else None
+
+
 @dataclass(frozen=True)
 class EnvValue:
     key: str
@@ -163,5 +192,10 @@ async def deployment_env(session: AsyncSession, settings: Settings, deployment_i
 
 
 async def secret_values(session: AsyncSession, settings: Settings, deployment_id: int) -> list[str]:
-    """What must never appear in text about this deployment: its secret variables' values."""
-    return [v.value for v in await deployment_env(session, settings, deployment_id) if v.secret]
+    """What must never appear in text about this deployment: its secret variables' values and the passwords
+    Portside generated for it."""
+    from shared.db.models import Deployment
+
+    sealed = await session.scalar(select(Deployment.generated_secrets).where(Deployment.id == deployment_id))
+    return [v.value for v in await deployment_env(session, settings, deployment_id) if v.secret] + list(
+        open_generated(settings, sealed).values())

@@ -35,7 +35,8 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     # A short path: PostgreSQL's Unix socket path must stay under ~100 characters.
-    server = start_postgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # With a password, as `portside up` runs it: every test connects the way Portside does.
+    server = start_postgres(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete", password="test-pw/=+")
     upgrade(server.url)
     yield server
     server.stop()

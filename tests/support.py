@@ -88,7 +88,10 @@ class System:
         import asyncpg
 
         async def update() -> None:
-            conn = await asyncpg.connect(host=str(self.home / "postgres"), user="postgres", database="postgres")
+            # The embedded server asks for the password `portside up` generated into its home.
+            password = (self.home / "keys" / "postgres").read_text().strip()
+            conn = await asyncpg.connect(host=str(self.home / "postgres"), user="postgres", database="postgres",
+                                         password=password)
             try:
                 await conn.execute("UPDATE repositories SET owner_id = (SELECT id FROM users WHERE email = $1) "
                                    "WHERE id = $2", email, repo_id)

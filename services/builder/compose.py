@@ -3,8 +3,6 @@ labels on everything, generated passwords, optional resource limits."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,31 +41,37 @@ SERVICES: dict[str, ServiceSpec] = {
 }
 
 
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
+def _ref(key: str) -> str:
+    """A generated password as the compose file names it: its value lives encrypted in Postgres and reaches
+    Compose only through the runner's interpolation environment, never a file."""
+    return f"${{{key}:?Portside sets the generated password}}"
 
 
-def _service_env(kind: str, password: str, root_password: str) -> tuple[dict[str, str], dict[str, str]]:
+def _service_env(kind: str) -> tuple[dict[str, str], dict[str, str]]:
     """(environment of the service, connection environment for the app)."""
     if kind == "postgres":
+        password = _ref("PORTSIDE_POSTGRES_PASSWORD")
         return (
             {"POSTGRES_USER": "app", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "app"},
             {"DATABASE_URL": f"postgresql://app:{password}@postgres:5432/app"},
         )
     if kind == "mysql":
+        password = _ref("PORTSIDE_MYSQL_PASSWORD")
         return (
             {"MYSQL_USER": "app", "MYSQL_PASSWORD": password, "MYSQL_DATABASE": "app",
-             "MYSQL_ROOT_PASSWORD": root_password},
+             "MYSQL_ROOT_PASSWORD": _ref("PORTSIDE_MYSQL_ROOT_PASSWORD")},
             {"DATABASE_URL": f"mysql://app:{password}@mysql:3306/app"},
         )
     if kind == "redis":
         return {}, {"REDIS_URL": "redis://redis:6379/0"}
     if kind == "rabbitmq":
+        password = _ref("PORTSIDE_RABBITMQ_PASSWORD")
         return (
             {"RABBITMQ_DEFAULT_USER": "app", "RABBITMQ_DEFAULT_PASS": password},
             {"AMQP_URL": f"amqp://app:{password}@rabbitmq:5672/", "RABBITMQ_URL": f"amqp://app:{password}@rabbitmq:5672/"},
         )
     if kind == "mongodb":
+        password = _ref("PORTSIDE_MONGODB_PASSWORD")
         return (
             {"MONGO_INITDB_ROOT_USERNAME": "app", "MONGO_INITDB_ROOT_PASSWORD": password},
             {"MONGODB_URI": f"mongodb://app:{password}@mongodb:27017/?authSource=admin"},
@@ -90,7 +94,6 @@ def render_compose(
     services: list[str],
     cpus: float | None = None,
     memory: str | None = None,
-    password: Callable[[], str] = new_password,
     dockerfile: str = ".deployment/Dockerfile",
 ) -> str:
     """The app (built by Portside: compose only runs the image) and each backing service it needs.
@@ -115,7 +118,7 @@ def render_compose(
     volumes: dict[str, Any] = {}
     for kind in wanted:
         spec = SERVICES[kind]
-        service_env, connection_env = _service_env(kind, password(), password())
+        service_env, connection_env = _service_env(kind)
         app_env.update(connection_env)
         service: dict[str, Any] = {"image": spec.image, "restart": "unless-stopped"}
         if service_env:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 
-from services.builder.compose import new_password, render_compose
+from services.builder.compose import render_compose
 from services.builder.dockerfile import render_dockerfile, render_dockerignore
 from services.builder.own_files import (
     build_targets,
@@ -36,6 +35,7 @@ from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import GenerateCompleted, GenerateFailed, GenerateRequested
 from shared.messaging.subjects import Subject
+from shared.secrets import seal_generated
 from shared.source import SourceTree
 from shared.worker import WorkerContext
 
@@ -87,7 +87,6 @@ def generate_files(
     port_override: int | None = None,
     cpus: float | None = None,
     memory: str | None = None,
-    password: Callable[[], str] = new_password,
     repo_root: Path | None = None,
     use_repo_files: bool = True,
 ) -> GeneratedFiles:
@@ -151,7 +150,7 @@ def generate_files(
         dockerfile_text = tree.read_text(their_dockerfile) or ""
         port = port_override or detection.internal_port or _exposed_port(dockerfile_text)
         compose = render_compose(owner=owner, repo_name=repo_name, port=port or 8080, services=_services(detection),
-                                 cpus=cpus, memory=memory, password=password, dockerfile=their_dockerfile)
+                                 cpus=cpus, memory=memory, dockerfile=their_dockerfile)
         return GeneratedFiles(
             dockerfile=dockerfile_text,
             compose=compose,
@@ -168,7 +167,7 @@ def generate_files(
     return GeneratedFiles(
         dockerfile=render_dockerfile(plan),
         compose=render_compose(owner=owner, repo_name=repo_name, port=plan.port, services=_services(detection),
-                               cpus=cpus, memory=memory, password=password),
+                               cpus=cpus, memory=memory),
         dockerignore=render_dockerignore(build_dir),
         port=plan.port, notes=notes, app_dir=build_dir,
     )
@@ -289,6 +288,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
                 "Dockerfile and compose file generated" + (f". {summary}" if summary else ""),
                 dockerfile_content=files.dockerfile, compose_content=files.compose,
                 dockerignore_content=files.dockerignore, docker_path=str(docker_path),
+                generated_secrets=seal_generated(settings, deployment.generated_secrets, files.compose),
                 compose_files=files.compose_files, app_service=files.app_service, app_path=app_path,
                 stack=detection.stack, framework=detection.framework,
                 package_manager=detection.package_manager, confidence_score=detection.confidence,

@@ -86,9 +86,10 @@ class Supervisor:
             self.say(f"embedded nats-server (JetStream) on 127.0.0.1:{self.nats.port} with a generated password, "
                      f"data in {home / 'nats'}")
         if not database_url:
-            self.postgres = start_postgres(home / "postgres")
+            # A generated password too: the socket may sit in a shared runtime folder (a long PORTSIDE_HOME).
+            self.postgres = start_postgres(home / "postgres", password=home_key(self.settings, "postgres").decode())
             database_url = self.postgres.url
-            self.say(f"embedded PostgreSQL in {home / 'postgres'}")
+            self.say(f"embedded PostgreSQL with a generated password, data in {home / 'postgres'}")
         upgrade(database_url)
         self.say("database schema is up to date")
         env = {"PORTSIDE_NATS_URL": nats_url, "PORTSIDE_DATABASE_URL": database_url, "PORTSIDE_HOME": str(home)}

@@ -39,7 +39,7 @@ from shared.docker.resolved import Scope, interpolation_env, invocation, resolve
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
 from shared.messaging.subjects import Subject, logs_subject
-from shared.secrets import deployment_env
+from shared.secrets import deployment_env, open_generated
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class StartPlan:
     # The deployment's runtime variables (decrypted): added to the checked model handed to `up` on stdin, so
     # no value is ever written to a file.
     env: dict[str, str] = field(default_factory=dict)
+    # The passwords Portside generated for the backing services (decrypted): Compose interpolates them.
+    generated: dict[str, str] = field(default_factory=dict)
     # Behind the proxy: the app's port inside its container, and the running containers that keep serving
     # until the new one is healthy (empty on a first start).
     proxy: bool = False
@@ -146,7 +148,8 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         )
         fallback = deployment.running_image_tag
         variables = await deployment_env(session, settings, deployment_id)
-        plan = replace(plan, env={v.key: v.value for v in variables if not v.build})
+        plan = replace(plan, env={v.key: v.value for v in variables if not v.build},
+                       generated=open_generated(settings, deployment.generated_secrets))
         if settings.proxy_enabled:
             beside: frozenset[str] = frozenset()
             if deployment.upstream and own_container:
@@ -230,7 +233,7 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     files, project_dir = invocation(plan.app_dir, plan.compose_files)
     owner = Owner.of(settings, plan.deployment_id)
     for attempt in range(PORT_RETRIES):
-        env = interpolation_env(settings, plan.image_tag, plan.port)
+        env = interpolation_env(settings, plan.image_tag, plan.port, plan.generated)
         scope = Scope.of(settings, owner, plan.repo_root, plan.app_service, plan.port)
         # What runs is the model just checked, handed to `up` whole: nothing is read or interpolated again.
         checked = await anyio.to_thread.run_sync(functools.partial(

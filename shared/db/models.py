@@ -173,6 +173,8 @@ class Deployment(TimestampMixin, Base):
     running_image_tag: Mapped[str | None] = mapped_column(String(255))
     cpu_limit: Mapped[float | None] = mapped_column(Float)
     memory_limit: Mapped[str | None] = mapped_column(String(32))
+    # The passwords Portside generated for the backing services, encrypted (shared/secrets.py::seal_generated).
+    generated_secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Where the proxy sends this deployment's traffic (container address:port on its network), set by the runner

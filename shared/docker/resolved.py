@@ -440,9 +440,13 @@ def invocation(app_dir: Path, compose_files: list[str]) -> tuple[list[Path | str
     return files, (app_dir / compose_files[0]).parent
 
 
-def interpolation_env(settings: Settings, image: str, host_port: int) -> dict[str, str]:
-    """What the runner sets for Compose (and nothing of its own environment)."""
+def interpolation_env(
+    settings: Settings, image: str, host_port: int, generated: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What the runner sets for Compose (and nothing of its own environment): `generated` holds the deployment's
+    generated passwords (shared/secrets.py), which compose files name as `${PORTSIDE_..._PASSWORD}`."""
     return compose_environment(settings, {
+        **(generated or {}),
         "PORTSIDE_IMAGE": image, "PORTSIDE_HOST_PORT": str(host_port), "PORTSIDE_BIND_ADDRESS": settings.bind_address,
     })
 

@@ -14,6 +14,7 @@ from shared.docker.lint import check_lint
 from shared.docker.policy import check_compose_policy, check_dockerfile_policy, load_compose
 from shared.docker.resolved import PORTSIDE_COMPOSE, Checked, Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
+from shared.secrets import generated_keys
 from shared.source import SourceTree
 
 
@@ -45,7 +46,8 @@ def validate_compose(text: str, app_service: str | None = "app") -> dict:
 
 
 # Validation runs before a port is assigned: any port in the range stands in for it.
-PLACEHOLDER_IMAGE, PLACEHOLDER_PORT = "portside/validate:latest", 20000
+# (and any value for a generated password).
+PLACEHOLDER_IMAGE, PLACEHOLDER_PORT, PLACEHOLDER_SECRET = "portside/validate:latest", 20000, "validating"
 
 
 def check_compose(
@@ -59,12 +61,14 @@ def check_compose(
     validate_compose(text, app_service=None if before else app_service)
     check_compose_policy(text, settings.allowed_registries)
     tree = SourceTree(repo_root)
+    texts = [text]
     for name in before:
         rel = os.path.relpath(app_dir / name, repo_root)
         theirs = tree.read_text(rel)
         if theirs is None:
             raise PortsideError(ErrorCode.PATH_OUTSIDE_REPOSITORY,
                                 f"{name} is not a file inside the repository (a symlink out of it, or too large).")
+        texts.append(theirs)
         try:
             check_compose_policy(theirs, settings.allowed_registries)
         except PortsideError as exc:
@@ -72,4 +76,6 @@ def check_compose(
     files, project_dir = invocation(app_dir, [*before, PORTSIDE_COMPOSE])
     scope = Scope.of(settings, owner, repo_root, app_service, PLACEHOLDER_PORT)
     return resolve_and_check(settings, scope, files, project_dir,
-                             interpolation_env(settings, PLACEHOLDER_IMAGE, PLACEHOLDER_PORT), stdin=text)
+                             interpolation_env(settings, PLACEHOLDER_IMAGE, PLACEHOLDER_PORT,
+                                               {key: PLACEHOLDER_SECRET for key in generated_keys(*texts)}),
+                             stdin=text)

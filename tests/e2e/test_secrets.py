@@ -7,7 +7,10 @@ import hashlib
 from pathlib import Path
 
 import httpx
+import yaml
 
+from shared.config import Settings
+from shared.secrets import open_generated
 from tests.conftest import copy_fixture
 from tests.support import SSECollector, System
 
@@ -75,16 +78,55 @@ def test_an_app_printing_its_secret_and_an_aws_key_leaks_neither(system: System,
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)
 
 
-def test_generated_database_passwords_are_masked_and_survive_an_edit(system: System, tmp_path: Path) -> None:
+def test_generated_database_passwords_live_only_encrypted_and_reach_the_app(system: System, tmp_path: Path) -> None:
     source = copy_fixture("python-flask", tmp_path)
     (source / "requirements.txt").write_text((source / "requirements.txt").read_text() + "psycopg2-binary\n")
+    app = source / "app.py"
+    app.write_text("import hashlib, os\n" + app.read_text().replace(
+        'return "hello from flask\\n"', 'return hashlib.sha256(os.environ["DATABASE_URL"].encode()).hexdigest()'))
     generated = system.deploy_path(source)
-    compose = generated["compose"]
-    assert "POSTGRES_PASSWORD: ********" in compose, compose
-    full = system.call("GET", f"/api/deployments/{generated['deployment_id']}")["data"]
-    assert "POSTGRES_PASSWORD: ********" in full["compose_content"]
-    # Sending the masked file back unchanged (plus an edit elsewhere) keeps the real password.
-    edited = compose.replace("restart: unless-stopped", "restart: always", 1)
-    system.call("PUT", f"/api/deployments/{generated['deployment_id']}/files", json={"compose": edited})
+    deployment_id = generated["deployment_id"]
+    reference = "${PORTSIDE_POSTGRES_PASSWORD:?Portside sets the generated password}"
+    # The compose file names the password; its value is in no file and no answer.
+    assert f"POSTGRES_PASSWORD: {reference}" in generated["compose"], generated["compose"]
     on_disk = (Path(generated["docker_path"]) / "docker-compose.yml").read_text()
-    assert "********" not in on_disk and "restart: always" in on_disk
+    assert reference in on_disk
+    password = _generated(system, deployment_id)["PORTSIDE_POSTGRES_PASSWORD"]
+    assert len(password) >= 20
+    # Run the app without the database service (no postgres image here): it still gets DATABASE_URL with the
+    # password filled in by the runner, through no file.
+    doc = yaml.safe_load(generated["compose"])
+    del doc["services"]["postgres"], doc["volumes"], doc["services"]["app"]["depends_on"]
+    system.call("PUT", f"/api/deployments/{deployment_id}/files", json={"compose": yaml.safe_dump(doc)})
+    result = system.deploy(deployment_id)
+    assert result["status"] == "running", result
+    answer = httpx.get(f"http://127.0.0.1:{result['port']}/", timeout=10).text
+    url = f"postgresql://app:{password}@postgres:5432/app"
+    assert answer == hashlib.sha256(url.encode()).hexdigest()
+    everything = [str(system.call("GET", f"/api/deployments/{deployment_id}")),
+                  str(system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 10_000}))]
+    for text in everything:
+        assert password not in text
+    for path in Path(generated["docker_path"]).rglob("*"):
+        assert password.encode() not in path.read_bytes(), f"{path} holds the password"
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=120)
+
+
+def _generated(system: System, deployment_id: int) -> dict[str, str]:
+    """The deployment's generated passwords as the runner reads them: encrypted in Postgres, the key in the home."""
+    import asyncio
+
+    import asyncpg
+
+    async def read() -> bytes:
+        password = (system.home / "keys" / "postgres").read_text().strip()
+        conn = await asyncpg.connect(host=str(system.home / "postgres"), user="postgres", database="postgres",
+                                     password=password)
+        try:
+            return await conn.fetchval("SELECT generated_secrets FROM deployments WHERE id = $1", deployment_id)
+        finally:
+            await conn.close()
+
+    sealed = asyncio.run(read())
+    assert sealed is not None and b"PORTSIDE_POSTGRES_PASSWORD" not in sealed
+    return open_generated(Settings(home=system.home), sealed)

@@ -12,11 +12,13 @@ from services.builder.dockerfile import render_dockerignore
 from services.builder.generate import generate_files
 from services.builder.plan import plan_for
 from services.detector.service import detect
+from shared.config import Settings
 from shared.detection import Detection
 from shared.docker import Owner
 from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.validate import validate_compose
 from shared.errors import PortsideError
+from shared.secrets import generated_keys, open_generated, seal_generated
 from tests.conftest import FIXTURE_REPOS
 
 
@@ -72,15 +74,35 @@ def test_compose_publishes_host_port_from_environment_and_labels_everything() ->
     assert "&id" not in text  # no YAML anchors in a file people edit
 
 
-def test_compose_adds_postgres_with_healthcheck_and_generated_password() -> None:
-    first = yaml.safe_load(render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"]))
-    second = yaml.safe_load(render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"]))
-    db = first["services"]["postgres"]
-    assert first["services"]["app"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+def test_compose_adds_postgres_with_healthcheck_and_a_generated_password_reference() -> None:
+    text = render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"])
+    doc = yaml.safe_load(text)
+    db = doc["services"]["postgres"]
+    assert doc["services"]["app"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
-    assert first["services"]["app"]["environment"]["DATABASE_URL"].startswith("postgresql://app:")
-    assert db["environment"]["POSTGRES_PASSWORD"] != second["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
-    assert "postgres-data" in first["volumes"]
+    # No value in the file: a reference the runner fills from the deployment's encrypted store.
+    reference = "${PORTSIDE_POSTGRES_PASSWORD:?Portside sets the generated password}"
+    assert db["environment"]["POSTGRES_PASSWORD"] == reference
+    assert doc["services"]["app"]["environment"]["DATABASE_URL"] == f"postgresql://app:{reference}@postgres:5432/app"
+    both = render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres", "mysql"])
+    assert set(generated_keys(both)) == {
+        "PORTSIDE_POSTGRES_PASSWORD", "PORTSIDE_MYSQL_PASSWORD", "PORTSIDE_MYSQL_ROOT_PASSWORD"}
+    assert "postgres-data" in doc["volumes"]
+
+
+def test_generated_passwords_are_made_once_and_kept_encrypted(tmp_path: Path) -> None:
+    settings_in_tmp = Settings(home=tmp_path)
+    text = render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres"])
+    sealed = seal_generated(settings_in_tmp, None, text)
+    assert sealed is not None and b"PORTSIDE_POSTGRES_PASSWORD" not in sealed
+    first = open_generated(settings_in_tmp, sealed)
+    assert len(first["PORTSIDE_POSTGRES_PASSWORD"]) >= 20
+    # A regenerate that adds redis and mysql keeps the database's password (its volume was initialised with it).
+    more = render_compose(owner=Owner("portside", 1), repo_name="d", port=8000, services=["postgres", "mysql"])
+    again = open_generated(settings_in_tmp, seal_generated(settings_in_tmp, sealed, more))
+    assert again["PORTSIDE_POSTGRES_PASSWORD"] == first["PORTSIDE_POSTGRES_PASSWORD"]
+    assert again["PORTSIDE_MYSQL_PASSWORD"] != again["PORTSIDE_MYSQL_ROOT_PASSWORD"]
+    assert seal_generated(settings_in_tmp, None, "services: {app: {image: x}}\n") is None
 
 
 def test_dockerignore_merges_gitignore_with_defaults(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ then read the diff of tests/snapshots/ before committing it."""
 from __future__ import annotations
 
 import os
-from itertools import count
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,10 @@ FIXTURES = sorted(p.name for p in FIXTURE_REPOS.iterdir() if p.is_dir())
 
 
 def render(name: str) -> dict[str, str]:
-    """The files for one fixture, with passwords that do not change between runs."""
+    """The files for one fixture (generated passwords are `${PORTSIDE_..._PASSWORD}` references, no values)."""
     root = FIXTURE_REPOS / name
-    numbers = count(1)
     try:
-        files = generate_files(detect(root), root, owner=Owner("portside", 1), repo_name=name,
-                               password=lambda: f"snapshot-password-{next(numbers)}")
+        files = generate_files(detect(root), root, owner=Owner("portside", 1), repo_name=name)
     except PortsideError as exc:
         return {"unsupported.txt": f"{exc.message}\n"}
     meta = (f"compose_files: {files.compose_files}\napp_service: {files.app_service}\nport: {files.port}\n"
