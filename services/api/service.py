@@ -23,7 +23,7 @@ from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, RESTING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
-from shared.docker import Owner
+from shared.docker import Owner, docker_client
 from shared.docker.resolved import PORTSIDE_COMPOSE
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
@@ -406,6 +406,14 @@ async def _rollback_target(session: AsyncSession, deployment: Deployment, releas
     )).first()
 
 
+def _image_present(settings: Settings, tag: str) -> bool:
+    client = docker_client(settings, timeout=30)
+    try:
+        return bool(client.images.list(name=tag))
+    finally:
+        client.close()
+
+
 async def _restore(session: AsyncSession, deployment: Deployment, release: Release) -> None:
     """Put the release's configuration back: files, limits and variables (still encrypted, copied as stored)."""
     deployment.dockerfile_content = release.dockerfile_content
@@ -439,6 +447,10 @@ async def rollback(
             ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes."
         )
     await _preflight_or_error(session, bus.settings, deployment)
+    if release is not None and not await anyio.to_thread.run_sync(_image_present, bus.settings, image):
+        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"The image {image} of release {release.id} was removed "
+                                                         "(only the newest PORTSIDE_KEEP_IMAGES are kept); choose a "
+                                                         "newer release.")
     result = await transition(
         session, deployment_id, S.QUEUED,
         f"rollback to {image} requested" + (f" with the configuration of release {release.id}" if release else ""),

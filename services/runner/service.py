@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
+# Releases kept per deployment (rollback targets); their images may be pruned earlier (PORTSIDE_KEEP_IMAGES).
+KEEP_RELEASES = 20
 
 
 def _with_env(model_text: str, plan: StartPlan) -> str:
@@ -209,7 +211,8 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             error_message=fallback_note[1] if fallback_note else None,
             exit_code=None, **fields,
         )
-        await _record_release(session, deployment_id, plan.image_tag)
+        if fallback_note is None:  # after a fallback, the files in Postgres are the failed version's
+            await _record_release(session, deployment_id, plan.image_tag)
         await session.commit()
         keep = {plan.image_tag, previous}
     await ctx.log(deployment_id, f"running at {url}")
@@ -359,6 +362,10 @@ async def _record_release(session: AsyncSession, deployment_id: int, image_tag: 
         env=[{"key": v.key, "value_encrypted": base64.b64encode(v.value_encrypted).decode(), "secret": v.secret,
               "build": v.build} for v in variables],
     ))
+    await session.flush()
+    kept = select(Release.id).where(Release.deployment_id == deployment_id).order_by(Release.id.desc()).limit(
+        KEEP_RELEASES)
+    await session.execute(sa_delete(Release).where(Release.deployment_id == deployment_id, Release.id.not_in(kept)))
 
 
 async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, correlation_id: str) -> None:
