@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     # Where a user comes from for the per-IP limits: the socket peer unless a proxy in front is trusted.
     trust_forwarded_for: bool = False
 
+    @property
+    def proxy_on(self) -> bool:
+        """Apps run behind the proxy: it is enabled and a Caddy admin API is known (`portside up` starts one and
+        sets PORTSIDE_PROXY_ADMIN; services started one by one without it keep Docker's host ports)."""
+        return self.proxy_enabled and bool(self.proxy_admin)
+
     def public_url(self, port: int) -> str:
         """Where a user reaches an app published on `port` (localhost when bound to every address)."""
         wildcard = self.bind_address in ("0.0.0.0", "::", "127.0.0.1")

@@ -182,7 +182,7 @@ async def load_routes(session: AsyncSession, settings: Settings) -> list[Route]:
 async def apply(session: AsyncSession, settings: Settings) -> int:
     """Load the routes Postgres describes into Caddy; returns how many deployments are routed. The caller's
     session must have committed what it wants routed; the advisory lock is released with this transaction."""
-    if not settings.proxy_enabled:
+    if not settings.proxy_on:
         return 0
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     try:

@@ -152,7 +152,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         variables = await deployment_env(session, settings, deployment_id)
         plan = replace(plan, env={v.key: v.value for v in variables if not v.build},
                        generated=open_generated(settings, deployment.generated_secrets))
-        if settings.proxy_enabled:
+        if settings.proxy_on:
             beside: frozenset[str] = frozenset()
             if deployment.upstream and own_container:
                 beside = await anyio.to_thread.run_sync(_serving, settings, deployment_id, plan.app_service)
@@ -341,7 +341,7 @@ async def _keep_old(ctx: WorkerContext, plan: StartPlan, failure: StartFailure, 
 async def _route(ctx: WorkerContext) -> None:
     """Apply the proxy's routes from Postgres after a status change; a failure is logged, and the reconciler's
     next pass applies them again."""
-    if not ctx.settings.proxy_enabled:
+    if not ctx.settings.proxy_on:
         return
     try:
         async with ctx.sessions() as session:

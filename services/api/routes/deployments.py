@@ -97,7 +97,7 @@ async def get_deployment(
     domains = await proxy.domains_of(session, settings, deployment)
     data = DeploymentPublic.model_validate(deployment).model_copy(update={
         "url": _url(settings, deployment), "compose_content": mask_compose(deployment.compose_content),
-        "domains": domains, "urls": proxy.domain_urls(settings, domains) if settings.proxy_enabled else [],
+        "domains": domains, "urls": proxy.domain_urls(settings, domains) if settings.proxy_on else [],
         "error_message": redact(deployment.error_message, secrets) if deployment.error_message else None,
     })
     return Envelope(data=data)

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/deployments", tags=["domains"])
 
 async def _public(session: SessionDep, settings: Settings, deployment: Deployment) -> DomainsPublic:
     names = await proxy.domains_of(session, settings, deployment)
-    return DomainsPublic(domains=names, urls=proxy.domain_urls(settings, names) if settings.proxy_enabled else [])
+    return DomainsPublic(domains=names, urls=proxy.domain_urls(settings, names) if settings.proxy_on else [])
 
 
 def _taken(name: str) -> PortsideError:
