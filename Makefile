@@ -76,7 +76,7 @@ test-slow: images caddy
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install caddy
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 test-e2e: images caddy
