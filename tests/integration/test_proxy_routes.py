@@ -45,7 +45,7 @@ def upstream() -> Iterator[str]:
 
 @pytest.fixture
 def caddy(settings: Settings) -> Iterator[EmbeddedCaddy]:
-    running = start_caddy(settings.home / f"caddy-{uuid4().hex[:6]}")
+    running = start_caddy(settings.home / f"home-{uuid4().hex[:6]}" / "caddy")
     yield running
     running.stop()
 
@@ -95,3 +95,36 @@ async def test_a_name_belongs_to_one_deployment(sessions: async_sessionmaker[Asy
         session.add(DomainName(deployment_id=second, name="taken.test"))
         with pytest.raises(IntegrityError):
             await session.commit()
+
+
+async def test_certificates_survive_a_proxy_restart(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, upstream: str
+) -> None:
+    home = settings.home / f"restart-{uuid4().hex[:6]}"
+    storage = home / "caddy"  # where shared.proxy keeps Caddy's storage: PORTSIDE_HOME/caddy
+    proxied = settings.model_copy(update={
+        "proxy_http_port": free_tcp_port(), "proxy_https_port": free_tcp_port(), "acme": False, "home": home,
+    })
+    deployment_id = await make_deployment(sessions, f"/tmp/{uuid4()}", status="running", upstream=upstream,
+                                          assigned_port=free_tcp_port())
+    async with sessions() as session:
+        session.add(DomainName(deployment_id=deployment_id, name="kept.test"))
+        await session.commit()
+    root = storage / "pki/authorities/local/root.crt"
+    first_run: list[bytes] = []
+    for _ in range(2):
+        caddy = start_caddy(storage)
+        try:
+            async with sessions() as session:
+                await proxy.apply(session, proxied.model_copy(update={"proxy_admin": caddy.admin}))
+            for _ in range(100):  # the certificate is issued in the background after the load
+                if list(storage.glob("certificates/*/kept.test/kept.test.crt")):
+                    break
+                await asyncio.sleep(0.1)
+            (cert,) = storage.glob("certificates/*/kept.test/kept.test.crt")
+            current = [root.read_bytes(), cert.read_bytes()]
+        finally:
+            caddy.stop()
+        first_run = first_run or current
+        # The second start finds the same CA and the same certificate under PORTSIDE_HOME/caddy.
+        assert current == first_run

@@ -65,3 +65,18 @@ def test_config_routes_names_and_host_ports_to_the_upstream() -> None:
 def test_config_without_names_opens_no_https_server() -> None:
     config = build_config(_settings(), [Route(2, "10.0.0.3:80", (), 20002)])
     assert "domains" not in config["apps"]["http"]["servers"] and "tls" not in config["apps"]
+
+
+def test_behind_the_proxy_the_app_publishes_no_host_port() -> None:
+    import json
+
+    from services.runner.service import StartPlan, _behind_proxy
+
+    plan = StartPlan(1, Path("/r"), Path("/r"), "", [], "app", "img", 20001, None, internal_port=None)
+    model = {"services": {"app": {"ports": [{"target": 8000, "published": "20001", "host_ip": "0.0.0.0"}]},
+                          "db": {"image": "postgres"}}}
+    text, port = _behind_proxy(json.dumps(model), plan)
+    assert port == 8000 and "ports" not in json.loads(text)["services"]["app"]
+    # No port in the model: the detected internal port is used.
+    assert _behind_proxy(json.dumps({"services": {"app": {}}}), StartPlan(
+        1, Path("/r"), Path("/r"), "", [], "app", "img", 20001, None, internal_port=3000))[1] == 3000
