@@ -36,6 +36,9 @@ def proxy_env() -> dict[str, str]:
         "PORTSIDE_PROXY_HTTPS_PORT": str(free_tcp_port()),
         "PORTSIDE_ACME": "false",
         "PORTSIDE_DRAIN_SECONDS": "2",
+        # The generated HEALTHCHECK (3 s timeout, 3 retries) can fail on a machine shared by many test runs; the
+        # start waits for it behind the proxy, so give a slow machine more time than the 60 s default here.
+        "PORTSIDE_READY_TIMEOUT_SECONDS": "150",
     }
 
 

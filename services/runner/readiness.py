@@ -34,13 +34,15 @@ async def _wait_ready(
 ) -> tuple[str | None, int | None, list[str]]:
     """(container id, exit code if it died, last log lines). Polls container state and HTTP: on the published
     `port`, or with `internal_port` on the container's address. Containers in `beside` (the old version still
-    serving during a redeploy) are not the one waited for."""
+    serving during a redeploy) are not the one waited for. Behind the proxy (`internal_port`), an image's
+    HEALTHCHECK must say `healthy` too: that is what decides the switch."""
     settings = ctx.settings
     owner = Owner.of(settings, deployment_id)
     deadline = time.monotonic() + settings.ready_timeout_seconds
     client = await anyio.to_thread.run_sync(docker_client, settings)
     try:
         container_id = None
+        health_note = ""
         while time.monotonic() < deadline:
             container = await anyio.to_thread.run_sync(_newest, client, owner, service, beside)
             if container is not None:
@@ -59,6 +61,12 @@ async def _wait_ready(
                 host, probe_port = settings.probe_host, port
                 if internal_port is not None:
                     host, probe_port = container_address(container) or "", internal_port
+                    checks = (state.get("Health") or {}).get("Log") or []
+                    if health not in (None, "healthy"):
+                        last = str(checks[-1].get("Output", "")).strip()[-300:] if checks else "no check ran yet"
+                        health_note = f"HEALTHCHECK: {health} (last check: {last or 'no output'})"
+                else:
+                    health = None  # on the host port, an HTTP answer is enough (as before the proxy)
                 if state.get("Status") == "running" and health in (None, "healthy") and host and (
                     await anyio.to_thread.run_sync(http_answers, host, probe_port)
                 ):
@@ -68,7 +76,7 @@ async def _wait_ready(
         if container_id:
             container = await anyio.to_thread.run_sync(_newest, client, owner, service, beside)
             tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
-        return None, None, tail
+        return None, None, tail + ([health_note] if health_note else [])
     finally:
         client.close()
 
