@@ -90,9 +90,10 @@ lint: install
 bench: images caddy
 	$(PY) -m bench.run
 
-# The OpenAPI document and the README's message contract, checked in and compared by unit tests.
+# The OpenAPI and AsyncAPI documents and the README's message contract, checked in and compared by unit tests.
 docs: install
 	$(PY) -m services.api.openapi
+	$(PY) -m services.asyncapi
 	$(PY) -m shared.messaging.contract
 
 # Remove everything Portside (or a crashed test) left on the engine, found by label.

@@ -16,7 +16,9 @@ BENCHES = [
     "bench.memory_bench",
     "bench.compose_bench",
     "bench.auth_bench",
+    "bench.metrics_bench",
     "bench.web_bench",
+    "bench.events_bench",
     # the public apps of bench/realworld/manifest.yaml found in a local mirror (none: skipped)
     "bench.realworld.run",
 ]

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     instance: str = Field(default="portside", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
     stream_name: str = "PORTSIDE"
     logs_stream_name: str = "PORTSIDE_LOGS"
+    # Public events (portside.events.v1.*) live on their own stream, kept this long for late subscribers.
+    events_stream_name: str = "PORTSIDE_EVENTS"
+    events_max_age_hours: float = Field(default=168.0, gt=0)
+    # The outbox relay publishes at once when Postgres notifies it; this is its fallback poll.
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    # Outgoing webhooks: attempts per delivery (then it is recorded as given up), the first retry's delay
+    # (doubling each time), and how long a receiver may take to answer.
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    webhook_retry_base_seconds: float = Field(default=2.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long the API waits for a worker's reply to detect/generate before WORKER_TIMEOUT.
     worker_timeout_seconds: float = 30.0
     # JetStream redelivers a message whose worker stopped heart-beating for this long (e.g. was killed).
@@ -94,6 +104,21 @@ class Settings(BaseSettings):
     acme_email: str | None = None
     # After the proxy switched to a new container, the old one keeps running this long for requests in flight.
     drain_seconds: float = Field(default=5.0, ge=0)
+    # --- Metrics and health (README "Metrics, health and logs") ---
+    # Every /metrics answers only `Authorization: Bearer <metrics_token>` when it is set; the API's also answers
+    # an admin's token. Unset, the API's /metrics is admin-only and the workers' listeners are open on metrics_host.
+    metrics_token: str | None = None
+    # Workers (detector, builder, runner) serve /metrics, /healthz and /readyz on metrics_host:metrics_port.
+    # `portside up` gives each worker process its own port, counting up from metrics_base_port (0: any free
+    # port); it writes them to <home>/metrics-ports.json. A worker started alone listens on metrics_port, or
+    # metrics_base_port + its place in (detector, builder, runner) when that is unset.
+    metrics_host: str = "127.0.0.1"
+    metrics_base_port: int = Field(default=8082, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The runner samples CPU, memory and network of every running app this often, keeping the newest
+    # metrics_history_samples rounds per deployment (720 x 15 s = 3 hours).
+    metrics_interval_seconds: float = Field(default=15.0, gt=0)
+    metrics_history_samples: int = Field(default=720, ge=1)
 
     # --- Auth and abuse limits (README "Security model") ---
     # Anyone may create an account while no user exists (that first one is admin); after that only when true.

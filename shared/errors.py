@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
     DOMAIN_TAKEN = "DOMAIN_TAKEN"
     PROXY_FAILED = "PROXY_FAILED"
     RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
+    WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
+    # A webhook URL that is not http(s), does not resolve, or reaches a loopback/private host (shared/outbound.py).
+    WEBHOOK_URL_FORBIDDEN = "WEBHOOK_URL_FORBIDDEN"
 
 
 class PortsideError(Exception):

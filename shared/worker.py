@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared import metrics
 from shared.config import Settings, get_settings
 from shared.db.repository import transition
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.status import DeploymentStatus
 from shared.errors import ErrorCode, PortsideError
+from shared.logs import configure_logging, job_context
 from shared.messaging.contract import ROUTE, Service, consumed_by
 from shared.messaging.events import Event, Failure, LogLine
+from shared.messaging.outbox import start_relay, stop_relay
 from shared.messaging.streams import (
     ensure_streams,
     in_progress,
@@ -32,6 +36,7 @@ from shared.messaging.streams import (
     worker_subscriber,
 )
 from shared.messaging.subjects import Subject
+from shared.observe import Readiness, serve_observe
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ class WorkerContext:
     broker: NatsBroker
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    relay: asyncio.Task[None] | None = None
 
     async def publish(self, subject: Subject, event: Event) -> None:
         await publish(self.broker, self.settings, subject, event)
@@ -61,12 +67,18 @@ class WorkerContext:
             LogLine(deployment_id=deployment_id, source=source, line=line, step=step, total_steps=total_steps),
         )
 
+    def readiness(self, docker: bool) -> Readiness:
+        """What this worker's /readyz checks (the engine only where it uses one) and the lag of its consumer."""
+        return Readiness(self.settings, self.engine, self.broker, docker=docker, consumers=(self.service,))
+
     async def start(self) -> None:
         await self.broker.connect()
         await ensure_streams(self.broker, self.settings)
         await self.broker.start()
+        self.relay = start_relay(self.engine, self.broker, self.settings)
 
     async def close(self) -> None:
+        await stop_relay(self.relay)
         await self.broker.stop()
         await self.engine.dispose()
 
@@ -105,31 +117,46 @@ def _wrapped(
 
     async def on_message(body: dict, message: NatsMessage) -> None:
         try:
-            event = route.payload.model_validate(body)
+            # Deploy-stream payloads are all Events (the contract test checks it).
+            event = cast(Event, route.payload.model_validate(body))
         except ValidationError as exc:
             # No retry can fix a payload that breaks the contract; say so and drop it for good.
             log.error(
                 "%s: dropping a %s message that is not a %s: %s", ctx.service, subject, route.payload.__name__, exc
             )
+            metrics.JOBS.labels(ctx.service, subject.value, "rejected").inc()
             await message.reject()
             return
+        with job_context(event.correlation_id, getattr(event, "deployment_id", None)):
+            await _handle(event, message)
+
+    async def _handle(event: Any, message: NatsMessage) -> None:
         delivery = message.raw_message.metadata.num_delivered or 1
+        started = time.monotonic()
         try:
             async with in_progress(message, heartbeat):
                 await handler(event)
+            metrics.JOBS.labels(ctx.service, subject.value, "ok").inc()
+            # One line per job, carrying its ids like every line inside it: a log shipper can follow a deployment.
+            log.info("%s: %s handled in %.2f s (delivery %d)", ctx.service, subject.value,
+                     time.monotonic() - started, delivery)
         except Exception as exc:  # every failure ends below in a retry or in a recorded outcome
             reason = exc.message if isinstance(exc, PortsideError) else f"{exc.__class__.__name__}: {exc}"
             if delivery < ctx.settings.max_deliver:
                 delay = retry_delay(ctx.settings, delivery)
                 log.warning("%s: %s failed on delivery %d of %d (%s); retrying in %.1f s", ctx.service, subject,
                             delivery, ctx.settings.max_deliver, reason, delay, exc_info=True)
+                metrics.JOBS.labels(ctx.service, subject.value, "retried").inc()
                 await message.nack(delay=delay)
                 return
             log.exception("%s: %s failed on its last delivery (%d); giving up: %s", ctx.service, subject, delivery,
                           reason)
+            metrics.JOBS.labels(ctx.service, subject.value, "failed").inc()
             code = exc.code if isinstance(exc, PortsideError) else ErrorCode.WORKER_FAILED
             await give_up(ctx, subject, event, code, f"{ctx.service} failed on {subject.value} "
                           f"{delivery} times; last error: {reason}")
+        finally:
+            metrics.JOB_SECONDS.labels(metrics.stage_of(subject)).observe(time.monotonic() - started)
 
     on_message.__name__ = on_message.__qualname__ = f"on_{subject.name.lower()}"
     return on_message
@@ -167,26 +194,32 @@ def make_context(service: Service, settings: Settings | None = None) -> WorkerCo
     return WorkerContext(service, settings, make_broker(settings, service), engine, make_sessionmaker(engine))
 
 
-def configure_logging(service: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
-
-
 # A worker's register() subscribes its handlers and may return background loops (e.g. the runner's
 # reconciler), started once the broker runs and cancelled at shutdown.
 Register = Callable[[WorkerContext], list[Callable[[], Awaitable[None]]] | None]
 
 
+# Workers that talk to the Docker engine (their /readyz checks it).
+USES_DOCKER = frozenset({"builder", "runner", "logstream"})
+
+
 def build_worker(
-    service: Service, register: Register, settings: Settings | None = None
+    service: Service, register: Register, settings: Settings | None = None, listen: bool = True
 ) -> tuple[FastStream, WorkerContext]:
+    """The worker's FastStream app; with `listen`, its /metrics, /healthz and /readyz listener runs beside it."""
     ctx = make_context(service, settings)
     loops = register(ctx) or []
+    if listen:
+        readiness = ctx.readiness(docker=service in USES_DOCKER)
+        loops.append(lambda: serve_observe(readiness, service))
     tasks: list[asyncio.Future[None]] = []
     app = FastStream(ctx.broker, logger=logging.getLogger(f"portside.{service}"))
 
     @app.after_startup
     async def start_loops() -> None:
         tasks.extend(asyncio.ensure_future(loop()) for loop in loops)
+        # Every process relays the outbox (one at a time, by an advisory lock): events go out while any runs.
+        tasks.append(start_relay(ctx.engine, ctx.broker, ctx.settings))
 
     @app.on_shutdown
     async def stop_loops() -> None:

@@ -3,6 +3,7 @@ and talk to it like a user: used by the e2e tests and by `make bench`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
@@ -136,6 +137,10 @@ class System:
                 return data
             time.sleep(0.2)
 
+    def metrics_urls(self) -> dict[str, str]:
+        """Where each service serves /metrics, /healthz and /readyz (written by `portside up`)."""
+        return json.loads((self.home / "metrics-ports.json").read_text())
+
     def deploy_path(self, path: Path, **generate: object) -> dict:
         repo = self.call("POST", "/api/repositories", json={"path": str(path)})["data"]
         generated = self.call("POST", f"/api/deployments/generate/{repo['id']}", json=generate)["data"]
@@ -245,6 +250,8 @@ def running_system(
         "PORTSIDE_API_PORT": str(api_port),
         "PORTSIDE_LOGSTREAM_PORT": str(free_tcp_port()),
         "PORTSIDE_INSTANCE": instance,
+        # Each worker's /metrics listener on a free port (listed in <home>/metrics-ports.json).
+        "PORTSIDE_METRICS_BASE_PORT": "0",
         # The tests deploy fixture directories and file:// clones.
         "PORTSIDE_ALLOW_LOCAL_REPOS": "true",
         "PORTSIDE_READY_TIMEOUT_SECONDS": "60",
@@ -269,7 +276,7 @@ def running_system(
         )
     url = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts seven processes slowly
         while True:
             if process.poll() is not None:
                 raise StartupFailed(f"portside up exited with {process.returncode}:\n{log.read_text()[-4000:]}")

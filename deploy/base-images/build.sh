@@ -42,6 +42,13 @@
 #                        without external dependencies build here: the Go module proxy is not reachable.
 #   php:8.4-cli          trixie php-cli (8.4), `php` in /usr/local/bin like the official image.
 #   composer:2           trixie composer (2.x) on php-cli, `composer` and `php` in /usr/local/bin, WORKDIR /app.
+#   postgres:16          trixie postgresql (17): Debian has no 16 (bookworm ships 15), so the nearest newer
+#                        line stands in, labelled so; the official entrypoint's contract (POSTGRES_PASSWORD,
+#                        POSTGRES_USER, POSTGRES_DB, PGDATA, /docker-entrypoint-initdb.d) in postgres/.
+#   redis:7              bookworm redis-server (7.0) as user redis in /data, protected mode off like the
+#                        official image (it is reached only on the deployment's own network).
+#   (mysql:8.4, mongo:7 and rabbitmq:3.13, which a generated compose file can also name, have no stand-in:
+#   Debian has no MySQL or MongoDB, and its RabbitMQ lines are older or much newer.)
 # Every stand-in carries org.portside.standin.version (the version it really has); where that differs from the
 # version its tag claims, the summary prints a NOTE naming both. These are all the tags Portside's generated
 # Dockerfiles can name for these stacks (services/builder/plan.py IMAGE_VERSIONS).
@@ -78,7 +85,8 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 STD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 DEFAULT_TAGS=(python:3.12-slim python:3.11-slim python:3.13-slim node:20-slim node:18-slim node:22-slim node:24-slim nginx:stable
-    debian:bookworm-slim golang:1.24-bookworm golang:1.23-bookworm golang:1.22-bookworm php:8.4-cli composer:2)
+    debian:bookworm-slim golang:1.24-bookworm golang:1.23-bookworm golang:1.22-bookworm php:8.4-cli composer:2
+    postgres:16 redis:7)
 
 say() { echo "[base-images] $*"; }
 die() { echo "[base-images] ERROR: $*" >&2; exit 1; }
@@ -96,14 +104,16 @@ recipe_for_tag() {
         golang:1.22-bookworm | golang:1.23-bookworm | golang:1.24-bookworm) echo golang ;;
         php:8.4-cli) echo php ;;
         composer:2) echo composer ;;
+        postgres:16) echo postgres ;;
+        redis:7) echo redis ;;
         *) return 1 ;;
     esac
 }
 
 suite_for_recipe() {
     case "$1" in
-        python-bookworm | nginx | debian-bookworm) echo bookworm ;;
-        python-trixie | node20 | node18 | node22 | node24 | golang | php | composer) echo trixie ;;
+        python-bookworm | nginx | debian-bookworm | redis) echo bookworm ;;
+        python-trixie | node20 | node18 | node22 | node24 | golang | php | composer | postgres) echo trixie ;;
         *) return 1 ;;
     esac
 }
@@ -485,6 +495,37 @@ recipe_composer() {
     echo "composer $ver"
     IMPORT_CHANGES+=(-c "ENV COMPOSER_ALLOW_SUPERUSER=1 COMPOSER_HOME=/tmp" -c "LABEL org.portside.standin.version=$ver"
         -c 'WORKDIR /app' -c 'CMD ["composer"]')
+}
+
+recipe_postgres() {
+    local root=$1 ver bin
+    # No cluster from the package's postinst: the entrypoint initialises PGDATA on first start, as the official
+    # image does.
+    mkdir -p "$root/etc/postgresql-common"
+    echo "create_main_cluster = false" >"$root/etc/postgresql-common/createcluster.conf"
+    apt_install "$root" postgresql
+    bin="$(cd "$root" && ls -d usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    install -m 755 "$HERE/postgres/docker-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    mkdir -p "$root/var/lib/postgresql/data" "$root/var/run/postgresql" "$root/docker-entrypoint-initdb.d"
+    in_chroot "$root" chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
+    ver="$(in_chroot "$root" "/$bin/postgres" --version | grep -oE '[0-9]+\.[0-9]+' | head -n 1)"
+    echo "postgres $ver"
+    IMPORT_CHANGES+=(-c "ENV PG_MAJOR=${ver%%.*} PG_VERSION=$ver PGDATA=/var/lib/postgresql/data"
+        -c "ENV PATH=/$bin:$STD_PATH" -c "LABEL org.portside.standin.version=$ver" -c 'EXPOSE 5432'
+        -c 'VOLUME /var/lib/postgresql/data'
+        -c 'ENTRYPOINT ["docker-entrypoint.sh"]' -c 'CMD ["postgres"]')
+}
+
+recipe_redis() {
+    local root=$1 ver
+    apt_install "$root" redis-server
+    mkdir -p "$root/data"
+    in_chroot "$root" chown redis:redis /data
+    ver="$(in_chroot "$root" redis-server --version | grep -oE 'v=[0-9.]+' | cut -d= -f2)"
+    echo "redis $ver"
+    IMPORT_CHANGES+=(-c "ENV REDIS_VERSION=$ver" -c "LABEL org.portside.standin.version=$ver" -c 'EXPOSE 6379'
+        -c 'VOLUME /data' -c 'WORKDIR /data' -c 'USER redis'
+        -c 'CMD ["redis-server", "--protected-mode", "no", "--dir", "/data"]')
 }
 
 # build_recipe RECIPE TAG... : one image from the cached minbase, tagged with every TAG.

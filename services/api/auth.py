@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from shared import access
 from shared.config import Settings
 from shared.db.models import ApiToken, AuditEvent, RefreshToken, User
 from shared.errors import ErrorCode, PortsideError
@@ -167,8 +168,8 @@ def bearer(request: HTTPConnection) -> str | None:
 
 
 def can_see(user: User, owner_id: int | None) -> bool:
-    """Admins and viewers see everything; a member sees what they own."""
-    return user.role in (Role.ADMIN, Role.VIEWER) or owner_id == user.id
+    """Admins and viewers see everything; a member sees what they own (shared/access.py has the rule)."""
+    return access.can_see(user.role, user.id, owner_id)
 
 
 def require_writer(user: User) -> User:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import cast
 
 from faststream.nats import NatsBroker, NatsMessage
 
@@ -34,7 +35,7 @@ class Bus:
         waiter = self._waiters.get(body.get("correlation_id", ""))
         if waiter is None or subject not in waiter[0] or waiter[1].done():
             return
-        waiter[1].set_result((subject, SUBJECT_PAYLOADS[subject].model_validate(body)))
+        waiter[1].set_result((subject, cast(Event, SUBJECT_PAYLOADS[subject].model_validate(body))))
 
     async def start(self) -> None:
         await self.broker.connect()

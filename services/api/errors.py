@@ -68,6 +68,9 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.USER_NOT_FOUND: 404,
     ErrorCode.TOKEN_NOT_FOUND: 404,
     ErrorCode.HOST_NOT_ALLOWED: 400,
+    ErrorCode.WEBHOOK_NOT_FOUND: 404,
+    ErrorCode.DELIVERY_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_URL_FORBIDDEN: 422,
     # The build depends on images this engine neither has nor can pull (RFC 4918 "Failed Dependency").
     ErrorCode.BASE_IMAGE_UNAVAILABLE: 424,
 }

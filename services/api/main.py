@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +14,30 @@ from services.api.bus import Bus
 from services.api.errors import install_error_handlers
 from services.api.guard import RequestGuard
 from services.api.limits import BodyLimit
-from services.api.routes import audit, auth, deployments, domains, env, logs, repositories, tokens, users
+from services.api.routes import (
+    audit,
+    auth,
+    deployments,
+    domains,
+    env,
+    events,
+    logs,
+    repositories,
+    system,
+    tokens,
+    users,
+    webhooks,
+)
 from services.api.web import install_web
 from shared.config import Settings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
+from shared.logs import configure_logging
+from shared.messaging.contract import Service, consumed_by
+from shared.messaging.outbox import start_relay, stop_relay
+from shared.observe import HttpMetrics, Readiness, observe_router
+
+# Every durable consumer: the API's /metrics reports the lag of them all.
+CONSUMERS: tuple[Service, ...] = tuple(s for s in ("detector", "builder", "runner", "logstream") if consumed_by(s))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bus.start()
+        relay = start_relay(engine, bus.broker, settings)
         yield
+        await stop_relay(relay)
         await bus.stop()
         await engine.dispose()
 
@@ -44,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.tokens = Tokens(settings)
     app.state.limiter = RateLimiter()
+    app.state.readiness = Readiness(settings, engine, bus.broker, docker=True, consumers=CONSUMERS)
+    app.state.readiness.refreshers.append(lambda: system.count_deployments(app.state.sessions))
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(auth.router)
@@ -55,12 +78,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(domains.router)
     app.include_router(logs.router)
     app.include_router(audit.router)
+    app.include_router(system.router)
+    app.include_router(observe_router(lambda request: request.app.state.readiness, metrics=False))
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    app.add_middleware(RequestGuard, settings=settings)  # added last, so it runs first
+    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(HttpMetrics, service="api")  # added last, so it runs first and counts refusals too
 
     default_openapi = app.openapi
 
@@ -89,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s api %(levelname)s %(name)s: %(message)s")
+    configure_logging("api")
     settings = get_settings()
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
 

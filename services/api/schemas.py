@@ -365,3 +365,61 @@ class EnvUpdate(RequestBody):
 
 class EnvPublic(BaseModel):
     variables: list[EnvVarPublic]
+
+
+class ServiceUsage(BaseModel):
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
+    # Bytes since each container started, as the engine counts them; a chart takes differences.
+    network_rx_bytes: int | None = None
+    network_tx_bytes: int | None = None
+
+
+class UsageSample(BaseModel):
+    at: datetime
+    services: dict[str, ServiceUsage] = Field(description="one entry per compose service that was running")
+    total: ServiceUsage = Field(description="the services summed (a figure no service reported stays null)")
+
+
+class AppMetricsPublic(BaseModel):
+    deployment_id: int
+    interval_seconds: float
+    samples: list[UsageSample]
+
+
+# --- Webhooks ---
+class WebhookCreate(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048, description="http(s) URL Portside POSTs each event to")
+    events: list[str] = Field(
+        min_length=1, max_length=64,
+        description="Short public subjects (`deployment.crashed`, `build.finished`, ...) or `*` for every one",
+    )
+    secret: str = Field(min_length=16, max_length=256, description="Signs each body: X-Portside-Signature")
+
+
+class WebhookPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    url: str
+    events: list[str]
+    created_at: datetime
+
+
+class WebhookDeliveryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    webhook_id: int
+    event_id: str
+    subject: str
+    status: str = Field(description="pending, delivered, or failed (gave up after PORTSIDE_WEBHOOK_MAX_ATTEMPTS)")
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    duration_ms: float | None
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None

@@ -38,7 +38,9 @@ from shared.messaging.events import (
     RunRequested,
     StopRequested,
 )
-from shared.messaging.subjects import Subject
+from shared.messaging.outbox import stage
+from shared.messaging.public import DeploymentStatusChanged, RepositoryRegistered
+from shared.messaging.subjects import PublicSubject, Subject
 from shared.net import os_port_free
 from shared.outbound import check_url
 from shared.preflight import preflight
@@ -80,6 +82,9 @@ async def register_repository(
         # Only the URL without credentials is kept: they served this clone and are gone.
         repo = Repository(name=repo_name, path=str(dest), url=target.url, branch=branch, owner_id=owner_id)
     session.add(repo)
+    await session.flush()
+    await stage(session, PublicSubject.REPOSITORY_REGISTERED, RepositoryRegistered(
+        repository_id=repo.id, name=repo.name, url=repo.url, branch=repo.branch))
     await session.commit()
     return repo
 
@@ -266,6 +271,8 @@ async def generate(
     session.add(deployment)
     await session.flush()
     await record_event(session, deployment.id, S.GENERATING, "generating files")
+    await stage(session, PublicSubject.DEPLOYMENT_STATUS_CHANGED, DeploymentStatusChanged(
+        deployment_id=deployment.id, previous_status=None, status=S.GENERATING.value, message="generating files"))
     await session.commit()
     _, event = await bus.request(
         Subject.GENERATE_REQUESTED,

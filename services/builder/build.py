@@ -32,7 +32,9 @@ from shared.docker.resolved import Checked
 from shared.docker.validate import check_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import BuildCompleted, BuildFailed, BuildRequested
-from shared.messaging.subjects import Subject
+from shared.messaging.outbox import stage
+from shared.messaging.public import BuildFinished
+from shared.messaging.subjects import PublicSubject, Subject
 from shared.secrets import deployment_env
 from shared.source import SourceTree
 from shared.worker import WorkerContext
@@ -272,6 +274,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
             # The app runs a published image from the repository's compose file: nothing to build.
             image = _published_image(deployment.dockerfile_content or "")
             await record_event(session, deployment_id, S.BUILDING, f"nothing to build: the app runs {image}")
+            await stage(session, PublicSubject.BUILD_FINISHED, BuildFinished(
+                deployment_id=deployment_id, succeeded=True, duration_seconds=seconds, image_tag=image))
             await session.commit()
             await ctx.log(deployment_id, f"nothing to build: service `{deployment.app_service}` runs the image {image}")
             await ctx.publish(
@@ -314,6 +318,8 @@ async def build(ctx: WorkerContext, event: BuildRequested) -> None:
         )
         size_text = f", {size / 1e6:.0f} MB" if size else ""
         await record_event(session, deployment_id, S.BUILDING, f"image {tag} built in {seconds} s{size_text}")
+        await stage(session, PublicSubject.BUILD_FINISHED, BuildFinished(
+            deployment_id=deployment_id, succeeded=True, duration_seconds=seconds, image_tag=tag))
         await session.commit()
     await ctx.log(deployment_id, f"image {tag} built in {seconds} s{size_text}")
     await ctx.publish(

@@ -24,7 +24,8 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     "postgres": ServiceSpec(
         "postgres", "postgres:16", 5432, "/var/lib/postgresql/data",
-        ["CMD-SHELL", "pg_isready -U app -d app"],
+        # Over TCP: during its first start the server runs on the socket only while it initialises.
+        ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U app -d app"],
     ),
     "mysql": ServiceSpec(
         "mysql", "mysql:8.4", 3306, "/var/lib/mysql",

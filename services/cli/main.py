@@ -1,5 +1,5 @@
 """`portside`: start the system (`up`), look at a repository offline (`detect`, `generate`), and drive
-deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`).
+deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`), and tail the public events (`events`).
 
 Start-up is most of a short command's time, so this module imports only typer at the top: rich, httpx and the
 detector load inside the commands that use them, and nothing here loads the server stack (FastAPI, SQLAlchemy,
@@ -245,6 +245,51 @@ def logs(
         raise _fail(exc) from exc
     except KeyboardInterrupt:
         return
+
+
+@app.command()
+def events(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep streaming new events")] = False,
+    deployment: Annotated[int | None, typer.Option("--deployment", help="only this deployment's events")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line: subject, deployment_id, payload")]
+    = False,
+    limit: Annotated[int, typer.Option(help="how many past events to show")] = 100,
+    api: ApiOpt = "",
+) -> None:
+    """Show the public events (portside.events.v1.*) you may see: the last --limit, then with -f new ones live."""
+    from urllib.parse import urlencode
+
+    query = {"limit": limit, "follow": str(follow).lower()} | ({"deployment_id": deployment} if deployment else {})
+    try:
+        for _, _, data in _api(api).sse(f"/api/events?{urlencode(query)}"):
+            if as_json:
+                sys.stdout.write(data + "\n")
+                sys.stdout.flush()
+            else:
+                out().print(_event_text(json.loads(data)), markup=False, highlight=False)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    except KeyboardInterrupt:
+        return
+
+
+def _event_text(event: dict) -> str:
+    """One line for people: time, event, what it is about, and what happened."""
+    payload = event["payload"]
+    short = event["subject"].removeprefix("portside.events.v1.")
+    about = f"deployment {event['deployment_id']}" if event.get("deployment_id") is not None else (
+        f"repository {payload.get('repository_id')}")
+    detail = {
+        "deployment.status_changed": lambda p: f"{p.get('previous_status') or '-'} -> {p['status']}"
+        + (f" ({p['error_code']})" if p.get("error_code") else ""),
+        "deployment.crashed": lambda p: f"exit code {p.get('exit_code')}",
+        "build.finished": lambda p: ("succeeded" if p["succeeded"] else f"failed ({p.get('error_code')})")
+        + (f" in {p['duration_seconds']} s" if p.get("duration_seconds") is not None else ""),
+        "port.assigned": lambda p: f"port {p['port']}",
+        "port.freed": lambda p: f"port {p['port']}",
+        "repository.registered": lambda p: p.get("url") or p.get("name", ""),
+    }.get(short, lambda p: "")(payload)
+    return f"{payload.get('occurred_at', '')[:19]}  {short:<26} {about:<16} {detail}".rstrip()
 
 
 @app.command()

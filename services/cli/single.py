@@ -25,6 +25,7 @@ from rich.console import Console
 
 from services.cli.supervisor import Supervisor
 from shared.config import Settings, get_settings
+from shared.logs import configure_logging
 from shared.messaging.contract import Service
 from shared.worker import Register, build_worker
 
@@ -46,7 +47,8 @@ def _worker_apps(settings: Settings) -> dict[Service, FastStream]:
     from services.runner.handlers import register as runner
 
     registers: dict[Service, Register] = {"detector": detector, "builder": builder, "runner": runner}
-    return {name: build_worker(name, registers[name], settings)[0] for name in WORKERS}
+    # One process, one registry: the API's /metrics carries every service's figures, so no worker listens.
+    return {name: build_worker(name, registers[name], settings, listen=False)[0] for name in WORKERS}
 
 
 async def serve(settings: Settings, supervisor: Supervisor) -> int:
@@ -112,7 +114,7 @@ async def _announce(settings: Settings, supervisor: Supervisor, stop: asyncio.Ev
 
 def run_single(settings: Settings, console: Console | None = None) -> NoReturn:
     """Embedded servers (unless URLs are set) and migrations as `portside up` does, then every service here."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("portside")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     supervisor = Supervisor(settings, {}, console)
     code = 1

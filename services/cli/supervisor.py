@@ -4,6 +4,7 @@ everything down cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from rich.console import Console
 from shared.config import Settings
 from shared.embedded import EmbeddedCaddy, EmbeddedNats, EmbeddedPostgres, start_caddy, start_nats, start_postgres
 from shared.migrations import upgrade
+from shared.net import free_tcp_port, os_port_free
 from shared.secrets import home_key
 
 SERVICES: dict[str, str] = {
@@ -38,6 +40,8 @@ class Child:
     module: str
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+    # A worker's /metrics, /healthz and /readyz listener; kept across restarts so a scraper finds it again.
+    metrics_port: int | None = None
 
     @property
     def label(self) -> str:
@@ -102,7 +106,33 @@ class Supervisor:
         return env
 
     def spawn(self, child: Child, env: dict[str, str]) -> None:
+        if child.metrics_port is not None:
+            env = {**env, "PORTSIDE_METRICS_PORT": str(child.metrics_port)}
         child.process = subprocess.Popen([sys.executable, "-m", child.module], env=env)
+
+    def assign_metrics_ports(self) -> None:
+        """Each worker process its own listener port: counting up from PORTSIDE_METRICS_BASE_PORT, or any free
+        port when that is 0. Written to <home>/metrics-ports.json for scrapers (and tests) to find."""
+        base = self.settings.metrics_base_port
+        taken = {self.settings.api_port, self.settings.logstream_port}
+        ports: dict[str, str] = {}
+        next_port = base
+        for child in self.children:
+            if child.name in SINGLE:
+                continue
+            if base == 0:
+                child.metrics_port = free_tcp_port(self.settings.metrics_host)
+            else:
+                # Skip what this installation uses and what something else already listens on.
+                while next_port in taken or not os_port_free(self.settings.metrics_host, next_port):
+                    next_port += 1
+                child.metrics_port = next_port
+                next_port += 1
+            ports[child.label] = f"http://{self.settings.metrics_host}:{child.metrics_port}"
+        api = f"http://{self.settings.api_host}:{self.settings.api_port}"
+        ports["api"] = api
+        ports["logstream"] = f"http://{self.settings.logstream_host}:{self.settings.logstream_port}"
+        (self.settings.home / "metrics-ports.json").write_text(json.dumps(ports, indent=2) + "\n")
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
@@ -111,9 +141,10 @@ class Supervisor:
             env = {**os.environ, **self.start_servers()}
             for name, module in SERVICES.items():
                 for replica in range(self.replicas.get(name, 1)):
-                    child = Child(name, replica if self.replicas.get(name, 1) > 1 else 0, module)
-                    self.spawn(child, env)
-                    self.children.append(child)
+                    self.children.append(Child(name, replica if self.replicas.get(name, 1) > 1 else 0, module))
+            self.assign_metrics_ports()
+            for child in self.children:
+                self.spawn(child, env)
             self._announce()
             return self._watch(env)
         finally:
@@ -130,6 +161,8 @@ class Supervisor:
                 if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
                     counts = ", ".join(f"{n}x{self.replicas.get(n, 1)}" for n in SERVICES)
                     self.say(f"up: API {url} (docs {url}/docs), services {counts}. Ctrl-C stops everything.")
+                    self.say(f"metrics: /metrics, /healthz, /readyz of every service are listed in "
+                             f"{self.settings.home / 'metrics-ports.json'}")
                     return
             except httpx.HTTPError:
                 pass

@@ -1,5 +1,5 @@
-"""Logstream process: relays container logs into the logs stream and serves them over SSE
-(`python -m services.logstream.main`, started by `portside up`)."""
+"""Logstream process: relays container logs into the logs stream and serves them over SSE, and delivers the
+public events to outgoing webhooks (`python -m services.logstream.main`, started by `portside up`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.logstream.relay import Relay
 from services.logstream.routes import router
+from services.logstream.webhooks import Deliverer
 from shared.config import get_settings
+from shared.logs import configure_logging
 from shared.messaging.events import RunCompleted
 from shared.messaging.subjects import Subject
+from shared.observe import HttpMetrics, observe_router
 from shared.secrets import INTERNAL_HEADER, internal_key
-from shared.worker import WorkerContext, configure_logging, make_context, subscribe
+from shared.worker import USES_DOCKER, WorkerContext, make_context, subscribe
 
 
 def register(ctx: WorkerContext, relay: Relay) -> None:
@@ -36,7 +39,8 @@ class OnlyTheApi:
         self.app, self.key = app, key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] != "/healthz":
+        # Health and metrics are the operator's, not a user's: /metrics has its own token (shared/observe.py).
+        if scope["type"] == "http" and scope["path"] not in ("/healthz", "/readyz", "/metrics"):
             given = dict(scope["headers"]).get(INTERNAL_HEADER.lower().encode(), b"")
             if not hmac.compare_digest(given, self.key):
                 response = JSONResponse({"detail": "Read logs through the Portside API.", "error_code": "UNAUTHORIZED"},
@@ -50,24 +54,27 @@ def create_app() -> FastAPI:
     ctx = make_context("logstream")
     relay = Relay(ctx)
     register(ctx, relay)
+    webhooks = Deliverer(ctx)
+    webhooks.register()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.start()
         await relay.resume_all()
+        webhooks.start()
         yield
+        await webhooks.stop()
         await relay.stop()
         await ctx.close()
 
     app = FastAPI(title="Portside logstream", lifespan=lifespan)
     app.state.ctx = ctx
+    readiness = ctx.readiness(docker="logstream" in USES_DOCKER)
     app.include_router(router)
+    # Without PORTSIDE_METRICS_TOKEN its /metrics answers like a worker's: the port is the operator's.
+    app.include_router(observe_router(lambda _: readiness))
     app.add_middleware(OnlyTheApi, key=internal_key(ctx.settings))
-
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"ok": True}
-
+    app.add_middleware(HttpMetrics, service="logstream")
     return app
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from services.runner import service
 from services.runner.reconcile import reconcile_forever
+from services.runner.sampler import sample_forever
 from services.runner.watcher import watch
 from shared.messaging.events import BuildCompleted, DeleteRequested, RunRequested, StopRequested
 from shared.messaging.subjects import Subject
@@ -35,4 +36,4 @@ def register(ctx: WorkerContext) -> list[Callable[[], Awaitable[None]]]:
 
     # The events stream reconnecting (e.g. after an engine restart) triggers a reconcile pass at once.
     reconnected = asyncio.Event()
-    return [lambda: watch(ctx, reconnected), lambda: reconcile_forever(ctx, reconnected)]
+    return [lambda: watch(ctx, reconnected), lambda: reconcile_forever(ctx, reconnected), lambda: sample_forever(ctx)]

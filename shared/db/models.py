@@ -177,6 +177,7 @@ class Deployment(TimestampMixin, Base):
     generated_secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     # Where the proxy sends this deployment's traffic (container address:port on its network), set by the runner
     # once a container is healthy; None when nothing serves. shared.proxy builds Caddy's routes from it.
     upstream: Mapped[str | None] = mapped_column(String(255))
@@ -208,6 +209,77 @@ class EnvVar(Base):
     value_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     secret: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     build: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class AppSample(Base):
+    """One sample of one compose service of a running deployment, taken by the runner every
+    PORTSIDE_METRICS_INTERVAL_SECONDS; `sampled_at` is the start of the interval, so replicas that sample the
+    same round write one row. The newest PORTSIDE_METRICS_HISTORY_SAMPLES rounds per deployment are kept."""
+
+    __tablename__ = "app_samples"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "service", "sampled_at", name="uq_app_samples_round"),
+        Index("ix_app_samples_deployment_time", "deployment_id", "sampled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(255))
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    memory_mb: Mapped[float | None] = mapped_column(Float)
+    # Counters since the container started, as the engine reports them.
+    network_rx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    network_tx_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OutboxEvent(Base):
+    """A public event written in the transaction of the change it describes; the outbox relay
+    (shared/messaging/outbox.py) publishes it with its id as Nats-Msg-Id, then deletes it."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Webhook(TimestampMixin, Base):
+    """A user's outgoing webhook: public events it may see, POSTed to `url`, signed with its secret."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Short public subjects (`deployment.crashed`) or "*" for every one.
+    events: Mapped[list[str]] = mapped_column(JSONB)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: pending until a POST answered 2xx (delivered) or the attempts ran out (failed)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DomainName(Base):

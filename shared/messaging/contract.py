@@ -1,15 +1,18 @@
-"""The message contract, one row per subject: whether it is a command (do this) or a fact (this happened),
-which service publishes it, which consume it, and its payload model. The code reads it (workers subscribe to
-the commands they consume, `publish()` checks the payload type, the API listens to every fact, a command that
-fails for good is answered by its `fails_with` fact); tests check the code against it, and the README's
-architecture section is drawn from it (`python -m shared.messaging.contract`, part of `make docs`, rewrites it;
-a unit test fails when they differ)."""
+"""The message contract, one row per subject: whether it is a command (do this), a fact (this happened) or a
+public event (a fact for subscribers outside Portside, on its own stream), which service publishes it, which
+consume it, and its payload model. The code reads it (workers subscribe to the commands they consume,
+`publish()` checks the payload type, the API listens to every fact, a command that fails for good is answered
+by its `fails_with` fact); tests check the code against it, and the README's architecture section is drawn
+from it (`python -m shared.messaging.contract`, part of `make docs`, rewrites it; a unit test fails when they
+differ)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from pydantic import BaseModel
 
 from shared.messaging.events import (
     BuildCompleted,
@@ -21,7 +24,6 @@ from shared.messaging.events import (
     DetectCompleted,
     DetectFailed,
     DetectRequested,
-    Event,
     GenerateCompleted,
     GenerateFailed,
     GenerateRequested,
@@ -32,23 +34,33 @@ from shared.messaging.events import (
     StopFailed,
     StopRequested,
 )
-from shared.messaging.subjects import Subject
+from shared.messaging.public import (
+    BuildFinished,
+    BuildStarted,
+    DeploymentCrashed,
+    DeploymentStatusChanged,
+    PortAssigned,
+    PortFreed,
+    RepositoryRegistered,
+)
+from shared.messaging.subjects import PublicSubject, Subject
 
 Service = Literal["api", "detector", "builder", "runner", "logstream"]
 
 
 @dataclass(frozen=True)
 class Route:
-    subject: Subject
-    kind: Literal["command", "fact"]
+    subject: Subject | PublicSubject
+    kind: Literal["command", "fact", "public"]
     producers: tuple[Service, ...]
     consumers: tuple[Service, ...]
-    payload: type[Event]
+    payload: type[BaseModel]
     # A command's fact that says it failed for good (published by its consumer after the last delivery).
     fails_with: Subject | None = None
 
 
 S = Subject
+P = PublicSubject
 ROUTES: tuple[Route, ...] = (
     Route(S.DETECT_REQUESTED, "command", ("api",), ("detector",), DetectRequested, fails_with=S.DETECT_FAILED),
     Route(S.DETECT_COMPLETED, "fact", ("detector",), ("api",), DetectCompleted),
@@ -69,16 +81,29 @@ ROUTES: tuple[Route, ...] = (
     Route(S.DELETE_REQUESTED, "command", ("api",), ("runner",), DeleteRequested, fails_with=S.DELETE_FAILED),
     Route(S.DELETE_COMPLETED, "fact", ("runner",), ("api",), DeleteCompleted),
     Route(S.DELETE_FAILED, "fact", ("runner",), ("api",), DeleteFailed),
+    # Public events are written to the outbox in the transaction of the change (a status change can happen in
+    # any service: shared/db/repository.transition) and published by whichever process's outbox relay runs;
+    # the API streams them to `portside events` (GET /api/events), logstream delivers them to webhooks.
+    Route(P.DEPLOYMENT_STATUS_CHANGED, "public", ("api", "builder", "runner"), ("api", "logstream"),
+          DeploymentStatusChanged),
+    Route(P.DEPLOYMENT_CRASHED, "public", ("runner",), ("api", "logstream"), DeploymentCrashed),
+    Route(P.BUILD_STARTED, "public", ("builder",), ("api", "logstream"), BuildStarted),
+    Route(P.BUILD_FINISHED, "public", ("builder",), ("api", "logstream"), BuildFinished),
+    Route(P.PORT_ASSIGNED, "public", ("api", "runner"), ("api", "logstream"), PortAssigned),
+    Route(P.PORT_FREED, "public", ("api", "builder", "runner"), ("api", "logstream"), PortFreed),
+    Route(P.REPOSITORY_REGISTERED, "public", ("api",), ("api", "logstream"), RepositoryRegistered),
 )
-ROUTE: dict[Subject, Route] = {route.subject: route for route in ROUTES}
-SUBJECT_PAYLOADS: dict[Subject, type[Event]] = {route.subject: route.payload for route in ROUTES}
+ROUTE: dict[Subject | PublicSubject, Route] = {route.subject: route for route in ROUTES}
+SUBJECT_PAYLOADS: dict[Subject | PublicSubject, type[BaseModel]] = {route.subject: route.payload for route in ROUTES}
 # Every fact the API waits on (a waiting request is answered by one of them).
-FACTS: tuple[Subject, ...] = tuple(route.subject for route in ROUTES if route.kind == "fact")
+FACTS: tuple[Subject, ...] = tuple(Subject(route.subject) for route in ROUTES if route.kind == "fact")
 
 
 def consumed_by(service: Service) -> tuple[Subject, ...]:
-    """The subjects a worker's durable consumer takes (the API hears facts on a core subscription instead)."""
-    return tuple(route.subject for route in ROUTES if service in route.consumers and service != "api")
+    """The deploy-stream subjects a worker's durable consumer takes (the API hears facts on a core subscription
+    instead; public events have consumers of their own)."""
+    return tuple(Subject(route.subject) for route in ROUTES
+                 if service in route.consumers and service != "api" and route.kind != "public")
 
 
 README_START = "<!-- contract: generated by `python -m shared.messaging.contract` (make docs) -->"
@@ -89,6 +114,8 @@ def diagram() -> str:
     """A mermaid flowchart of who sends what to whom: commands as solid arrows, facts as dotted ones."""
     edges: dict[tuple[Service, str, Service], list[str]] = {}
     for route in ROUTES:
+        if route.kind == "public":  # drawn as one edge to the outside, below
+            continue
         for producer in route.producers:
             for consumer in route.consumers:
                 edges.setdefault((producer, route.kind, consumer), []).append(route.subject.value)
@@ -96,6 +123,9 @@ def diagram() -> str:
     for (source, kind, target), subjects in edges.items():
         arrow = "==>" if kind == "command" else "-.->"
         lines.append(f'    {source} {arrow}|"{"<br/>".join(subjects)}"| {target}')
+    public = [route.subject.value.rsplit(".", 2)[-2] + "." + route.subject.value.rsplit(".", 1)[-1]
+              for route in ROUTES if route.kind == "public"]
+    lines.append(f'    outbox[(outbox)] -.->|"portside.events.v1.*<br/>{"<br/>".join(public)}"| subscribers')
     lines.append("```")
     return "\n".join(lines)
 

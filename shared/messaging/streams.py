@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.errors import Error as NatsError
-from nats.js.api import ConsumerConfig, StorageType
+from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType
 
 from shared.config import Settings
 from shared.messaging.contract import SUBJECT_PAYLOADS
 from shared.messaging.events import Event, LogLine
-from shared.messaging.subjects import DEPLOY_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
+from shared.messaging.subjects import DEPLOY_WILDCARD, EVENTS_WILDCARD, LOGS_WILDCARD, Subject, logs_subject
+from shared.metrics import LOG_LINES
 
 DAY = 24 * 3600
 log = logging.getLogger(__name__)
@@ -42,6 +43,19 @@ def logs_stream(settings: Settings) -> JStream:
         # With every line capped at max_log_line_bytes, this bounds each deployment's log storage in bytes.
         max_msgs_per_subject=settings.max_log_lines_per_deployment,
         declare=True,
+    )
+
+
+def events_stream(settings: Settings, declare: bool = True) -> JStream:
+    # Public events: kept PORTSIDE_EVENTS_MAX_AGE_HOURS so a subscriber that connects late can replay; the
+    # duplicate window drops a second publish of one outbox row (Nats-Msg-Id) after a relay crash.
+    return JStream(
+        name=settings.events_stream_name,
+        subjects=[EVENTS_WILDCARD],
+        storage=StorageType.FILE,
+        max_age=settings.events_max_age_hours * 3600,
+        duplicate_window=600,
+        declare=declare,
     )
 
 
@@ -78,6 +92,23 @@ def worker_subscriber(
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_workers=max_workers,
+        title=f"{durable} consumer of {', '.join(s.value for s in subjects)}",
+    )
+
+
+def events_subscriber(broker: NatsBroker, settings: Settings, durable: str):
+    """A durable pull consumer of the public events stream, shared by the replicas of one consumer kind
+    (logstream's webhook fan-out). It starts with events published after it was first created."""
+    return broker.subscriber(
+        EVENTS_WILDCARD,
+        stream=events_stream(settings, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=1, timeout=2.0),
+        config=ConsumerConfig(
+            ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver, deliver_policy=DeliverPolicy.NEW,
+        ),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{durable} consumer of portside.events.v1.>",
     )
 
 
@@ -125,6 +156,7 @@ async def publish_log(broker: NatsBroker, settings: Settings, line: LogLine) -> 
         lambda: broker.publish(line, logs_subject(line.deployment_id), stream=settings.logs_stream_name, timeout=5),
         give_up_after=60,
     )
+    LOG_LINES.labels(line.source).inc()
 
 
 @contextlib.asynccontextmanager
@@ -150,12 +182,12 @@ async def in_progress(message: NatsMessage, interval: float) -> AsyncIterator[No
 
 
 async def ensure_streams(broker: NatsBroker, settings: Settings) -> None:
-    """Create (or update) both streams; every service calls this after connecting and before its
+    """Create (or update) the deploy, logs and events streams; every service calls this after connecting and before its
     subscribers start, so start order between services does not matter."""
     from nats.js.errors import BadRequestError
 
     js = broker.config.connection_state.stream
-    for stream in (deploy_stream(settings), logs_stream(settings)):
+    for stream in (deploy_stream(settings), logs_stream(settings), events_stream(settings)):
         # JStream keeps its subjects apart from its config; the server needs them in the config.
         config = stream.config.evolve(subjects=list(stream.subjects))
         try:

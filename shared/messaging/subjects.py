@@ -33,6 +33,26 @@ class Subject(StrEnum):
     DELETE_FAILED = "deploy.delete.failed"
 
 
+class PublicSubject(StrEnum):
+    """Facts for subscribers outside Portside, on their own stream (retention PORTSIDE_EVENTS_MAX_AGE_HOURS).
+    Grammar: `portside.events.v1.<entity>.<event>`, past tense; the version changes only with a breaking payload."""
+
+    DEPLOYMENT_STATUS_CHANGED = "portside.events.v1.deployment.status_changed"
+    DEPLOYMENT_CRASHED = "portside.events.v1.deployment.crashed"
+    BUILD_STARTED = "portside.events.v1.build.started"
+    BUILD_FINISHED = "portside.events.v1.build.finished"
+    PORT_ASSIGNED = "portside.events.v1.port.assigned"
+    PORT_FREED = "portside.events.v1.port.freed"
+    REPOSITORY_REGISTERED = "portside.events.v1.repository.registered"
+
+    @property
+    def short(self) -> str:
+        """`deployment.crashed`: what webhooks and `portside events` filter on."""
+        return self.value.removeprefix(EVENTS_PREFIX + ".")
+
+
+EVENTS_PREFIX = "portside.events.v1"
+EVENTS_WILDCARD = f"{EVENTS_PREFIX}.>"
 # Everything on the deploy stream; one wildcard so the stream never misses a new subject.
 DEPLOY_WILDCARD = "deploy.>"
 # Log lines live on their own stream (different retention); one subject per deployment.

@@ -36,6 +36,10 @@ EXPECT: dict[str, dict[str, str]] = {
 
 RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/health"): "public",
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    # Prometheus text: PORTSIDE_METRICS_TOKEN or an admin (tests/e2e/test_metrics.py checks the token).
+    ("GET", "/metrics"): "admin",
     ("POST", "/api/auth/register"): "public",
     ("POST", "/api/auth/login"): "public",
     ("POST", "/api/auth/refresh"): "public",
@@ -64,6 +68,7 @@ RULES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/deployments/{deployment_id}"): "write",
     ("GET", "/api/deployments/{deployment_id}/status"): "read",
     ("GET", "/api/deployments/{deployment_id}/events"): "read",
+    ("GET", "/api/deployments/{deployment_id}/metrics"): "read",
     ("GET", "/api/deployments/{deployment_id}/logs"): "read",
     ("GET", "/api/deployments/{deployment_id}/logs/stream"): "read",
     ("WEBSOCKET", "/api/deployments/{deployment_id}/logs/stream"): "read",
@@ -72,6 +77,15 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/deployments/{deployment_id}/domains"): "read",
     ("PUT", "/api/deployments/{deployment_id}/domains"): "write",
     ("GET", "/api/deployments/{deployment_id}/releases"): "read",
+    # Webhooks are each user's own (another user's id answers WEBHOOK_NOT_FOUND); what a webhook and the event
+    # stream carry is filtered by what its user may see (shared/access.py).
+    ("POST", "/api/webhooks"): "user",
+    ("GET", "/api/webhooks"): "user",
+    ("DELETE", "/api/webhooks/{webhook_id}"): "user",
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): "user",
+    ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): "user",
+    ("GET", "/api/events"): "user",
+    ("GET", "/api/asyncapi.json"): "public",
 }
 # Routes FastAPI adds for its own documents, and the web page's static files (services/api/web.py: public,
 # never under /api, so no data behind it).
@@ -103,6 +117,7 @@ BODIES: dict[tuple[str, str], dict | Callable[[System], dict]] = {
     ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": 'FROM python:3.12-slim\nCMD ["python", "-V"]\n'},
     ("PUT", "/api/deployments/{deployment_id}/env"): {"variables": [{"key": "GREETING", "value": "hi"}]},
     ("PUT", "/api/deployments/{deployment_id}/domains"): {"domains": []},
+    ("POST", "/api/webhooks"): {"url": "https://hooks.portside.invalid/x", "events": ["*"], "secret": "s" * 16},
 }
 
 
@@ -215,7 +230,8 @@ def test_ownership_matrix(system: System, people: dict[str, str | None], owned: 
             deletes = method == "DELETE" and ("{deployment_id}" in path or "{repo_id}" in path)
             target = owned() if deletes else shared
             url = path.format(
-                repo_id=target["repo_id"], deployment_id=target["deployment_id"], user_id=viewer_id, token_id=999999
+                repo_id=target["repo_id"], deployment_id=target["deployment_id"], user_id=viewer_id, token_id=999999,
+                webhook_id=999999, delivery_id=999999,
             )
             with _client(system, people[identity]) as client:
                 body = BODIES.get((method, path))

@@ -12,8 +12,9 @@ import pytest
 from shared.config import Settings
 from shared.messaging.contract import ROUTE, ROUTES, consumed_by, readme_section
 from shared.messaging.events import BuildRequested, Failure
+from shared.messaging.public import PublicEvent
 from shared.messaging.streams import make_broker, publish
-from shared.messaging.subjects import Subject
+from shared.messaging.subjects import PublicSubject, Subject
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "detector", "builder", "runner", "logstream")
@@ -22,8 +23,13 @@ PUBLISH = re.compile(r"\.(?:publish|send|request)\(\s*Subject\.([A-Z_]+)")
 
 
 def test_every_subject_has_one_row_with_a_payload_named_after_it() -> None:
-    assert [route.subject for route in ROUTES] == list(Subject)
+    assert [route.subject for route in ROUTES] == list(Subject) + list(PublicSubject)
     for route in ROUTES:
+        if route.kind == "public":
+            entity, event = route.subject.value.removeprefix("portside.events.v1.").split(".")
+            assert route.payload.__name__ == entity.capitalize() + event.title().replace("_", "")
+            assert issubclass(route.payload, PublicEvent) and route.producers and route.consumers
+            continue
         _, stage, event = route.subject.value.split(".")
         assert route.payload.__name__ == stage.capitalize() + event.capitalize()
         assert (route.kind == "command") == (event == "requested")
@@ -54,8 +60,23 @@ def test_code_publishes_only_what_the_table_says_its_service_produces() -> None:
     # And every row's producer publishes it, itself or through the worker wrapper's failure fact.
     by_wrapper = {route.fails_with for route in ROUTES if route.fails_with}
     for route in ROUTES:
+        if route.kind == "public":  # staged in a transaction, not published: the next test
+            continue
         for producer in route.producers:
             assert route.subject in published.get(producer, set()) or route.subject in by_wrapper, route.subject
+
+
+def test_public_events_are_staged_only_where_the_table_says() -> None:
+    """A service stages a public event itself (`stage(session, PublicSubject.X`), or through the one status-changing
+    function, shared/db/repository.transition, which stages status, crash, build and port events."""
+    stage = re.compile(r"stage\(\s*session,\s*(?:PublicSubject|P)\.([A-Z_]+)")
+    for service in SERVICES:
+        for path in (ROOT / "services" / service).rglob("*.py"):
+            for name in stage.findall(path.read_text()):
+                assert service in ROUTE[PublicSubject[name]].producers, f"{service} stages {name}"
+    from_transition = set(stage.findall((ROOT / "shared/db/repository.py").read_text()))
+    assert from_transition == {"DEPLOYMENT_STATUS_CHANGED", "DEPLOYMENT_CRASHED", "BUILD_STARTED", "BUILD_FINISHED",
+                               "PORT_ASSIGNED", "PORT_FREED"}
 
 
 def test_no_subject_is_spelled_as_a_string_literal() -> None:

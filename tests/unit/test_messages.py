@@ -6,12 +6,13 @@ from pydantic import ValidationError
 from shared.db.status import TRANSITIONS, DeploymentStatus
 from shared.messaging.contract import SUBJECT_PAYLOADS
 from shared.messaging.events import BuildFailed, BuildRequested
-from shared.messaging.subjects import Subject
+from shared.messaging.subjects import PublicSubject, Subject
 
 
 def test_every_subject_has_a_payload_named_after_it() -> None:
-    assert set(SUBJECT_PAYLOADS) == set(Subject)
-    for subject, model in SUBJECT_PAYLOADS.items():
+    assert set(SUBJECT_PAYLOADS) == set(Subject) | set(PublicSubject)
+    for subject in Subject:
+        model = SUBJECT_PAYLOADS[subject]
         _, stage, event = subject.value.split(".")
         assert model.__name__ == stage.capitalize() + event.capitalize()
 
@@ -45,3 +46,10 @@ def test_state_machine_sources_for_key_transitions() -> None:
     # A build is entered only from the queue, or re-entered by a redelivered job.
     assert TRANSITIONS[S.BUILDING] == {S.QUEUED, S.BUILDING}
     assert S.STOPPED not in TRANSITIONS[S.ERROR]
+
+
+def test_public_subjects_are_versioned_past_tense_facts() -> None:
+    for subject in PublicSubject:
+        prefix, entity, event = subject.value.rsplit(".", 2)
+        assert prefix == "portside.events.v1" and subject.short == f"{entity}.{event}"
+        assert event.endswith(("ed", "changed"))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Annotated
 
 import anyio
@@ -12,6 +14,7 @@ from services.api import service
 from services.api.auth import audit, can_see
 from services.api.deps import BusDep, CurrentUser, IdPath, SessionDep, SettingsDep, WriterUser
 from services.api.schemas import (
+    AppMetricsPublic,
     DeploymentPublic,
     DeploymentSummary,
     DeployResult,
@@ -22,11 +25,13 @@ from services.api.schemas import (
     GenerateRequest,
     GenerateResult,
     ReleasePublic,
+    ServiceUsage,
     StatusPublic,
+    UsageSample,
 )
 from shared import proxy
 from shared.config import Settings
-from shared.db.models import Deployment, DeploymentEvent, Release
+from shared.db.models import AppSample, Deployment, DeploymentEvent, Release
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
@@ -271,3 +276,54 @@ async def events(
         )
         for e in rows
     ])
+
+
+@router.get("/{deployment_id}/metrics", response_model=Envelope[AppMetricsPublic])
+async def app_metrics(
+    deployment_id: IdPath, user: CurrentUser, session: SessionDep, settings: SettingsDep,
+    since: Annotated[datetime | None, Query(description="only samples taken after this time (ISO 8601; UTC when "
+                                                        "no offset is given)")] = None,
+) -> Envelope[AppMetricsPublic]:
+    """CPU, memory and network of every service of the app, sampled by the runner every
+    PORTSIDE_METRICS_INTERVAL_SECONDS, oldest first, per service and summed: for charts."""
+    await service.get_deployment(session, deployment_id, user)
+    query = select(AppSample).where(AppSample.deployment_id == deployment_id)
+    if since is not None:
+        query = query.where(AppSample.sampled_at > as_utc(since))
+    rows = (await session.scalars(query.order_by(AppSample.sampled_at, AppSample.service))).all()
+    rounds: dict[datetime, dict[str, ServiceUsage]] = {}
+    for row in rows:
+        rounds.setdefault(row.sampled_at, {})[row.service] = ServiceUsage(
+            cpu_percent=row.cpu_percent, memory_mb=row.memory_mb,
+            network_rx_bytes=row.network_rx_bytes, network_tx_bytes=row.network_tx_bytes,
+        )
+    samples = [UsageSample(at=at, services=services, total=usage_sum(services.values()))
+               for at, services in rounds.items()]
+    return Envelope(data=AppMetricsPublic(
+        deployment_id=deployment_id, interval_seconds=settings.metrics_interval_seconds, samples=samples
+    ))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same moment in UTC (a naive one is taken as UTC); one beyond datetime's range once converted (year 1
+    with a positive offset, 9999 with a negative one) becomes the earliest or latest moment."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
+def usage_sum(usages: Iterable[ServiceUsage]) -> ServiceUsage:
+    """The services summed, field by field; a field no service reported stays None."""
+    total: dict[str, float | int | None] = dict.fromkeys(ServiceUsage.model_fields)
+    for usage in usages:
+        for name, value in usage.model_dump().items():
+            if value is not None:
+                total[name] = (total[name] or 0) + value
+    if total["cpu_percent"] is not None:
+        total["cpu_percent"] = round(float(total["cpu_percent"]), 2)
+    if total["memory_mb"] is not None:
+        total["memory_mb"] = round(float(total["memory_mb"]), 2)
+    return ServiceUsage.model_validate(total)

@@ -249,6 +249,26 @@ export interface Status {
   engine_error: string | null;
 }
 
+/** GET /api/deployments/{id}/metrics: the runner's samples of every compose service, oldest first. */
+export interface ServiceUsage {
+  cpu_percent: number | null;
+  memory_mb: number | null;
+  network_rx_bytes: number | null;
+  network_tx_bytes: number | null;
+}
+
+export interface UsageSample {
+  at: string;
+  services: Record<string, ServiceUsage>;
+  total: ServiceUsage;
+}
+
+export interface AppMetrics {
+  deployment_id: number;
+  interval_seconds: number;
+  samples: UsageSample[];
+}
+
 export interface TimelineEvent {
   id: number;
   status: string;

@@ -2,7 +2,7 @@
 configuration of each successful start, for a rollback that restores both)
 
 Revision ID: proxy_20261129
-Revises: generated_secrets_2026_11_29
+Revises: events_20261129
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "proxy_20261129"
-down_revision = "generated_secrets_2026_11_29"
+down_revision = "events_20261129"
 branch_labels = None
 depends_on = None
 

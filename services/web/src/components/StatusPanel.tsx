@@ -1,26 +1,69 @@
 import { useEffect, useState } from "react";
-import { api, type Status, type TimelineEvent } from "../api";
+import { api, type AppMetrics, type Status, type TimelineEvent } from "../api";
 import { duration, StatusBadge, useInterval } from "./common";
 
 const POINTS = 60;
 
 /** A small line chart of the last readings; the newest value is in its label. */
-export function Sparkline({ values, max, label, unit }: { values: number[]; max: number; label: string; unit: string }) {
+export function Sparkline({
+  values, max, label, unit, points = POINTS, span,
+}: { values: number[]; max: number; label: string; unit: string; points?: number; span?: string }) {
   const w = 240;
   const h = 48;
   const top = Math.max(max, ...values, 1e-9);
-  const pts = values.map((v, i) => `${(i / (POINTS - 1)) * w},${h - (v / top) * (h - 2) - 1}`).join(" ");
+  const pts = values.map((v, i) => `${(i / Math.max(points - 1, 1)) * w},${h - (v / top) * (h - 2) - 1}`).join(" ");
   const last = values.length ? values[values.length - 1] : null;
   return (
     <figure className="spark">
       <figcaption>
         {label}: <strong>{last === null ? "-" : `${last.toFixed(1)} ${unit}`}</strong>
       </figcaption>
-      <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`${label} over the last ${values.length * 2} seconds`}>
+      <svg width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={`${label} over ${span ?? `the last ${values.length * 2} seconds`}`}>
         <rect x="0" y="0" width={w} height={h} fill="currentColor" opacity="0.06" />
         <polyline points={pts} fill="none" stroke="currentColor" strokeWidth="1.5" />
       </svg>
     </figure>
+  );
+}
+
+/** The stored usage history (GET /metrics, every 15 s): CPU and memory of all services summed, and each service's
+latest figures, so a compose app's database shows beside the app. */
+export function UsageHistory({ deploymentId }: { deploymentId: number }) {
+  const [history, setHistory] = useState<AppMetrics | null>(null);
+  const load = async () => {
+    try {
+      setHistory(await api<AppMetrics>("GET", `/api/deployments/${deploymentId}/metrics`));
+    } catch {
+      /* the banner reports a lost connection; the last history stays */
+    }
+  };
+  useEffect(() => {
+    setHistory(null);
+    void load();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [deploymentId]);
+  useInterval(load, 15000);
+  const samples = history?.samples ?? [];
+  if (!samples.length) return <p className="muted" data-testid="usage-history">No usage history yet (sampled while the app runs).</p>;
+  const last = samples[samples.length - 1];
+  const minutes = Math.round((samples.length * (history?.interval_seconds ?? 15)) / 60);
+  const span = `the last ${minutes} minutes`;
+  return (
+    <div data-testid="usage-history">
+      <h3>History ({samples.length} samples, every {history?.interval_seconds} s)</h3>
+      <div className="row charts">
+        <Sparkline values={samples.map((x) => x.total.cpu_percent ?? 0)} max={100} label="CPU, all services" unit="%" points={samples.length} span={span} />
+        <Sparkline values={samples.map((x) => x.total.memory_mb ?? 0)} max={0} label="Memory, all services" unit="MB" points={samples.length} span={span} />
+      </div>
+      <table className="usage">
+        <thead><tr><th>Service</th><th>CPU %</th><th>Memory MB</th></tr></thead>
+        <tbody>
+          {Object.entries(last.services).map(([name, u]) => (
+            <tr key={name}><td>{name}</td><td>{u.cpu_percent?.toFixed(1) ?? "-"}</td><td>{u.memory_mb?.toFixed(1) ?? "-"}</td></tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -82,6 +125,7 @@ export function StatusPanel({ deploymentId, status: dbStatus }: { deploymentId: 
         <Sparkline values={cpu} max={100} label="CPU" unit="%" />
         <Sparkline values={mem} max={s?.memory_limit_mb ?? 0} label="Memory" unit="MB" />
       </div>
+      <UsageHistory deploymentId={deploymentId} />
       <h3>Timeline</h3>
       <ol className="timeline" data-testid="timeline">
         {[...events].reverse().map((e) => (

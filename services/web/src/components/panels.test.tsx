@@ -5,6 +5,7 @@ import { actionState } from "../pages/DeploymentPage";
 import { DetectionPanel } from "./DetectionPanel";
 import { markersFrom } from "./FilesEditor";
 import { ConnectionBanner, ErrorBox } from "./common";
+import { UsageHistory } from "./StatusPanel";
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -112,5 +113,34 @@ describe("API errors and the connection", () => {
     await act(() => vi.advanceTimersByTimeAsync(2100));
     await waitFor(() => expect(screen.getByTestId("connection-banner").textContent).toContain("restored"));
     vi.useRealTimers();
+  });
+});
+
+describe("UsageHistory", () => {
+  it("charts the summed history and lists each compose service's latest figures", async () => {
+    const sample = (at: string, web: number, db: number) => ({
+      at,
+      services: {
+        web: { cpu_percent: 1.5, memory_mb: web, network_rx_bytes: 10, network_tx_bytes: 5 },
+        db: { cpu_percent: 0.5, memory_mb: db, network_rx_bytes: 20, network_tx_bytes: 7 },
+      },
+      total: { cpu_percent: 2, memory_mb: web + db, network_rx_bytes: 30, network_tx_bytes: 12 },
+    });
+    const fetchImpl = vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) =>
+      json({ success: true, data: { deployment_id: 4, interval_seconds: 15, samples: [sample("2026-11-29T07:00:00Z", 40, 20), sample("2026-11-29T07:00:15Z", 42, 21)] } }),
+    );
+    vi.stubGlobal("fetch", fetchImpl);
+    render(<UsageHistory deploymentId={4} />);
+    await waitFor(() => expect(screen.getByText("History (2 samples, every 15 s)")).toBeTruthy());
+    expect(String(fetchImpl.mock.calls[0][0])).toContain("/api/deployments/4/metrics");
+    expect(screen.getByText("63.0 MB")).toBeTruthy(); // the newest total: 42 + 21
+    const rows = screen.getAllByRole("row").map((r) => r.textContent);
+    expect(rows).toEqual(["ServiceCPU %Memory MB", "web1.542.0", "db0.521.0"]);
+  });
+
+  it("says so when nothing was sampled yet", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json({ success: true, data: { deployment_id: 5, interval_seconds: 15, samples: [] } })));
+    render(<UsageHistory deploymentId={5} />);
+    await waitFor(() => expect(screen.getByTestId("usage-history").textContent).toContain("No usage history yet"));
   });
 });
