@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install web test-web docker images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -53,13 +53,17 @@ images: docker
 portside-image: docker
 	@bash deploy/portside/build-image.sh
 
-run: images
+# The reverse proxy `portside up` starts (Debian's caddy; installed when missing).
+caddy:
+	@bash scripts/ensure-caddy.sh
+
+run: images caddy
 	$(PORTSIDE) up
 
 # The default run leaves out tests marked slow (about 20 minutes on 2 cores); CI runs those too.
 # The web page's component tests (Vitest) run first, so pytest's summary stays the last line.
 # The Swarm tests push to Debian's docker-registry, started by the tests on a loopback port.
-test: images test-web
+test: images caddy test-web
 	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -67,7 +71,7 @@ test-web: web
 	cd $(WEB) && npx vitest run --reporter=dot
 
 # The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
-test-slow: images
+test-slow: images caddy
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
@@ -75,10 +79,10 @@ test-slow: images
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: install
+test-integration: install caddy
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test-e2e: images
+test-e2e: images caddy
 	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
@@ -87,7 +91,7 @@ lint: install
 	$(VENV)/bin/ruff check shared services tests bench
 	$(VENV)/bin/mypy
 
-bench: images
+bench: images caddy
 	$(PY) -m bench.run
 
 # The OpenAPI and AsyncAPI documents and the README's message contract, checked in and compared by unit tests.

@@ -114,6 +114,21 @@ class Settings(BaseSettings):
     # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
     buildkit: bool = False
 
+    # --- Reverse proxy (Caddy, started by `portside up`, configured only through its admin API) ---
+    # Off: apps are reached on their host ports only (Docker publishes them) and redeploys replace the container.
+    proxy_enabled: bool = True
+    proxy_http_port: int = Field(default=80, ge=1, le=65535)
+    proxy_https_port: int = Field(default=443, ge=1, le=65535)
+    # Caddy's admin API (host:port on loopback); `portside up` starts an embedded Caddy and sets it when unset.
+    proxy_admin: str | None = None
+    # Every deployment gets `<app>-<id>.<base_domain>` when set (a wildcard DNS record points it here).
+    base_domain: str | None = None
+    # Public names get certificates from Let's Encrypt (ACME) with this contact; local names (.localhost, .test,
+    # .internal, ...) and every name when acme is off get them from Caddy's internal CA.
+    acme: bool = True
+    acme_email: str | None = None
+    # After the proxy switched to a new container, the old one keeps running this long for requests in flight.
+    drain_seconds: float = Field(default=5.0, ge=0)
     # --- Metrics and health (README "Metrics, health and logs") ---
     # Every /metrics answers only `Authorization: Bearer <metrics_token>` when it is set; the API's also answers
     # an admin's token. Unset, the API's /metrics is admin-only and the workers' listeners are open on metrics_host.
@@ -151,6 +166,13 @@ class Settings(BaseSettings):
             raise ValueError("PORTSIDE_ENGINE=swarm needs PORTSIDE_REGISTRY (host:port of a registry every node "
                              "pulls from); see the README's \"Running in production\".")
         return self
+
+    @property
+    def proxy_on(self) -> bool:
+        """Apps run behind the proxy: it is enabled and a Caddy admin API is known (`portside up` starts one and
+        sets PORTSIDE_PROXY_ADMIN; services started one by one without it keep Docker's host ports). Not on
+        Swarm: there the routing mesh publishes the port and Swarm swaps tasks itself."""
+        return self.proxy_enabled and bool(self.proxy_admin) and self.engine != "swarm"
 
     def public_url(self, port: int) -> str:
         """Where a user reaches an app published on `port` (localhost when bound to every address)."""

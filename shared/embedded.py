@@ -131,3 +131,55 @@ def _require_password(server: object, data_dir: Path, password: str) -> None:
         with open(hba, "w") as out:
             out.write(_HBA)
         pg_ctl(["reload"], pgdata=data_dir, user=getattr(server, "system_user", None))
+
+
+@dataclass
+class EmbeddedCaddy:
+    process: subprocess.Popen[bytes]
+    admin: str  # host:port of its admin API
+    storage: Path
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def caddy_binary() -> str:
+    found = shutil.which("caddy")
+    if found:
+        return found
+    raise PortsideError(
+        ErrorCode.TOOL_MISSING,
+        "caddy is not installed; run `bash scripts/ensure-caddy.sh` (Debian's package) or set "
+        "PORTSIDE_PROXY_ENABLED=false to reach apps on their host ports only.",
+    )
+
+
+def start_caddy(storage: Path, admin_port: int | None = None, log_file: Path | None = None) -> EmbeddedCaddy:
+    """Start Caddy with nothing but its admin API on loopback and its storage (certificates, the internal CA)
+    under `storage`, so certificates survive restarts. Routes come later, from shared.proxy, over the API."""
+    import json
+
+    storage.mkdir(parents=True, exist_ok=True)
+    admin_port = admin_port or free_tcp_port()
+    conf = storage / "bootstrap.json"
+    conf.write_text(json.dumps({
+        "admin": {"listen": f"127.0.0.1:{admin_port}"},
+        "storage": {"module": "file_system", "root": str(storage)},
+    }))
+    log = open(log_file or storage / "caddy.log", "ab")  # noqa: SIM115  (the child owns it)
+    # Caddy's autosave and its default data dir follow XDG: keep them inside Portside's home too.
+    env = {**os.environ, "XDG_DATA_HOME": str(storage / "data"), "XDG_CONFIG_HOME": str(storage / "config")}
+    process = subprocess.Popen(
+        [caddy_binary(), "run", "--config", str(conf)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    if not wait_for_tcp("127.0.0.1", admin_port, 15):
+        process.kill()
+        raise PortsideError(ErrorCode.INTERNAL_ERROR, f"caddy did not start its admin API on {admin_port}; "
+                                                      f"see {log.name}.")
+    return EmbeddedCaddy(process, f"127.0.0.1:{admin_port}", storage)

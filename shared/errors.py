@@ -61,6 +61,11 @@ class ErrorCode(StrEnum):
     USER_NOT_FOUND = "USER_NOT_FOUND"
     TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
+    # The reverse proxy: a bad host name, a name another deployment has, Caddy refusing or not answering.
+    INVALID_DOMAIN = "INVALID_DOMAIN"
+    DOMAIN_TAKEN = "DOMAIN_TAKEN"
+    PROXY_FAILED = "PROXY_FAILED"
+    RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
     WEBHOOK_NOT_FOUND = "WEBHOOK_NOT_FOUND"
     DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
     # A webhook URL that is not http(s), does not resolve, or reaches a loopback/private host (shared/outbound.py).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -26,6 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # The first account on a fresh installation is its admin; the e2e tests and the benchmarks act as this user.
 ADMIN_EMAIL = "admin@portside.test"
 ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def proxy_env() -> dict[str, str]:
+    """extra_env for running_system with the reverse proxy on free high ports and Caddy's internal CA."""
+    return {
+        "PORTSIDE_PROXY_ENABLED": "true",
+        "PORTSIDE_PROXY_HTTP_PORT": str(free_tcp_port()),
+        "PORTSIDE_PROXY_HTTPS_PORT": str(free_tcp_port()),
+        "PORTSIDE_ACME": "false",
+        "PORTSIDE_DRAIN_SECONDS": "2",
+        # The generated HEALTHCHECK (3 s timeout, 3 retries) can fail on a machine shared by many test runs; the
+        # start waits for it behind the proxy, so give a slow machine more time than the 60 s default here.
+        "PORTSIDE_READY_TIMEOUT_SECONDS": "150",
+    }
 
 
 class StartupFailed(RuntimeError):
@@ -132,6 +147,55 @@ class System:
         return generated
 
 
+@dataclass
+class Proxied:
+    system: System
+    https_port: int
+    http_port: int
+
+    def client(self) -> httpx.Client:
+        # Trust exactly Caddy's root from its storage under PORTSIDE_HOME, as a user would after installing it.
+        context = ssl.create_default_context(cafile=str(self.system.home / "caddy/pki/authorities/local/root.crt"))
+        return httpx.Client(verify=context, timeout=10)
+
+    def get(self, client: httpx.Client, name: str, path: str = "/") -> httpx.Response:
+        """GET https://name:port/ with the name resolved to this machine (the SNI and Host say `name`)."""
+        return client.get(f"https://127.0.0.1:{self.https_port}{path}", headers={"Host": name},
+                          extensions={"sni_hostname": name})
+
+
+@dataclass
+class Poller:
+    """Requests through the proxy every 20 ms in a thread; keeps every answer and every failure."""
+
+    proxied: Proxied
+    name: str
+    answers: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.proxied.client() as client:
+            while not self.stop.is_set():
+                try:
+                    resp = self.proxied.get(client, self.name)
+                    if resp.status_code == 200:
+                        self.answers.append(resp.text)
+                    else:
+                        self.failures.append(f"{resp.status_code}: {resp.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{exc.__class__.__name__}: {exc}")
+                time.sleep(0.02)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+
+
 class SSECollector:
     """Reads an SSE stream in a thread and keeps every (event, data) pair."""
 
@@ -196,6 +260,9 @@ def running_system(
         "PORTSIDE_DEPLOYS_PER_MINUTE": "100000",
         # Every test logs in from 127.0.0.1; the per-account limit stays at its default and is tested.
         "PORTSIDE_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
+        # The reverse proxy listens on 80/443 by default: tests that want it turn it on with high ports
+        # (proxy_env below); the others reach apps on their host ports, as before.
+        "PORTSIDE_PROXY_ENABLED": "false",
     }
     env.pop("PORTSIDE_NATS_URL", None)
     env.pop("PORTSIDE_DATABASE_URL", None)

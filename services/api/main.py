@@ -19,6 +19,7 @@ from services.api.routes import (
     audit,
     auth,
     deployments,
+    domains,
     env,
     events,
     hooks,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(repositories.router)
     app.include_router(deployments.router)
     app.include_router(env.router)
+    app.include_router(domains.router)
     app.include_router(logs.router)
     app.include_router(audit.router)
     app.include_router(hooks.router)

@@ -171,6 +171,26 @@ class FilesUpdate(RequestBody):
     dockerignore: str | None = None
 
 
+class DomainsUpdate(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[str] = Field(max_length=100, description="host names, e.g. [\"app.example.com\"]")
+
+
+class DomainsPublic(BaseModel):
+    domains: list[str]
+    urls: list[str]
+
+
+class ReleasePublic(BaseModel):
+    id: int
+    image_tag: str
+    created_at: datetime
+    cpu_limit: float | None
+    memory_limit: str | None
+    env_keys: list[str]
+
+
 class DeploymentSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -228,6 +248,9 @@ class DeploymentPublic(BaseModel):
     started_at: datetime | None
     stopped_at: datetime | None
     url: str | None = None
+    # The proxy's names for it (set with PUT .../domains, plus the PORTSIDE_BASE_DOMAIN default) and their URLs.
+    domains: list[str] = Field(default_factory=list)
+    urls: list[str] = Field(default_factory=list)
 
 
 class DeployResult(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import anyio
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,12 +19,12 @@ from services.api.auth import can_see
 from services.api.bus import Bus
 from services.api.registration import GIT_SCHEMES, check_local_path, clone, head_commit, pull
 from shared.config import Settings
-from shared.db.models import Deployment, Repository, User
+from shared.db.models import Deployment, EnvVar, Release, Repository, User
 from shared.db.repository import load_detection, record_event, transition
 from shared.db.status import PORT_HOLDING, RESTING, allowed_sources
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
-from shared.docker import Owner
+from shared.docker import Owner, docker_client
 from shared.docker.resolved import PORTSIDE_COMPOSE
 from shared.docker.validate import check_compose, check_dockerfile
 from shared.errors import ErrorCode, PortsideError
@@ -428,12 +430,56 @@ async def _preflight_or_error(
         raise
 
 
-async def rollback(
-    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None
-) -> Deployment:
-    """Start the previous successful image again, without a build."""
-    deployment = await get_deployment(session, deployment_id, user)
+async def _rollback_target(session: AsyncSession, deployment: Deployment, release_id: int | None) -> Release | None:
+    """The release to restore: the one asked for, or the newest one that ran the previous image (None for images
+    from before releases were kept: then the image alone comes back)."""
+    if release_id is not None:
+        release = await session.get(Release, release_id)
+        if release is None or release.deployment_id != deployment.id:
+            raise PortsideError(ErrorCode.RELEASE_NOT_FOUND, f"Deployment {deployment.id} has no release {release_id}; "
+                                                             "GET .../releases lists them.")
+        return release
     if not deployment.previous_image_tag:
+        return None
+    return (await session.scalars(
+        select(Release).where(Release.deployment_id == deployment.id,
+                              Release.image_tag == deployment.previous_image_tag).order_by(Release.id.desc())
+    )).first()
+
+
+def _image_present(settings: Settings, tag: str) -> bool:
+    client = docker_client(settings, timeout=30)
+    try:
+        return bool(client.images.list(name=tag))
+    finally:
+        client.close()
+
+
+async def _restore(session: AsyncSession, deployment: Deployment, release: Release) -> None:
+    """Put the release's configuration back: files, limits and variables (still encrypted, copied as stored)."""
+    deployment.dockerfile_content = release.dockerfile_content
+    deployment.compose_content = release.compose_content
+    deployment.dockerignore_content = release.dockerignore_content
+    deployment.cpu_limit = release.cpu_limit
+    deployment.memory_limit = release.memory_limit
+    await session.execute(sa_delete(EnvVar).where(EnvVar.deployment_id == deployment.id))
+    session.add_all([
+        EnvVar(deployment_id=deployment.id, key=v["key"], value_encrypted=base64.b64decode(v["value_encrypted"]),
+               secret=bool(v.get("secret")), build=bool(v.get("build")))
+        for v in release.env
+    ])
+
+
+async def rollback(
+    session: AsyncSession, bus: Bus, deployment_id: int, wait: bool = False, user: User | None = None,
+    release_id: int | None = None,
+) -> Deployment:
+    """Start an earlier successful image again, without a build, with the configuration it ran with (files,
+    limits, variables): the previous one, or the release `release_id`."""
+    deployment = await get_deployment(session, deployment_id, user)
+    release = await _rollback_target(session, deployment, release_id)
+    image = release.image_tag if release else deployment.previous_image_tag
+    if not image:
         raise PortsideError(
             ErrorCode.NO_PREVIOUS_IMAGE, f"Deployment {deployment_id} has no earlier successful image to go back to."
         )
@@ -442,15 +488,22 @@ async def rollback(
             ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {deployment.status}; wait until it finishes."
         )
     await _preflight_or_error(session, bus.settings, deployment)
+    if release is not None and not await anyio.to_thread.run_sync(_image_present, bus.settings, image):
+        raise PortsideError(ErrorCode.NO_PREVIOUS_IMAGE, f"The image {image} of release {release.id} was removed "
+                                                         "(only the newest PORTSIDE_KEEP_IMAGES are kept); choose a "
+                                                         "newer release.")
     result = await transition(
-        session, deployment_id, S.QUEUED, f"rollback to {deployment.previous_image_tag} requested"
+        session, deployment_id, S.QUEUED,
+        f"rollback to {image} requested" + (f" with the configuration of release {release.id}" if release else ""),
     )
     if not result.applied:
         raise PortsideError(
             ErrorCode.INVALID_STATE, f"Deployment {deployment_id} is {result.current}; wait until it finishes."
         )
+    if release is not None:
+        await _restore(session, deployment, release)
     await session.commit()
-    command = RunRequested(deployment_id=deployment_id, image_tag=deployment.previous_image_tag)
+    command = RunRequested(deployment_id=deployment_id, image_tag=image)
     if wait:
         await bus.request(Subject.RUN_REQUESTED, command, answers=(Subject.RUN_COMPLETED, Subject.RUN_FAILED),
                           timeout=bus.settings.ready_timeout_seconds + 120)

@@ -16,7 +16,7 @@ import httpx
 from rich.console import Console
 
 from shared.config import Settings
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, start_nats, start_postgres
+from shared.embedded import EmbeddedCaddy, EmbeddedNats, EmbeddedPostgres, start_caddy, start_nats, start_postgres
 from shared.migrations import upgrade
 from shared.net import free_tcp_port, os_port_free
 from shared.secrets import home_key
@@ -71,6 +71,7 @@ class Supervisor:
         self.console = console or Console(stderr=True)
         self.nats: EmbeddedNats | None = None
         self.postgres: EmbeddedPostgres | None = None
+        self.caddy: EmbeddedCaddy | None = None
         self.children: list[Child] = []
         self.stopping = False
 
@@ -95,7 +96,14 @@ class Supervisor:
             self.say(f"embedded PostgreSQL with a generated password, data in {home / 'postgres'}")
         upgrade(database_url)
         self.say("database schema is up to date")
-        return {"PORTSIDE_NATS_URL": nats_url, "PORTSIDE_DATABASE_URL": database_url, "PORTSIDE_HOME": str(home)}
+        env = {"PORTSIDE_NATS_URL": nats_url, "PORTSIDE_DATABASE_URL": database_url, "PORTSIDE_HOME": str(home)}
+        if self.settings.proxy_enabled and not self.settings.proxy_admin:
+            # Its routes come from Postgres: the runner's reconciler applies them as soon as it starts.
+            self.caddy = start_caddy(home / "caddy", log_file=home / "caddy.log")
+            env["PORTSIDE_PROXY_ADMIN"] = self.caddy.admin
+            self.say(f"embedded caddy (admin API {self.caddy.admin}), certificates in {home / 'caddy'}; "
+                     f"proxy on ports {self.settings.proxy_http_port}/{self.settings.proxy_https_port}")
+        return env
 
     def spawn(self, child: Child, env: dict[str, str]) -> None:
         if child.metrics_port is not None:
@@ -195,6 +203,9 @@ class Supervisor:
                 process.wait()
         if self.children:
             self.say("services stopped")
+        if self.caddy:
+            self.caddy.stop()
+            self.caddy = None
         if self.nats:
             self.nats.stop()
             self.nats = None

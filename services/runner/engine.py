@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import logging
 
+from docker.errors import NotFound
+
 from services.runner import swarm
 from shared.config import Settings
 from shared.docker import Owner
 from shared.docker.client import engine_or_none
 from shared.docker.compose import ComposeResult, run_compose
-from shared.docker.containers import app_container, prune_images, remove_deployment_resources
+from shared.docker.containers import (
+    app_container,
+    app_containers,
+    container_address,
+    prune_images,
+    remove_deployment_resources,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +61,37 @@ def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
     with engine_or_none(settings) as client:
         if client is not None:
             remove_deployment_resources(client, owner, volumes=volumes)
+
+
+def _serving(settings: Settings, deployment_id: int, service: str) -> frozenset[str]:
+    """Ids of the app's running containers: what keeps serving while a redeploy starts the new one beside them."""
+    with engine_or_none(settings, timeout=30) as client:
+        if client is None:
+            return frozenset()
+        return frozenset(str(c.id) for c in app_containers(client, Owner.of(settings, deployment_id), service)
+                         if c.status == "running")
+
+
+def _address(settings: Settings, container_id: str) -> str | None:
+    with engine_or_none(settings, timeout=30) as client:
+        if client is None:
+            return None
+        return container_address(client.containers.get(container_id))
+
+
+def _remove_containers(settings: Settings, deployment_id: int, service: str, keep: frozenset[str]) -> list[str]:
+    """Remove the app's containers except `keep`: the old version after the switch, or a new one that never got
+    healthy. Found by label, so only this deployment's containers are touched."""
+    removed: list[str] = []
+    with engine_or_none(settings) as client:
+        if client is None:
+            return removed
+        for container in app_containers(client, Owner.of(settings, deployment_id), service):
+            if container.id in keep:
+                continue
+            try:
+                container.remove(force=True)
+                removed.append(str(container.id))
+            except NotFound:
+                continue
+    return removed

@@ -1,6 +1,7 @@
 """Is the app up? An HTTP request to the published port must get any HTTP response: a TCP connect alone
 proves nothing, because Docker's proxy accepts connections before the app listens. The runner waits here
-after `compose up` until the app answers or its container dies."""
+after `compose up` until the app answers or its container dies. Behind the proxy the request goes to the
+container's own address and port (it publishes none), and an image with a HEALTHCHECK must also be `healthy`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import socket
 import time
 
 import anyio
+from docker import DockerClient
+from docker.models.containers import Container
 
 from shared.docker import Owner, docker_client
-from shared.docker.containers import app_container, last_exit_code, logs_tail
+from shared.docker.containers import app_containers, container_address, last_exit_code, logs_tail
 from shared.worker import WorkerContext
 
 
@@ -26,17 +29,22 @@ def http_answers(host: str, port: int, timeout: float = 2.0) -> bool:
 
 
 async def _wait_ready(
-    ctx: WorkerContext, deployment_id: int, port: int, service: str
+    ctx: WorkerContext, deployment_id: int, port: int, service: str,
+    internal_port: int | None = None, beside: frozenset[str] = frozenset(),
 ) -> tuple[str | None, int | None, list[str]]:
-    """(container id, exit code if it died, last log lines). Polls container state and HTTP."""
+    """(container id, exit code if it died, last log lines). Polls container state and HTTP: on the published
+    `port`, or with `internal_port` on the container's address. Containers in `beside` (the old version still
+    serving during a redeploy) are not the one waited for. Behind the proxy (`internal_port`), an image's
+    HEALTHCHECK must say `healthy` too: that is what decides the switch."""
     settings = ctx.settings
     owner = Owner.of(settings, deployment_id)
     deadline = time.monotonic() + settings.ready_timeout_seconds
     client = await anyio.to_thread.run_sync(docker_client, settings)
     try:
         container_id = None
+        health_note = ""
         while time.monotonic() < deadline:
-            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
+            container = await anyio.to_thread.run_sync(_newest, client, owner, service, beside)
             if container is not None:
                 container_id = container.id
                 state = container.attrs.get("State", {})
@@ -49,15 +57,30 @@ async def _wait_ready(
                     tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
                     code = await anyio.to_thread.run_sync(last_exit_code, client, container)
                     return container_id, code if code is not None else -1, tail
-                if state.get("Status") == "running" and await anyio.to_thread.run_sync(
-                    http_answers, settings.probe_host, port
+                health = (state.get("Health") or {}).get("Status")
+                host, probe_port = settings.probe_host, port
+                if internal_port is not None:
+                    host, probe_port = container_address(container) or "", internal_port
+                    checks = (state.get("Health") or {}).get("Log") or []
+                    if health not in (None, "healthy"):
+                        last = str(checks[-1].get("Output", "")).strip()[-300:] if checks else "no check ran yet"
+                        health_note = f"HEALTHCHECK: {health} (last check: {last or 'no output'})"
+                else:
+                    health = None  # on the host port, an HTTP answer is enough (as before the proxy)
+                if state.get("Status") == "running" and health in (None, "healthy") and host and (
+                    await anyio.to_thread.run_sync(http_answers, host, probe_port)
                 ):
                     return container_id, None, []
             await asyncio.sleep(0.25)
         tail = []
         if container_id:
-            container = await anyio.to_thread.run_sync(app_container, client, owner, service)
+            container = await anyio.to_thread.run_sync(_newest, client, owner, service, beside)
             tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
-        return None, None, tail
+        return None, None, tail + ([health_note] if health_note else [])
     finally:
         client.close()
+
+
+def _newest(client: DockerClient, owner: Owner, service: str, beside: frozenset[str]) -> Container | None:
+    candidates = [c for c in app_containers(client, owner, service) if c.id not in beside]
+    return max(candidates, key=lambda c: c.attrs.get("Created", ""), default=None)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.runner import swarm
 from services.runner.engine import teardown
-from services.runner.service import mark_down
+from services.runner.service import _route, mark_down
 from shared.config import Settings
 from shared.db.models import Deployment
 from shared.db.repository import record_event, transition
@@ -138,6 +138,9 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
                 report.unstuck.append(row.id)
     if report.removed_leftovers or report.crashed or report.unstuck:
         log.info("reconciled: %s", report)
+    # The proxy's routes, from Postgres: after a proxy restart (or a failed apply) they come back here. Caddy
+    # skips a load identical to what it runs, so doing it every pass costs one request.
+    await _route(ctx)
     return report
 
 

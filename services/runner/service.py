@@ -3,6 +3,7 @@ answers; stop, delete, mark down. The engine calls are in engine.py, the readine
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -13,13 +14,24 @@ from pathlib import Path
 import anyio
 from nats.errors import Error as NatsError
 from sqlalchemy import delete as sa_delete
-from sqlalchemy import func
+from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.runner import swarm
-from services.runner.engine import _app_running, _port_conflict, _prune_images, teardown
+from services.runner.engine import (
+    _address,
+    _app_running,
+    _port_conflict,
+    _prune_images,
+    _remove_containers,
+    _serving,
+    teardown,
+)
 from services.runner.ports import allocate_port
 from services.runner.readiness import _wait_ready
-from shared.db.models import Deployment, Repository
+from shared import proxy
+from shared.db.models import Deployment, EnvVar, Release, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner
@@ -35,6 +47,8 @@ log = logging.getLogger(__name__)
 
 COMPOSE_FILE = Path(".deployment") / "docker-compose.yml"
 PORT_RETRIES = 3
+# Releases kept per deployment (rollback targets); their images may be pruned earlier (PORTSIDE_KEEP_IMAGES).
+KEEP_RELEASES = 20
 
 
 def _with_env(model_text: str, plan: StartPlan) -> str:
@@ -52,6 +66,17 @@ def _with_env(model_text: str, plan: StartPlan) -> str:
     environment.update({key: value.replace("$", "$$") for key, value in plan.env.items()})
     service["environment"] = environment
     return json.dumps(model)
+
+
+def _behind_proxy(model_text: str, plan: StartPlan) -> tuple[str, int | None]:
+    """The model without the app's host port (the proxy listens there instead and follows the healthy container,
+    so two versions can run side by side), and the port the app listens on inside its container."""
+    model = json.loads(model_text)
+    service = model.get("services", {}).get(plan.app_service)
+    if service is None:
+        return model_text, plan.internal_port
+    targets = [int(p["target"]) for p in service.pop("ports", None) or [] if isinstance(p, dict) and p.get("target")]
+    return json.dumps(model), targets[0] if targets else plan.internal_port
 
 
 class StartFailure(PortsideError):
@@ -82,6 +107,11 @@ class StartPlan:
     env: dict[str, str] = field(default_factory=dict)
     # The passwords Portside generated for the backing services (decrypted): Compose interpolates them.
     generated: dict[str, str] = field(default_factory=dict)
+    # Behind the proxy: the app's port inside its container, and the running containers that keep serving
+    # until the new one is healthy (empty on a first start).
+    proxy: bool = False
+    internal_port: int | None = None
+    beside: frozenset[str] = frozenset()
 
 
 async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image_tag: str | None = None) -> None:
@@ -127,6 +157,11 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         variables = await deployment_env(session, settings, deployment_id)
         plan = replace(plan, env={v.key: v.value for v in variables if not v.build},
                        generated=open_generated(settings, deployment.generated_secrets))
+        if settings.proxy_on:
+            beside: frozenset[str] = frozenset()
+            if deployment.upstream and own_container:
+                beside = await anyio.to_thread.run_sync(_serving, settings, deployment_id, plan.app_service)
+            plan = replace(plan, proxy=True, internal_port=deployment.internal_port, beside=beside)
 
     await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
     fallback_note = None
@@ -134,6 +169,9 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         plan, container_id = await _start(ctx, plan)
     except (StartFailure, PortsideError) as exc:
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
+        if plan.beside:
+            await _keep_old(ctx, plan, failure, correlation_id)
+            return
         recovered = None
         if fallback and failure.serving:
             await ctx.log(deployment_id, f"{plan.image_tag} failed ({failure.code}); the previous image {fallback} "
@@ -160,6 +198,16 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             f"The new image failed ({first_line}); the previous image {fallback} runs again.",
         )
 
+    if plan.proxy:
+        try:
+            await _switch(ctx, plan, container_id)
+        except PortsideError as exc:
+            failure = StartFailure(exc.code, exc.message)
+            if plan.beside:
+                await _keep_old(ctx, plan, failure, correlation_id)
+            else:
+                await _crash(ctx, plan.deployment_id, failure, correlation_id)
+            return
     url = settings.public_url(plan.port)
     async with ctx.sessions() as session:
         previous = fallback if fallback and fallback != plan.image_tag else None
@@ -172,6 +220,8 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             error_message=fallback_note[1] if fallback_note else None,
             exit_code=None, **fields,
         )
+        if fallback_note is None:  # after a fallback, the files in Postgres are the failed version's
+            await _record_release(session, deployment_id, plan.image_tag)
         await session.commit()
         keep = {plan.image_tag, previous}
     await ctx.log(deployment_id, f"running at {url}")
@@ -209,9 +259,21 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
                 await ctx.log(plan.deployment_id, warning)
             up = await anyio.to_thread.run_sync(swarm.deploy_stack, settings, owner, json.dumps(stack))
         else:
+            model = _with_env(checked.text(), plan)
+            args = ["up", "-d", "--no-build", "--remove-orphans"]
+            if plan.proxy:
+                model, internal_port = _behind_proxy(model, plan)
+                if internal_port is None:
+                    raise StartFailure(ErrorCode.START_FAILED, f"The app service {plan.app_service} names no port; "
+                                       "the proxy needs one: add `ports` or set internal_port when generating.")
+                plan = replace(plan, internal_port=internal_port)
+                if plan.beside:
+                    # The old containers stay as they are; compose adds one with the new image and configuration.
+                    args = ["up", "-d", "--no-build", "--no-recreate", "--scale",
+                            f"{plan.app_service}={len(plan.beside) + 1}"]
             up = await anyio.to_thread.run_sync(functools.partial(
-                run_compose, settings, owner.project, ["-"], ["up", "-d", "--no-build", "--remove-orphans"],
-                env=env, project_dir=project_dir, stdin=_with_env(checked.text(), plan), clean_env=True,
+                run_compose, settings, owner.project, ["-"], args,
+                env=env, project_dir=project_dir, stdin=model, clean_env=True,
             ))
         if up.ok:
             break
@@ -235,13 +297,17 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
         raise StartFailure(code, f"{what} failed: {up.stderr.strip()[-2000:]}")
     if settings.engine == "swarm":
         return plan, await _converged(ctx, plan, owner)
-    container_id, exit_code, tail = await _wait_ready(ctx, plan.deployment_id, plan.port, plan.app_service)
+    container_id, exit_code, tail = await _wait_ready(
+        ctx, plan.deployment_id, plan.port, plan.app_service,
+        internal_port=plan.internal_port if plan.proxy else None, beside=plan.beside,
+    )
     if exit_code is not None or container_id is None:
         raise StartFailure(
             ErrorCode.APP_CRASHED if exit_code is not None else ErrorCode.NOT_READY,
             (f"The app exited with code {exit_code} before answering on its port."
              if exit_code is not None else
-             f"The app did not answer HTTP on port {plan.port} within {settings.ready_timeout_seconds:.0f} s; "
+             f"The app did not answer HTTP on port {plan.internal_port if plan.proxy else plan.port} (or its "
+             f"HEALTHCHECK was not healthy) within {settings.ready_timeout_seconds:.0f} s; "
              "check that it listens on 0.0.0.0 and on $PORT.")
             + ("\nLast lines:\n" + "\n".join(tail) if tail else ""),
             exit_code,
@@ -268,6 +334,78 @@ async def _converged(ctx: WorkerContext, plan: StartPlan, owner: Owner) -> str:
                        serving=done.serving if done.rolled_back else None)
 
 
+async def _switch(ctx: WorkerContext, plan: StartPlan, container_id: str) -> None:
+    """Point the proxy (domains and host port) at the new healthy container, then let the old ones finish
+    what they serve for `drain_seconds` and remove them. Raises PortsideError(PROXY_FAILED) before the switch."""
+    settings = ctx.settings
+    address = await anyio.to_thread.run_sync(_address, settings, container_id)
+    if not address:
+        raise PortsideError(ErrorCode.START_FAILED, "The new container has no network address for the proxy.")
+    async with ctx.sessions() as session:
+        await session.execute(sa_update(Deployment).where(Deployment.id == plan.deployment_id).values(
+            upstream=f"{address}:{plan.internal_port}", container_id=container_id))
+        await session.commit()
+        await proxy.apply(session, settings)
+    if not plan.beside:
+        return
+    await ctx.log(plan.deployment_id, f"the proxy now sends requests to the new container; the old one drains "
+                                      f"for {settings.drain_seconds:g} s")
+    await anyio.sleep(settings.drain_seconds)
+    await anyio.to_thread.run_sync(_remove_containers, settings, plan.deployment_id, plan.app_service,
+                                   frozenset({container_id}))
+
+
+async def _keep_old(ctx: WorkerContext, plan: StartPlan, failure: StartFailure, correlation_id: str) -> None:
+    """A new version that never got healthy never got traffic: remove it, route to the old one (again), and end
+    `running` on the old version with the new one's error code."""
+    settings = ctx.settings
+    await anyio.to_thread.run_sync(_remove_containers, settings, plan.deployment_id, plan.app_service, plan.beside)
+    first_line = failure.message.splitlines()[0]
+    message = f"The new version {plan.image_tag} did not become healthy ({first_line}); the previous one keeps serving."
+    async with ctx.sessions() as session:
+        deployment = await session.get(Deployment, plan.deployment_id)
+        assert deployment is not None
+        old = next(iter(plan.beside))
+        address = await anyio.to_thread.run_sync(_address, settings, old)
+        upstream = f"{address}:{plan.internal_port}" if address else deployment.upstream
+        await transition(session, plan.deployment_id, S.RUNNING, message, error_code=failure.code,
+                         error_message=message, exit_code=failure.exit_code, container_id=old, upstream=upstream)
+        await session.commit()
+    await _route(ctx)
+    await ctx.log(plan.deployment_id, message)
+    await _fail(ctx, plan.deployment_id, correlation_id, failure.code, message)
+
+
+async def _route(ctx: WorkerContext) -> None:
+    """Apply the proxy's routes from Postgres after a status change; a failure is logged, and the reconciler's
+    next pass applies them again."""
+    if not ctx.settings.proxy_on:
+        return
+    try:
+        async with ctx.sessions() as session:
+            await proxy.apply(session, ctx.settings)
+    except PortsideError as exc:
+        log.warning("proxy routes not applied: %s", exc.message)
+
+
+async def _record_release(session: AsyncSession, deployment_id: int, image_tag: str) -> None:
+    """Keep what just started (image, files, limits, encrypted variables) for a rollback to restore."""
+    deployment = await session.get(Deployment, deployment_id)
+    assert deployment is not None
+    variables = (await session.scalars(select(EnvVar).where(EnvVar.deployment_id == deployment_id))).all()
+    session.add(Release(
+        deployment_id=deployment_id, image_tag=image_tag, dockerfile_content=deployment.dockerfile_content,
+        compose_content=deployment.compose_content, dockerignore_content=deployment.dockerignore_content,
+        cpu_limit=deployment.cpu_limit, memory_limit=deployment.memory_limit,
+        env=[{"key": v.key, "value_encrypted": base64.b64encode(v.value_encrypted).decode(), "secret": v.secret,
+              "build": v.build} for v in variables],
+    ))
+    await session.flush()
+    kept = select(Release.id).where(Release.deployment_id == deployment_id).order_by(Release.id.desc()).limit(
+        KEEP_RELEASES)
+    await session.execute(sa_delete(Release).where(Release.deployment_id == deployment_id, Release.id.not_in(kept)))
+
+
 async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, correlation_id: str) -> None:
     """Take everything down (the port is freed with the status) and say why."""
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
@@ -275,9 +413,11 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
         # `crashed` is the app's own doing; anything else (engine, network, port, files) is an `error`.
         target = S.CRASHED if failure.code in (ErrorCode.APP_CRASHED, ErrorCode.NOT_READY) else S.ERROR
         await transition(
-            session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code
+            session, deployment_id, target, failure.message, error_code=failure.code, exit_code=failure.exit_code,
+            upstream=None,
         )
         await session.commit()
+    await _route(ctx)
     await ctx.log(deployment_id, failure.message.splitlines()[0])
     await _fail(ctx, deployment_id, correlation_id, failure.code, failure.message)
 
@@ -289,10 +429,13 @@ async def mark_down(
     the guarded UPDATE holds the row until the teardown is done and the transaction commits. False when the
     status had already moved on (another replica, a redeploy), in which case nothing is touched."""
     async with ctx.sessions() as session:
-        result = await transition(session, deployment_id, to, message, error_code=code, exit_code=exit_code)
+        result = await transition(session, deployment_id, to, message, error_code=code, exit_code=exit_code,
+                                  upstream=None)
         if result.applied:
             await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
         await session.commit()
+    if result.applied:
+        await _route(ctx)
     return result.applied
 
 
@@ -314,8 +457,9 @@ async def stop(ctx: WorkerContext, deployment_id: int, correlation_id: str) -> N
     await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
     async with ctx.sessions() as session:
         await transition(session, deployment_id, S.STOPPED, "stopped; port released",
-                         stopped_at=func.now(), container_id=None)
+                         stopped_at=func.now(), container_id=None, upstream=None)
         await session.commit()
+    await _route(ctx)
     await ctx.log(deployment_id, "stopped")
     await ctx.publish(Subject.STOP_COMPLETED, StopCompleted(correlation_id=correlation_id, deployment_id=deployment_id))
 
@@ -333,6 +477,7 @@ async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlatio
     async with ctx.sessions() as session:
         await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
         await session.commit()
+    await _route(ctx)
     await ctx.publish(
         Subject.DELETE_COMPLETED, DeleteCompleted(correlation_id=correlation_id, deployment_id=deployment_id)
     )

@@ -225,6 +225,10 @@ class Deployment(TimestampMixin, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # Where the proxy sends this deployment's traffic (container address:port on its network), set by the runner
+    # once a container is healthy; None when nothing serves. shared.proxy builds Caddy's routes from it.
+    upstream: Mapped[str | None] = mapped_column(String(255))
+
     repository: Mapped[Repository] = relationship(back_populates="deployments")
 
 
@@ -323,3 +327,38 @@ class WebhookDelivery(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DomainName(Base):
+    """A host name the proxy routes to a deployment; the unique index makes a name belong to one deployment."""
+
+    __tablename__ = "deployment_domains"
+    __table_args__ = (
+        Index("uq_deployment_domains_name", "name", unique=True),
+        Index("ix_deployment_domains_deployment_id", "deployment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(253))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Release(Base):
+    """What ran after a successful start: the image and the configuration (files, limits, encrypted variables),
+    so a rollback restores both."""
+
+    __tablename__ = "deployment_releases"
+    __table_args__ = (Index("ix_deployment_releases_deployment_id", "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    image_tag: Mapped[str] = mapped_column(String(255))
+    dockerfile_content: Mapped[str | None] = mapped_column(Text)
+    compose_content: Mapped[str | None] = mapped_column(Text)
+    dockerignore_content: Mapped[str | None] = mapped_column(Text)
+    cpu_limit: Mapped[float | None] = mapped_column(Float)
+    memory_limit: Mapped[str | None] = mapped_column(String(32))
+    # [{"key", "value_encrypted" (base64 of the stored ciphertext), "secret", "build"}]: never plain values.
+    env: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

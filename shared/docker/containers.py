@@ -40,6 +40,17 @@ def app_container(client: docker.DockerClient, owner: Owner, service: str = "app
     return next((c for c in found if c.status == "running"), found[0] if found else None)
 
 
+def app_containers(client: docker.DockerClient, owner: Owner, service: str = "app") -> list[Container]:
+    """Every container of the app's service: two for a moment while a redeploy starts the new one beside the old."""
+    return [c for c in deployment_containers(client, owner) if c.labels.get(COMPOSE_SERVICE, service) == service]
+
+
+def container_address(container: Container) -> str | None:
+    """The container's IP on its (first) network: where the proxy and the health check reach it."""
+    networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+    return next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+
+
 def logs_tail(container: Container, lines: int = 50) -> list[str]:
     try:
         raw = container.logs(tail=lines, stdout=True, stderr=True)

@@ -83,6 +83,9 @@ RULES: dict[tuple[str, str], str] = {
     ("WEBSOCKET", "/api/deployments/{deployment_id}/logs/stream"): "read",
     ("GET", "/api/deployments/{deployment_id}/env"): "read",
     ("PUT", "/api/deployments/{deployment_id}/env"): "write",
+    ("GET", "/api/deployments/{deployment_id}/domains"): "read",
+    ("PUT", "/api/deployments/{deployment_id}/domains"): "write",
+    ("GET", "/api/deployments/{deployment_id}/releases"): "read",
     # Webhooks are each user's own (another user's id answers WEBHOOK_NOT_FOUND); what a webhook and the event
     # stream carry is filtered by what its user may see (shared/access.py).
     ("POST", "/api/webhooks"): "user",
@@ -123,6 +126,7 @@ BODIES: dict[tuple[str, str], dict | Callable[[System], dict]] = {
     ("POST", "/api/deployments/generate/{repo_id}"): {"app_path": ""},
     ("PUT", "/api/deployments/{deployment_id}/files"): {"dockerfile": 'FROM python:3.12-slim\nCMD ["python", "-V"]\n'},
     ("PUT", "/api/deployments/{deployment_id}/env"): {"variables": [{"key": "GREETING", "value": "hi"}]},
+    ("PUT", "/api/deployments/{deployment_id}/domains"): {"domains": []},
     ("POST", "/api/webhooks"): {"url": "https://hooks.portside.invalid/x", "events": ["*"], "secret": "s" * 16},
 }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import docker
 import httpx
+import pytest
 
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
 from shared.net import os_port_free
@@ -50,6 +51,41 @@ def test_failed_redeploy_falls_back_and_rollback_returns_to_the_previous_image(s
     assert "hello from flask" in text and "v2" not in text
     full = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
     assert full["running_image_tag"] != full["image_tag"]  # the rollback runs an older image than the last build
+    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+
+
+@pytest.mark.slow
+def test_rollback_restores_the_configuration_the_image_ran_with(system: System, tmp_path: Path) -> None:
+    source = copy_fixture("python-flask", tmp_path)
+    app = source / "app.py"
+    app.write_text(app.read_text().replace('return "hello from flask\\n"', 'return os.environ["GREETING"] + "\\n"')
+                   .replace("from flask import Flask", "import os\n\nfrom flask import Flask"))
+    deployment_id = system.deploy_path(source)["deployment_id"]
+    env = f"/api/deployments/{deployment_id}/env"
+    system.call("PUT", env, json={"variables": [{"key": "GREETING", "value": "first", "secret": True}]})
+    port = system.deploy(deployment_id)["port"]
+    assert _text(port) == "first\n"
+    system.call("PUT", env, json={"variables": [{"key": "GREETING", "value": "second"}, {"key": "X", "value": "1"}]})
+    assert system.deploy(deployment_id)["status"] == "running"
+    assert _text(port) == "second\n"
+
+    # Back to the previous image AND the variables it ran with (a secret comes back still a secret).
+    rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)
+    assert rolled["data"]["status"] == "running", rolled
+    assert _text(port) == "first\n"
+    assert system.call("GET", env)["data"]["variables"] == [
+        {"key": "GREETING", "value": "********", "secret": True, "build": False}]
+    releases = system.call("GET", f"/api/deployments/{deployment_id}/releases")["data"]
+    assert [r["env_keys"] for r in releases] == [["GREETING"], ["GREETING", "X"], ["GREETING"]]
+
+    # Any listed release is a target; one of another deployment's (or none) is a 404 with a code.
+    second = releases[1]
+    system.call("POST", f"/api/deployments/{deployment_id}/rollback",
+                params={"wait": "true", "release_id": second["id"]}, timeout=300)
+    assert _text(port) == "second\n"
+    missing = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"release_id": 2**40},
+                          expect=404)
+    assert missing["error_code"] == "RELEASE_NOT_FOUND"
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
 
 

@@ -24,12 +24,14 @@ from services.api.schemas import (
     FilesUpdate,
     GenerateRequest,
     GenerateResult,
+    ReleasePublic,
     ServiceUsage,
     StatusPublic,
     UsageSample,
 )
+from shared import proxy
 from shared.config import Settings
-from shared.db.models import AppSample, Deployment, DeploymentEvent
+from shared.db.models import AppSample, Deployment, DeploymentEvent, Release
 from shared.db.status import DeploymentStatus as S
 from shared.detection import Detection
 from shared.docker import Owner, docker_client
@@ -97,8 +99,10 @@ async def get_deployment(
 ) -> Envelope[DeploymentPublic]:
     deployment = await service.get_deployment(session, deployment_id, user)
     secrets = await secret_values(session, settings, deployment_id)
+    domains = await proxy.domains_of(session, settings, deployment)
     data = DeploymentPublic.model_validate(deployment).model_copy(update={
         "url": _url(settings, deployment), "compose_content": mask_compose(deployment.compose_content),
+        "domains": domains, "urls": proxy.domain_urls(settings, domains) if settings.proxy_on else [],
         "error_message": redact(deployment.error_message, secrets) if deployment.error_message else None,
     })
     return Envelope(data=data)
@@ -188,16 +192,33 @@ async def cancel(
 async def rollback(
     deployment_id: IdPath, request: Request, user: WriterUser, session: SessionDep, bus: BusDep, settings: SettingsDep,
     response: Response, wait: Annotated[bool, Query()] = False,
+    release_id: Annotated[int | None, Query(ge=1, le=2**62, description="a release from GET .../releases")] = None,
 ) -> Envelope[DeployResult]:
-    """Run the previous successful image again (no build). 409 NO_PREVIOUS_IMAGE when there is none."""
+    """Run an earlier successful image again (no build) with the configuration it ran with: files, limits and
+    variables. The previous one by default, or `release_id`. 409 NO_PREVIOUS_IMAGE when there is none, 404
+    RELEASE_NOT_FOUND for a release that is not this deployment's."""
     await service.get_deployment(session, deployment_id, user)
     await request.app.state.limiter.hit(f"deploy:{user.id}", settings.deploys_per_minute, "deploys")
     await audit(session, request, user, "rollback", f"deployment:{deployment_id}")
     await session.commit()
-    deployment = await service.rollback(session, bus, deployment_id, wait=wait, user=user)
+    deployment = await service.rollback(session, bus, deployment_id, wait=wait, user=user, release_id=release_id)
     if wait:
         response.status_code = 200
     return Envelope(data=await _deploy_result(session, settings, deployment))
+
+
+@router.get("/{deployment_id}/releases", response_model=Envelope[list[ReleasePublic]])
+async def releases(deployment_id: IdPath, user: CurrentUser, session: SessionDep) -> Envelope[list[ReleasePublic]]:
+    """What ran after each successful start, newest first: a rollback target (variable names only, no values)."""
+    await service.get_deployment(session, deployment_id, user)
+    rows = (await session.scalars(
+        select(Release).where(Release.deployment_id == deployment_id).order_by(Release.id.desc())
+    )).all()
+    return Envelope(data=[
+        ReleasePublic(id=r.id, image_tag=r.image_tag, created_at=r.created_at, cpu_limit=r.cpu_limit,
+                      memory_limit=r.memory_limit, env_keys=sorted(v["key"] for v in r.env))
+        for r in rows
+    ])
 
 
 @router.delete("/{deployment_id}", response_model=Envelope[dict])
