@@ -40,7 +40,10 @@ class Stack:
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         files = [arg for path in (COMPOSE_FILE, *self.extra_files) for arg in ("-f", str(path))]
         cmd = [*compose_command(), "-p", self.project, "--env-file", str(self.env_file), *files, *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        # The stack's settings come from its env file only: Compose lets the caller's environment win over
+        # --env-file, and CI exports PORTSIDE_HOME (the stack would then share the test runner's home).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTSIDE_", "COMPOSE_"))}
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
         assert not check or result.returncode == 0, (
             f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
