@@ -310,3 +310,6 @@ def remove_instance_resources(engine: docker.DockerClient, instance: str) -> Non
         network.remove()
     for image in engine.images.list(filters=label):
         engine.images.remove(image.id, force=True)
+    # Database volumes outlive a delete without ?purge=true by design; a test's installation leaves none.
+    for volume in engine.volumes.list(filters=label):
+        volume.remove(force=True)

@@ -109,7 +109,7 @@ def test_generated_database_passwords_live_only_encrypted_and_open_the_database(
         assert password not in text
     for path in Path(generated["docker_path"]).rglob("*"):
         assert password.encode() not in path.read_bytes(), f"{path} holds the password"
-    system.call("DELETE", f"/api/deployments/{deployment_id}", params={"wait": "true"}, timeout=180)
+    system.call("DELETE", f"/api/deployments/{deployment_id}", params={"purge": "true"}, timeout=300)
 
 
 def _generated(system: System, deployment_id: int) -> dict[str, str]:
