@@ -316,6 +316,20 @@ async def _build_and_report(
             await _report_cancelled(ctx, event, f"after {seconds} s (deployment is {status})", status)
             return
 
+    # One way out for every failure: the engine's or Portside's error, or a step that failed (its tail kept).
+    log_line = f"build failed: {error.message}" if error is not None else ""
+    if error is None and outcome is not None and not outcome.succeeded:
+        where = f" at {outcome.failing_step}" if outcome.failing_step else ""
+        code, message = ErrorCode.BUILD_FAILED, f"The build failed{where}: {outcome.error}"
+        if out_of_memory(outcome, limits):
+            code, message = ErrorCode.BUILD_RESOURCE_LIMIT, (
+                f"The build ran out of memory{where}: the step went over the build's "
+                f"{(limits.memory or 0) // 1024**2} MB cap and was killed (exit 137). Raise "
+                "PORTSIDE_BUILD_MEMORY, or make the step use less memory."
+            )
+        error = PortsideError(code, message + "\n" + "\n".join(outcome.tail[-15:]))
+        log_line = f"build failed{where}: {outcome.error}"
+
     async with ctx.sessions() as session:
         if error is not None:
             target = (
@@ -326,7 +340,7 @@ async def _build_and_report(
                 session, deployment_id, target, error.message, error_code=error.code, build_seconds=seconds
             )
             await session.commit()
-            await ctx.log(deployment_id, f"build failed: {error.message}")
+            await ctx.log(deployment_id, log_line)
             await ctx.publish(
                 Subject.BUILD_FAILED,
                 BuildFailed(
@@ -353,36 +367,6 @@ async def _build_and_report(
                     image_id="",
                     image_tag=image,
                     build_seconds=seconds,
-                ),
-            )
-            return
-        if not outcome.succeeded:
-            where = f" at {outcome.failing_step}" if outcome.failing_step else ""
-            code, message = ErrorCode.BUILD_FAILED, f"The build failed{where}: {outcome.error}"
-            if out_of_memory(outcome, limits):
-                code, message = ErrorCode.BUILD_RESOURCE_LIMIT, (
-                    f"The build ran out of memory{where}: the step went over the build's "
-                    f"{(limits.memory or 0) // 1024**2} MB cap and was killed (exit 137). Raise "
-                    "PORTSIDE_BUILD_MEMORY, or make the step use less memory."
-                )
-            message += "\n" + "\n".join(outcome.tail[-15:])
-            await transition(
-                session,
-                deployment_id,
-                S.BUILD_FAILED,
-                message,
-                error_code=code,
-                build_seconds=seconds,
-            )
-            await session.commit()
-            await ctx.log(deployment_id, f"build failed{where}: {outcome.error}")
-            await ctx.publish(
-                Subject.BUILD_FAILED,
-                BuildFailed(
-                    correlation_id=event.correlation_id,
-                    deployment_id=deployment_id,
-                    error_code=code,
-                    message=message,
                 ),
             )
             return
