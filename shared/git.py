@@ -140,11 +140,8 @@ def pull(target: Target, branch: str | None, dest: Path, settings: Settings) -> 
 
 def head_commit(dest: Path) -> str | None:
     """The commit a checkout is at (None when git cannot tell, e.g. a local directory that is no git repository)."""
-    result = subprocess.run(["git", "-C", str(dest), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
-                            capture_output=True, text=True, check=False, timeout=30,
-                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
-                                 "GIT_CONFIG_GLOBAL": os.devnull, "HOME": str(dest)})
-    sha = result.stdout.strip()
+    result = _local_git(dest, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    sha = result.stdout.strip().lower()
     return sha if result.returncode == 0 and sha else None
 
 
