@@ -6,11 +6,13 @@ container's own address and port (it publishes none), and an image with a HEALTH
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import time
 
 import anyio
 from docker import DockerClient
+from docker.errors import DockerException
 from docker.models.containers import Container
 
 from shared.docker import Owner, docker_client
@@ -75,7 +77,10 @@ async def _wait_ready(
         tail = []
         if container_id:
             container = await anyio.to_thread.run_sync(_newest, client, owner, service, beside)
-            tail = await anyio.to_thread.run_sync(logs_tail, container, 50) if container else []
+            if container is not None:
+                tail = await anyio.to_thread.run_sync(logs_tail, container, 50)
+                loopback = await anyio.to_thread.run_sync(loopback_note, container, port, internal_port)
+                health_note = loopback or health_note
         return None, None, tail + ([health_note] if health_note else [])
     finally:
         client.close()
@@ -84,3 +89,64 @@ async def _wait_ready(
 def _newest(client: DockerClient, owner: Owner, service: str, beside: frozenset[str]) -> Container | None:
     candidates = [c for c in app_containers(client, owner, service) if c.id not in beside]
     return max(candidates, key=lambda c: c.attrs.get("Created", ""), default=None)
+
+
+LISTEN = "0A"
+
+
+def listening(proc_net_tcp: str) -> set[tuple[str, int]]:
+    """(address, port) of every listening socket in the text of /proc/net/tcp or /proc/net/tcp6."""
+    found = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != LISTEN or ":" not in fields[1]:
+            continue
+        raw, _, port = fields[1].partition(":")
+        try:
+            # The kernel prints each 32-bit word of the address in host (little-endian) byte order.
+            packed = b"".join(bytes.fromhex(raw[i:i + 8])[::-1] for i in range(0, len(raw), 8))
+            found.add((str(ipaddress.ip_address(packed)), int(port, 16)))
+        except ValueError:
+            continue
+    return found
+
+
+def loopback_only(listeners: set[tuple[str, int]], port: int) -> str | None:
+    """The loopback address the app listens on at `port` when it listens there on nothing else, else None."""
+    addresses = [ipaddress.ip_address(a) for a, p in listeners if p == port]
+    mapped = [a.ipv4_mapped or a if isinstance(a, ipaddress.IPv6Address) else a for a in addresses]
+    if addresses and all(a.is_loopback for a in mapped):
+        return str(mapped[0])
+    return None
+
+
+def loopback_note(container: Container, published: int, internal_port: int | None) -> str:
+    """Why an app that runs never answered, when the reason is that it listens on loopback inside its container
+    (a `localhost` default, or a host chosen only when some platform's variable is set): nothing outside the
+    container can reach that. Empty when that is not the case or cannot be told (no `cat` in the image)."""
+    port = internal_port or _internal_port(container, published)
+    if port is None:
+        return ""
+    try:
+        result = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+    except DockerException:
+        return ""
+    # 1: an image without IPv6 has no tcp6; the output is bytes (no stream was asked for).
+    if result.exit_code not in (0, 1) or not isinstance(result.output, bytes):
+        return ""
+    address = loopback_only(listening(result.output.decode("ascii", errors="replace")), port)
+    if address is None:
+        return ""
+    return (f"The app listens on {address}:{port}, inside its container only, where nothing outside can reach "
+            f"it: make it listen on 0.0.0.0 (Portside sets HOST=0.0.0.0; this app chooses its address another "
+            f"way, e.g. only when a hosting platform's variable is set: set that one with PUT "
+            f"/api/deployments/{{id}}/env).")
+
+
+def _internal_port(container: Container, published: int) -> int | None:
+    """The container port that Docker publishes on host port `published`."""
+    ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+    for key, bindings in ports.items():
+        if any(str(b.get("HostPort")) == str(published) for b in bindings or []):
+            return int(key.split("/")[0])
+    return None

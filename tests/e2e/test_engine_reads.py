@@ -4,9 +4,11 @@ status endpoint reads through container_stats, and a deployment being stopped is
 from __future__ import annotations
 
 import threading
+import time
 
 import docker
 
+from services.runner.readiness import loopback_note
 from shared.docker import LABEL_MANAGED
 from shared.docker.containers import container_stats
 
@@ -27,3 +29,29 @@ def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: d
     finally:
         for leftover in engine.containers.list(all=True, filters={"label": "org.portside.test=engine-reads"}):
             leftover.remove(force=True)
+
+
+def test_an_app_listening_on_loopback_in_its_container_is_named_as_the_reason_it_never_answered(
+    engine: docker.DockerClient,
+) -> None:
+    # As render-examples/fastify-hello-world binds `localhost` unless RENDER is set: the port is published, the
+    # image's own HEALTHCHECK (127.0.0.1 inside) passes, and nothing outside gets an answer.
+    script = ("import http.server as s, sys; "
+              "s.HTTPServer((sys.argv[1], 8000), s.SimpleHTTPRequestHandler).serve_forever()")
+    notes = {}
+    for host in ("127.0.0.1", "0.0.0.0"):
+        container = engine.containers.run("python:3.12-slim", ["python", "-c", script, host], detach=True,
+                                          ports={"8000/tcp": ("127.0.0.1", None)},
+                                          labels={LABEL_MANAGED: "true", "org.portside.test": "engine-reads"})
+        try:
+            container.reload()
+            published = int(container.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
+            for _ in range(50):  # until the server listens (a second or two)
+                if " 0A " in container.exec_run(["cat", "/proc/net/tcp"]).output.decode():
+                    break
+                time.sleep(0.2)
+            notes[host] = loopback_note(container, published, None)
+        finally:
+            container.remove(force=True)
+    assert "listens on 127.0.0.1:8000, inside its container only" in notes["127.0.0.1"]
+    assert notes["0.0.0.0"] == ""
