@@ -99,3 +99,23 @@ def test_a_server_the_lockfile_already_pins_is_not_pinned_again(tmp_path: Path) 
     plan = detect(tmp_path).plan
     assert plan is not None and plan.package_manager == "uv" and plan.start_command.startswith("uvicorn ")
     assert plan.extra_packages == []
+
+
+def test_psycopg2_without_a_wheel_for_the_python_gets_its_compiler_and_keeps_only_libpq(tmp_path: Path) -> None:
+    # As digitalocean/sample-django pins it: psycopg2-binary 2.9.3 has no wheel for Python 3.11, so pip builds it
+    # from source ("pg_config executable not found" without libpq-dev).
+    plan = detect(FIXTURE_REPOS / "python-flask-psycopg2-source").plan
+    assert plan is not None and plan.version == "3.11"
+    assert (plan.build_packages, plan.runtime_packages) == (["gcc", "libc6-dev", "libpq-dev", "python3-dev"],
+                                                            ["libpq5"])
+    text = render_dockerfile(plan)
+    assert "install -y --no-install-recommends gcc libc6-dev libpq-dev python3-dev libpq5 \\" in text
+    assert "apt-get purge -y --auto-remove gcc libc6-dev libpq-dev python3-dev \\" in text
+    for requirement, compiles in (("psycopg2-binary==2.9.9", False), ("psycopg2-binary", False),
+                                  ("psycopg2==2.9.9", True), ("psycopg2-binary==2.9.4", True),
+                                  ("psycopg2cffi==2.9.0", False), ("psycopg[binary]==3.2.3", False)):
+        (tmp_path / "requirements.txt").write_text(f"Flask==3.0.3\ngunicorn==23.0.0\n{requirement}\n")
+        (tmp_path / "main.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+        got = detect(tmp_path).plan
+        assert got is not None and bool(got.build_packages) is compiles, requirement
+        assert ("apt-get" in render_dockerfile(got)) is compiles, requirement

@@ -22,6 +22,13 @@ TOOLS = {"poetry": "poetry==1.8.5", "uv": "uv==0.5.11", "pipenv": "pipenv==2024.
 SERVERS = {"gunicorn": "gunicorn==23.0.0", "uvicorn": "uvicorn==0.32.1"}
 FASTLITE = "fastlite==0.2.4"
 SETUPTOOLS = "setuptools==80.9.0"  # the last line with pkg_resources (81 drops it)
+# Packages that compile against a C library when pip finds no wheel: (build packages, runtime packages), from
+# Debian. psycopg2 is source only; psycopg2-binary has wheels for a Python line only from the release in
+# _BINARY_WHEELS on (a 2022 pin on Python 3.11 builds from source: "pg_config executable not found").
+# python3-dev: Portside's local stand-in images (Debian's Python) have no headers; the official images do.
+NATIVE = {"psycopg2": (["gcc", "libc6-dev", "libpq-dev", "python3-dev"], ["libpq5"])}
+_BINARY_WHEELS = {"3.11": (2, 9, 5), "3.12": (2, 9, 9), "3.13": (2, 9, 10)}
+_PSYCOPG2 = re.compile(r"^\s*[\"']?psycopg2(-binary)?(?![\w-])\s*(?:\[[^\]]*\])?\s*(?:==\s*([0-9.]+))?", re.MULTILINE)
 _OLD_GUNICORN = re.compile(r"^\s*gunicorn\s*(?:\[[^\]]*\])?\s*(?:==|<=|~=|<)\s*(\d+)", re.MULTILINE)
 
 
@@ -77,6 +84,17 @@ def _needs_pkg_resources(requirements: str) -> bool:
     return pin is not None and int(pin.group(1)) < 21
 
 
+def _compiles_psycopg2(requirements: str, version: str) -> bool:
+    """psycopg2 itself, or a psycopg2-binary pin older than the first release with wheels for `version`."""
+    for match in _PSYCOPG2.finditer(requirements):
+        if not match.group(1):
+            return True
+        pin = tuple(int(p) for p in match.group(2).split(".") if p) if match.group(2) else None
+        if pin is not None and pin < _BINARY_WHEELS.get(version, (0,)):
+            return True
+    return False
+
+
 def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     """None when nothing can run (no start command and no static output): `start_command_help` says why."""
     static = det.output_dir is not None and not det.start_command
@@ -129,9 +147,16 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
         # at start ("No module named 'pkg_resources'"); the pin is the last line that has it.
         extras.append(SETUPTOOLS)
         notes.append(f"gunicorn before 21 needs pkg_resources: {SETUPTOOLS} is installed with it.")
+    build_packages: list[str] = []
+    runtime_packages: list[str] = []
+    if _compiles_psycopg2(text, version):
+        build_packages, runtime_packages = NATIVE["psycopg2"]
+        notes.append(f"psycopg2 builds from source here (no wheel for Python {version}): the install gets "
+                     f"{' '.join(build_packages)} (removed after it) and keeps {' '.join(runtime_packages)}.")
     port = STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["python"]
     return BuildPlan(
         "python", det.framework, pm, version, port, start, det.build_command, manifests, extras,
         "python/static.Dockerfile.j2" if static else "python/Dockerfile.j2",
         output_dir=det.output_dir if static else None, notes=notes, build_tool=TOOLS.get(pm, ""),
+        build_packages=build_packages, runtime_packages=runtime_packages,
     )
