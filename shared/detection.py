@@ -8,8 +8,9 @@ from shared.plan import BuildPlan
 
 # Stored with every detection (table `detections`); raise it when a change makes old rows unreadable, and a
 # stored detection of another version reads as missing (the API detects again) instead of as a wrong one.
-# 2: detections carry the provider's build plan (`plan`).
-DETECTION_SCHEMA_VERSION = 2
+# 2: detections carry the provider's build plan (`plan`). 3: Node's provider plans too (a version-2 Node detection
+# has no plan, and reads as missing so the API detects it again).
+DETECTION_SCHEMA_VERSION = 3
 
 
 class Evidence(BaseModel):

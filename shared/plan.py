@@ -3,8 +3,8 @@ language and rendered by the builder into a template (services/builder/templates
 
 The provider that detects a language also plans it (as nixpacks' and railpack's providers do): the plan travels
 in the Detection (`Detection.plan`, through the database and the generate event), and the builder never re-derives
-a fact the detector decided. Stacks whose planner has not moved to its provider yet are planned by the builder
-(services/builder/plan.py, `PLANNERS`) from the same model."""
+a fact the detector decided. Stacks whose planner has not moved to its provider yet (PHP, Ruby, Java, .NET, Elixir,
+Deno) are planned by the builder (services/builder/plan.py, `PLANNERS`) from the same model."""
 
 from __future__ import annotations
 

@@ -1,20 +1,18 @@
 """The build plan the templates render: the detection's own (`Detection.plan`, stated by the provider of its
 language, shared/plan.py), with the user's port applied.
 
-Stacks whose provider does not plan yet (all but Python, Go, static and Rust) are planned here, one planner per
-stack (`_node`, `_php`, ...): each picks a template under templates/<stack>/, the official image tags pinned to the
+Stacks whose provider does not plan yet (PHP, Ruby, Java, .NET, Elixir, Deno) are planned here, one planner per
+stack (`_php`, `_ruby`, ...): each picks a template under templates/<stack>/, the official image tags pinned to the
 detected runtime version, the manifests to copy before the source (so a source-only change reuses the dependency
 layer), and the lockfile-exact install command. They move to their providers one language at a time."""
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import json
-import posixpath
 import re
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from shared.detection import Detection
 from shared.errors import ErrorCode, PortsideError
@@ -22,20 +20,18 @@ from shared.plan import (
     DEFAULT_PORTS,
     DEFAULT_VERSIONS,
     IMAGE_VERSIONS,
-    SHELL_CHARS,
     STATIC_PORT,
     BuildPlan,
     cmd_json,
     image_version,
     major_minor,
-    version_key,
 )
 from shared.source import SourceTree
 
 # Re-exported for the tests and templates that name them here.
 __all__ = ["IMAGE_VERSIONS", "BuildPlan", "cmd_json", "image_version", "plan_for"]
 # Stacks whose provider states the plan (Detection.plan); the builder has no planner of its own for them.
-PROVIDER_PLANNED = ("python", "go", "static", "rust")
+PROVIDER_PLANNED = ("python", "go", "static", "rust", "node")
 
 NODE_LOCKFILES = {
     "npm": ["package-lock.json", "npm-shrinkwrap.json"],
@@ -93,12 +89,7 @@ def _need_start(detection: Detection, default_help: str) -> str:
     raise PortsideError(ErrorCode.UNSUPPORTED_STACK, detection.start_command_help or default_help)
 
 
-# ---- Node.js -----------------------------------------------------------------------------------------------
-
-def node_install(plan: BuildPlan, production_only: bool) -> str:
-    """The lockfile-exact install for the plan's package manager (falls back to a plain install without one)."""
-    return _node_install(plan.package_manager, len(plan.manifests) > 1, production_only)
-
+# ---- npm assets (PHP) --------------------------------------------------------------------------------------
 
 def _node_install(pm: str, locked: bool, production_only: bool) -> str:
     if pm == "yarn-berry":
@@ -116,165 +107,6 @@ def _node_install(pm: str, locked: bool, production_only: bool) -> str:
         return "bun install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
     base = "npm ci" if locked else "npm install"
     return base + (" --omit=dev" if production_only else "") + " --no-audit --no-fund"
-
-
-def node_prune(plan: BuildPlan) -> str:
-    return {"yarn": "yarn install --production --ignore-scripts --prefer-offline", "pnpm": "pnpm prune --prod"}.get(
-        plan.package_manager, "npm prune --omit=dev"
-    )
-
-
-def _resolve_script(command: str, package: dict) -> str:
-    """`npm start` -> the script itself (`node server.js`): node receives signals directly and no npm process
-    stays around. Kept as it is when the script chains commands or runs other scripts."""
-    words = command.split()
-    scripts = scripts if isinstance(scripts := package.get("scripts"), dict) else {}
-    name = None
-    if words[:2] in (["npm", "start"], ["yarn", "start"], ["pnpm", "start"]) and len(words) == 2:
-        name = "start"
-    elif len(words) == 3 and words[0] in ("npm", "yarn", "pnpm") and words[1] == "run":
-        name = words[2]
-    elif len(words) == 2 and words[0] in ("yarn", "pnpm") and words[1] in scripts:
-        name = words[1]
-    script = scripts.get(name) if name else None
-    if not isinstance(script, str) or not script.strip() or any(ch in script for ch in SHELL_CHARS + "=") \
-            or re.search(r"\b(npm|yarn|pnpm|npx|nodemon|ts-node-dev)\b", script):
-        return command
-    return script.strip()
-
-
-def _workspace_of(d: Detection, app_dir: Path) -> tuple[Path, str] | None:
-    """The workspace root above the app (inside the repository) whose workspace globs include the app, and the
-    app's path from it; None for an app that is not a workspace member."""
-    depth = len(PurePosixPath(d.app_path).parts) if d.app_path not in ("", ".") else 0
-    here = app_dir
-    for _ in range(depth):
-        here = here.parent
-        rel = app_dir.relative_to(here).as_posix()
-        globs: list[str] = []
-        workspaces = _package_json(here).get("workspaces")
-        if isinstance(workspaces, dict):
-            workspaces = workspaces.get("packages")
-        if isinstance(workspaces, list):
-            globs += [g for g in workspaces if isinstance(g, str)]
-        globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", _read(here, "pnpm-workspace.yaml"), re.MULTILINE)
-        if any(fnmatch.fnmatch(rel, g.rstrip("/").removeprefix("./")) for g in globs):
-            return here, rel
-    return None
-
-
-def _workspace_node(d: Detection, app_dir: Path, port: int, root: Path, rel: str) -> BuildPlan:
-    """Install at the workspace root (its lockfile decides the package manager), build and run in the app's
-    directory, so workspace packages (`"@acme/ui": "workspace:*"`) resolve like they do on a laptop."""
-    lock = next(((pm, f) for pm, files in NODE_LOCKFILES.items() for f in files if (root / f).is_file()), None)
-    pm = lock[0] if lock else (d.package_manager or "npm")
-    if pm == "yarn" and "__metadata:" in _read(root, "yarn.lock"):
-        pm = "yarn-berry"
-    member = app_dir.relative_to(root).as_posix()
-    notes = [(f"Workspace: dependencies install at the workspace root ({member} is one of its members); the app "
-              "builds and runs in its own directory.")]
-    if lock is None:
-        notes.append("No lockfile at the workspace root: dependencies resolve at build time.")
-    package = _package_json(app_dir)
-    major = image_version("node", major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
-    static = d.output_dir is not None and not d.start_command
-    start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
-    if start:
-        start = _resolve_script(start, package)
-    build = d.build_command
-    if d.framework == "sveltekit" and build and not static:
-        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
-    output = posixpath.normpath(posixpath.join(rel, d.output_dir)) if static and d.output_dir else None
-    if output is not None and output.startswith(".."):
-        raise PortsideError(ErrorCode.UNSUPPORTED_STACK, f"The app's build writes to {d.output_dir}, outside the "
-                                                         "workspace; set its outDir inside it.")
-    return BuildPlan(
-        "node", d.framework, pm, major, port, start, build, [], template="node/workspace.Dockerfile.j2",
-        install=_node_install(pm, lock is not None, production_only=False),
-        output_dir=output, spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
-        locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.as_posix(), app_dir.as_posix()),
-        workspace_app=rel,
-    )
-
-
-def _node(d: Detection, app_dir: Path, port: int) -> BuildPlan:
-    workspace = _workspace_of(d, app_dir)
-    if workspace is not None:
-        return _workspace_node(d, app_dir, port, *workspace)
-    package = _package_json(app_dir)
-    pm = d.package_manager or "npm"
-    lock = _read(app_dir, "yarn.lock")
-    if pm == "yarn" and ("__metadata:" in lock or (app_dir / ".yarnrc.yml").is_file()):
-        pm = "yarn-berry"
-    lockfiles = [f for f in NODE_LOCKFILES.get(pm.split("-")[0], []) if (app_dir / f).is_file()]
-    manifests = ["package.json", *lockfiles]
-    if pm == "yarn-berry":
-        manifests += [f for f in (".yarnrc.yml",) if (app_dir / f).is_file()]
-    if pm == "pnpm" and (app_dir / "pnpm-workspace.yaml").is_file():
-        manifests.append("pnpm-workspace.yaml")
-    locked = bool(lockfiles)
-    notes = []
-    if not locked:
-        notes.append(
-            f"No lockfile: dependencies resolve at build time. Commit the {pm} lockfile for repeatable builds."
-        )
-    major = major_minor(d.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0]
-    engines_field = package.get("engines")
-    engines: dict = engines_field if isinstance(engines_field, dict) else {}
-    node_spec = engines.get("node")
-    spec: str = node_spec if isinstance(node_spec, str) else ""
-    if spec.strip().startswith(">") and not any(c in spec for c in "<,|") and major == major_minor(spec, major) \
-            and version_key(major) < version_key(DEFAULT_VERSIONS["node"]):
-        # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
-        major = DEFAULT_VERSIONS["node"]
-    major = image_version("node", major, notes)
-    static = d.output_dir is not None and not d.start_command
-    start = "" if static else _need_start(d, 'No start command found; add a "start" script to package.json.')
-    if start:
-        start = _resolve_script(start, package)
-    config = " ".join(_read(app_dir, n) for n in ("next.config.js", "next.config.mjs", "next.config.ts"))
-    standalone = d.framework == "next" and "standalone" in config
-    build = d.build_command
-    if d.framework == "sveltekit" and build and not static:
-        build = _sveltekit_node_adapter(app_dir, package, pm, build, notes)
-    template = "node/static.Dockerfile.j2" if static else "node/Dockerfile.j2"
-    return BuildPlan(
-        "node",
-        d.framework,
-        pm,
-        major,
-        port,
-        start,
-        build,
-        manifests,
-        template=template,
-        install=_node_install(pm, locked, production_only=False),
-        prod_install=_node_install(pm, locked, production_only=True),
-        output_dir=d.output_dir if static else None,
-        spa=static and d.framework not in ("gatsby", "docusaurus", "astro"),
-        artifact="standalone" if standalone else "",
-        locked=locked,
-        notes=notes,
-    )
-
-
-SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
-
-
-def _sveltekit_node_adapter(app_dir: Path, package: dict, pm: str, build: str, notes: list[str]) -> str:
-    """SvelteKit's adapter-auto only knows hosting platforms; in a container it writes no server. The build
-    swaps in adapter-node (same `adapter()` call), whose `build/` is what `node build` runs."""
-    names = ("svelte.config.js", "svelte.config.mjs", "svelte.config.ts")
-    config = next((n for n in names if (app_dir / n).is_file()), None)
-    deps = {**(package.get("dependencies") or {}), **(package.get("devDependencies") or {})}
-    if config is None or "@sveltejs/adapter-auto" not in _read(app_dir, config) or "@sveltejs/adapter-node" in deps:
-        return build
-    add = {"pnpm": "pnpm add --save-dev", "yarn": "yarn add --dev", "bun": "bun add --dev"}.get(
-        pm, "npm install --no-save --no-audit --no-fund")
-    notes.append("svelte.config uses adapter-auto, which writes no server in a container: the build uses "
-                 "@sveltejs/adapter-node instead (add it to devDependencies and the config to make that explicit).")
-    swap = f"sed -i 's#@sveltejs/adapter-auto#@sveltejs/adapter-node#' {config}"
-    return f"{add} {SVELTEKIT_ADAPTER_NODE} && {swap} && {build}"
 
 
 # ---- Java --------------------------------------------------------------------------------------------------
@@ -402,6 +234,6 @@ def _deno(d: Detection, app_dir: Path, port: int) -> BuildPlan:
 
 
 PLANNERS: dict[str, Callable[[Detection, Path, int], BuildPlan]] = {
-    "node": _node, "java": _java,
+    "java": _java,
     "dotnet": _dotnet, "php": _php, "ruby": _ruby, "elixir": _elixir, "deno": _deno,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import service as api
@@ -17,7 +17,8 @@ from services.api.bus import Bus
 from services.builder.handlers import register as register_builder
 from services.detector.handlers import register as register_detector
 from shared.config import Settings
-from shared.db.models import Deployment
+from shared.db.models import Deployment, DetectionRecord
+from shared.db.repository import load_detection
 from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunRequested
@@ -91,6 +92,32 @@ async def test_generate_writes_resource_limits_into_compose(
                                         internal_port=None, cpu_limit=0.5, memory_limit="256m")
     limits = yaml.safe_load(deployment.compose_content or "")["services"]["app"]["deploy"]["resources"]["limits"]
     assert limits == {"cpus": "0.5", "memory": "256m"}
+
+
+async def test_a_detection_stored_before_its_stack_was_planned_by_the_provider_is_detected_again(
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    # Rows written before the Node provider planned (schema 1: no plan field; schema 2: Node without a plan) must
+    # still generate: they read as missing, the API detects again, and the builder renders the new plan.
+    root = copy_fixture("node-express", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        old = (await api.detect(session, bus, repo.id, "")).model_dump(mode="json")
+        assert old["plan"] is not None
+        for version in (1, 2):
+            await session.execute(update(DetectionRecord).where(DetectionRecord.repository_id == repo.id)
+                                  .values(schema_version=version, result={**old, "plan": None}))
+            await session.commit()
+            deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
+                                            internal_port=None)
+            assert deployment.status == S.READY and deployment.stack == "node"
+            assert deployment.dockerfile_content and "FROM node:" in deployment.dockerfile_content
+            stored = await load_detection(session, repo.id, "")
+            assert stored is not None and stored.plan is not None
 
 
 async def test_replicas_share_one_durable_consumer_and_answer_every_request(

@@ -18,6 +18,7 @@ from shared.docker import Owner
 from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.validate import validate_compose
 from shared.errors import PortsideError
+from shared.plan import cmd_json
 from shared.secrets import generated_keys, open_generated, seal_generated
 from tests.conftest import FIXTURE_REPOS
 
@@ -129,9 +130,9 @@ def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
         plan_for(Detection(stack="cobol"), tmp_path)
 
 
-def test_plan_cmd_uses_shell_only_when_needed(tmp_path: Path) -> None:
-    exec_form = plan_for(Detection(stack="node", start_command="node server.js"), tmp_path).cmd_json
-    shell_form = plan_for(Detection(stack="node", start_command="node server.js --port $PORT"), tmp_path).cmd_json
+def test_plan_cmd_uses_shell_only_when_needed() -> None:
+    exec_form = cmd_json("node server.js")
+    shell_form = cmd_json("node server.js --port $PORT")
     assert exec_form == '["node", "server.js"]'
     assert shell_form == '["sh", "-c", "exec node server.js --port $PORT"]'
 

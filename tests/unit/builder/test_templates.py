@@ -9,6 +9,7 @@ import pytest
 
 from services.builder.dockerfile import render_dockerfile
 from services.builder.plan import plan_for
+from services.detector.providers.node import plan as node_plan
 from services.detector.service import detect
 from shared.config import Settings
 from shared.detection import Detection
@@ -16,6 +17,7 @@ from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.lint import hadolint_path, lint_dockerfile
 from shared.docker.policy import check_dockerfile_policy
 from shared.errors import PortsideError
+from shared.source import SourceTree
 from tests.conftest import FIXTURE_REPOS
 
 
@@ -138,16 +140,16 @@ def test_next_standalone_output_copies_only_the_traced_server(tmp_path: Path) ->
     (tmp_path / "next.config.js").write_text("module.exports = { output: 'standalone' }")
     detection = Detection(stack="node", framework="next", package_manager="npm", internal_port=3000,
                           start_command="npm start", build_command="npm run build")
-    text = render_dockerfile(plan_for(detection, tmp_path))
+    text = render_dockerfile(node_plan.plan(detection, SourceTree(tmp_path)))
     assert "COPY --from=build --chown=node:node /app/.next/standalone ./" in text
     assert 'CMD ["node", "server.js"]' in text
 
 
 def test_npm_start_runs_the_script_itself_when_it_is_plain(tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text('{"scripts": {"start": "node server.js", "dev": "nodemon x"}}')
-    plan = plan_for(Detection(stack="node", start_command="npm start"), tmp_path)
+    plan = node_plan.plan(Detection(stack="node", start_command="npm start"), SourceTree(tmp_path))
     assert plan.cmd_json == '["node", "server.js"]'
-    chained = plan_for(Detection(stack="node", start_command="npm run dev"), tmp_path)
+    chained = node_plan.plan(Detection(stack="node", start_command="npm run dev"), SourceTree(tmp_path))
     assert chained.cmd_json == '["npm", "run", "dev"]'
 
 

@@ -1,4 +1,4 @@
-"""One home per language: the provider that detects Python, Go, Rust or a static site also states its build plan,
+"""One home per language: the provider that detects a language also states its build plan,
 the plan travels in the detection (through JSON, as in the database and the generate event), and the builder
 renders it as it is."""
 
@@ -22,7 +22,7 @@ def test_every_provider_planned_stack_has_its_planner() -> None:
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURE_REPOS.iterdir()
-                                           if p.name.split("-")[0] in ("python", "go", "static", "rust")))
+                                           if p.name.split("-")[0] in PROVIDER_PLANNED))
 def test_the_plan_survives_the_trip_and_the_builder_needs_no_files(fixture: str, tmp_path: Path) -> None:
     detection = detect(FIXTURE_REPOS / fixture)
     if detection.stack not in PROVIDER_PLANNED or (detection.start_command is None and detection.output_dir is None):
