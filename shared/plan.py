@@ -69,7 +69,8 @@ class BuildPlan:
     # builds and runs in `workspace_app` (its path from the workspace root, e.g. "apps/web").
     workspace_root: str = ""
     workspace_app: str = ""
-    # A pinned tool a template installs in a throw-away stage only (Python: the lockfile exporter, `uv==0.5.11`).
+    # A pinned tool a template installs: Python's lockfile exporter in a throw-away stage (`uv==0.5.11`); Node's
+    # package manager when the image lacks it (`pnpm@8`, the major its lockfile needs; `bun@1`).
     build_tool: str = ""
 
     @property

@@ -31,6 +31,26 @@ def test_node_major_from_version_specs(spec: str, major: str) -> None:
     assert node_major(spec) == major
 
 
+@pytest.mark.parametrize(("files", "tool"), [
+    # nrwl/nx-recipes' pnpm workspace has a 5.3 lockfile, which pnpm 9 refuses (ERR_PNPM_LOCKFILE_BREAKING_CHANGE).
+    ({"pnpm-lock.yaml": "lockfileVersion: 5.3\n"}, "pnpm@7"),
+    ({"pnpm-lock.yaml": "lockfileVersion: 5.4\n"}, "pnpm@7"),
+    ({"pnpm-lock.yaml": "lockfileVersion: '6.0'\n"}, "pnpm@8"),
+    ({"pnpm-lock.yaml": "lockfileVersion: '9.0'\n"}, "pnpm@9"),
+    ({"pnpm-lock.yaml": "garbage"}, "pnpm@9"),
+    ({"pnpm-lock.yaml": "lockfileVersion: 5.3\n", "packageManager": "pnpm@8.6.0"}, "pnpm@8"),
+    ({"pnpm-lock.yaml": "lockfileVersion: 5.3\n", "packageManager": "pnpm@6.35.1"}, "pnpm@7"),  # 6: not on Node 20
+    ({"bun.lockb": "x"}, "bun@1"),
+    ({"package-lock.json": "{}"}, ""),
+])
+def test_the_package_manager_installed_is_the_one_the_lockfile_needs(repo, files: dict, tool: str) -> None:
+    package = {"name": "a", "scripts": {"start": "node server.js"}}
+    if "packageManager" in files:
+        package["packageManager"] = files.pop("packageManager")
+    plan = detect(repo({"package.json": package, **files})).plan
+    assert plan is not None and plan.build_tool == tool
+
+
 def test_node_nvmrc_wins_over_engines(repo) -> None:
     root = repo({"package.json": {"engines": {"node": ">=16"}}, ".nvmrc": "22\n"})
     assert detect(root).runtime_version == "22"

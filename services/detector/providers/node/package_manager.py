@@ -21,6 +21,11 @@ BUN_TYPES = ("bun-types", "@types/bun")
 _CODENAMES = {"argon": "4", "boron": "6", "carbon": "8", "dubnium": "10", "erbium": "12", "fermium": "14",
               "gallium": "16", "hydrogen": "18", "iron": "20", "jod": "22", "krypton": "24"}
 LTS = "22"
+# The pnpm major that accepts each pnpm-lock.yaml lockfileVersion with --frozen-lockfile: pnpm 8 and 9 refuse a
+# 5.x lockfile (ERR_PNPM_LOCKFILE_BREAKING_CHANGE), pnpm 7 reads 5.3 and 5.4. pnpm 6 (which wrote 5.3) cannot
+# fetch on Node 20+ (ERR_INVALID_THIS), so 7 is the oldest used. Newer or unreadable: the current line.
+PNPM_FOR_LOCKFILE = ((5.4, "7"), (6.1, "8"))
+PNPM_OLDEST, PNPM_CURRENT = 7, "9"
 
 
 def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection) -> str:
@@ -56,6 +61,21 @@ def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection)
         note(det, "package.json", f"depends on {types}: a Bun app", W_LOCKFILE)
         return "bun"
     return "npm"
+
+
+def pnpm_major(src: SourceTree, pkg: dict[str, Any]) -> str:
+    """The pnpm major to install: packageManager's (what corepack would run), else the one of the lockfile's
+    lockfileVersion (looked up to the workspace root), else the current line."""
+    m = re.match(r"^pnpm@(\d+)\.", str(pkg.get("packageManager") or "").strip())
+    if m:
+        return str(max(int(m.group(1)), PNPM_OLDEST))
+    found = src.find_up("pnpm-lock.yaml")
+    head = (found[1].read_text("pnpm-lock.yaml", max_bytes=4096) or "") if found else ""
+    version = re.search(r"^lockfileVersion:\s*['\"]?(\d+(?:\.\d+)?)", head, re.MULTILINE)
+    if version is None:
+        return PNPM_CURRENT
+    number = float(version.group(1))
+    return next((major for upto, major in PNPM_FOR_LOCKFILE if number <= upto), PNPM_CURRENT)
 
 
 def _deps(value: object) -> dict[str, Any]:

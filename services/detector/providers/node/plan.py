@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from services.detector.providers.base import Unplannable, as_dict
+from services.detector.providers.node.package_manager import pnpm_major
 from shared.detection import Detection
 from shared.plan import (
     DEFAULT_PORTS,
@@ -152,7 +153,21 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
         artifact="standalone" if standalone else "",
         locked=locked,
         notes=notes,
+        build_tool=_tool(pm, src, package, notes),
     )
+
+
+def _tool(pm: str, src: SourceTree, package: dict[str, Any], notes: list[str]) -> str:
+    """The package manager the image installs from npm: pnpm of the lockfile's major, Bun 1; npm and yarn 1 are in
+    the base image (yarn 2+ comes through corepack)."""
+    if pm == "bun":
+        return "bun@1"
+    if pm != "pnpm":
+        return ""
+    major = pnpm_major(src, package)
+    if major != "9":
+        notes.append(f"pnpm {major}: the major that reads this pnpm-lock.yaml (a newer pnpm refuses it).")
+    return f"pnpm@{major}"
 
 
 def _port(det: Detection, static: bool) -> int:
@@ -187,7 +202,7 @@ def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str)
         install=node_install(pm, lock is not None, production_only=False),
         output_dir=output, spa=static and det.framework not in _MULTI_PAGE,
         locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.app_path or ".", src.app_path),
-        workspace_app=rel,
+        workspace_app=rel, build_tool=_tool(pm, root, _package_json(root), notes),
     )
 
 
