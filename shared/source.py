@@ -316,6 +316,19 @@ class SourceTree:
         self._cache[key] = text
         return text
 
+    def read_head(self, rel: str, max_bytes: int = 4096) -> str | None:
+        """The first `max_bytes` of the file as text, whatever its size (a lockfile's version line); None as
+        read_text."""
+        path = self._resolve(rel)
+        if path is None or not path.is_file():
+            return None
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(max_bytes)
+        except OSError:
+            return None
+        return None if b"\x00" in data else data.decode("utf-8", errors="replace").lstrip("\ufeff")
+
     # -- writing ---------------------------------------------------------------------------------------
     def write_text(self, rel: str, text: str, mode: int = 0o644) -> None:
         """Write a file under this tree without following any symlink: each folder on the way is opened from the

@@ -34,7 +34,7 @@ def test_node_major_from_version_specs(spec: str, major: str) -> None:
 @pytest.mark.parametrize(("files", "tool"), [
     # nrwl/nx-recipes' pnpm workspace has a 5.3 lockfile, which pnpm 9 refuses (ERR_PNPM_LOCKFILE_BREAKING_CHANGE).
     ({"pnpm-lock.yaml": "lockfileVersion: 5.3\n"}, "pnpm@7"),
-    ({"pnpm-lock.yaml": "lockfileVersion: 5.4\n"}, "pnpm@7"),
+    ({"pnpm-lock.yaml": "lockfileVersion: 5.4\n" + "# a big lockfile\n" * 80_000}, "pnpm@7"),  # > 1 MB
     ({"pnpm-lock.yaml": "lockfileVersion: '6.0'\n"}, "pnpm@8"),
     ({"pnpm-lock.yaml": "lockfileVersion: '9.0'\n"}, "pnpm@9"),
     ({"pnpm-lock.yaml": "garbage"}, "pnpm@9"),

@@ -70,7 +70,7 @@ def pnpm_major(src: SourceTree, pkg: dict[str, Any]) -> str:
     if m:
         return str(max(int(m.group(1)), PNPM_OLDEST))
     found = src.find_up("pnpm-lock.yaml")
-    head = (found[1].read_text("pnpm-lock.yaml", max_bytes=4096) or "") if found else ""
+    head = (found[1].read_head("pnpm-lock.yaml") or "") if found else ""
     version = re.search(r"^lockfileVersion:\s*['\"]?(\d+(?:\.\d+)?)", head, re.MULTILINE)
     if version is None:
         return PNPM_CURRENT
@@ -90,7 +90,7 @@ def yarn_berry(src: SourceTree, pkg: dict[str, Any]) -> bool:
     if src.find_up(".yarnrc.yml"):
         return True
     lock = src.find_up("yarn.lock")
-    return bool(lock and "__metadata:" in (lock[1].read_text("yarn.lock", max_bytes=4096) or "")[:4000])
+    return bool(lock and "__metadata:" in (lock[1].read_head("yarn.lock") or ""))
 
 
 def node_major(spec: str) -> str | None:
