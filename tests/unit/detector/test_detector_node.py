@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.builder.dockerfile import render_dockerfile
 from services.detector.providers.node import is_dev_command, port_in_js
 from services.detector.providers.node.package_manager import node_major
 from services.detector.service import detect
@@ -104,3 +105,21 @@ def test_node_missing_start_gives_help(repo) -> None:
     det = detect(repo({"package.json": {"name": "lib", "dependencies": {"lodash": "4"}}}))
     assert det.start_command is None
     assert det.start_command_help and '"start"' in det.start_command_help
+
+
+@pytest.mark.parametrize(("lock", "prune"), [
+    ("package-lock.json", "npm prune --omit=dev --no-audit --no-fund"),
+    ("pnpm-lock.yaml", "pnpm prune --prod"),
+    ("yarn.lock", "yarn install --frozen-lockfile --production --offline && yarn cache clean"),
+])
+def test_an_app_with_a_build_gets_its_production_dependencies_by_pruning_not_a_second_download(
+    repo, lock: str, prune: str,
+) -> None:
+    # render-examples/create-react-app and the Nuxt apps went past 15 minutes here installing everything twice.
+    package = {"name": "a", "scripts": {"build": "tsc", "start": "node dist/server.js"},
+               "devDependencies": {"typescript": "5.6.3"}}
+    plan = detect(repo({"package.json": package, lock: "lockfileVersion: '9.0'\n" if "pnpm" in lock else "{}"})).plan
+    assert plan is not None and plan.prod_install == prune
+    assert "yarn cache clean" not in plan.install  # the offline prune needs the cache the full install filled
+    text = render_dockerfile(plan)
+    assert f"FROM deps AS prod-deps\nRUN {prune} \\\n" in text

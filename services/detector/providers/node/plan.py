@@ -37,8 +37,9 @@ _MULTI_PAGE = ("gatsby", "docusaurus", "astro")
 SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
 
 
-def node_install(pm: str, locked: bool, production_only: bool) -> str:
-    """The lockfile-exact install for a package manager (a plain install without a lockfile)."""
+def node_install(pm: str, locked: bool, production_only: bool, keep_cache: bool = False) -> str:
+    """The lockfile-exact install for a package manager (a plain install without a lockfile). `keep_cache`: Yarn 1
+    keeps its cache for the offline production install (node_prune) that follows."""
     if pm == "yarn-berry":
         # Yarn 2+ through corepack, as pinned by package.json's packageManager field.
         return "corepack enable && yarn install --immutable" + (" && yarn workspaces focus --all --production"
@@ -47,13 +48,28 @@ def node_install(pm: str, locked: bool, production_only: bool) -> str:
         # Yarn 1 gives up on a registry answer after 30 s, which a big install (Gatsby: 1,700 packages) on a busy
         # machine or a slow mirror exceeds ("There appears to be trouble with your network connection").
         return ("yarn install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
-                + " --network-timeout 600000 && yarn cache clean")
+                + " --network-timeout 600000" + ("" if keep_cache else " && yarn cache clean"))
     if pm == "pnpm":
         return "pnpm install" + (" --frozen-lockfile" if locked else "") + (" --prod" if production_only else "")
     if pm == "bun":
         return "bun install" + (" --frozen-lockfile" if locked else "") + (" --production" if production_only else "")
     base = "npm ci" if locked else "npm install"
     return base + (" --omit=dev" if production_only else "") + " --no-audit --no-fund"
+
+
+def node_prune(pm: str, locked: bool) -> str:
+    """From a full install to the production dependencies, offline: what the runtime image of an app with a build
+    gets. A second install from the registry took as long as the first (react-scripts and Nuxt sit in
+    `dependencies`), which pushed real apps past the build limit on a busy machine."""
+    if pm == "npm":
+        return "npm prune --omit=dev --no-audit --no-fund"
+    if pm == "pnpm":
+        return "pnpm prune --prod"
+    if pm == "yarn":
+        # Yarn 1 has no prune: an offline production install relinks from the cache the full install filled.
+        return ("yarn install" + (" --frozen-lockfile" if locked else "")
+                + " --production --offline && yarn cache clean")
+    return node_install(pm, locked, production_only=True)
 
 
 def _package_json(src: SourceTree) -> dict[str, Any]:
@@ -146,8 +162,8 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
     return BuildPlan(
         "node", det.framework, pm, major, _port(det, static), start, build, manifests,
         template="node/static.Dockerfile.j2" if static else "node/Dockerfile.j2",
-        install=node_install(pm, locked, production_only=False),
-        prod_install=node_install(pm, locked, production_only=True),
+        install=node_install(pm, locked, production_only=False, keep_cache=bool(build and not static)),
+        prod_install=node_prune(pm, locked) if build and not static else node_install(pm, locked, production_only=True),
         output_dir=det.output_dir if static else None,
         spa=static and det.framework not in _MULTI_PAGE,
         artifact="standalone" if standalone else "",
