@@ -123,3 +123,19 @@ def test_an_app_with_a_build_gets_its_production_dependencies_by_pruning_not_a_s
     assert "yarn cache clean" not in plan.install  # the offline prune needs the cache the full install filled
     text = render_dockerfile(plan)
     assert f"FROM deps AS prod-deps\nRUN {prune} \\\n" in text
+
+
+@pytest.mark.parametrize(("code", "start"), [
+    # render-examples/fastify-hello-world: localhost unless RENDER is set, so unreachable from outside a container.
+    ("const host = ('RENDER' in process.env) ? `0.0.0.0` : `localhost`;", "env RENDER=true node app.js"),
+    ("app.listen(3000, process.env.FLY_APP_NAME ? '0.0.0.0' : '127.0.0.1')", "env FLY_APP_NAME=true node app.js"),
+    ("const h = process.env['ON_PLATFORM'] ? \"::\" : 'localhost'", "env ON_PLATFORM=true node app.js"),
+    ("const host = process.env.HOST ? process.env.HOST : '0.0.0.0'", "node app.js"),
+    ("const host = process.env.HOST ? '0.0.0.0' : 'localhost'", "node app.js"),  # HOST=0.0.0.0 is set anyway
+    ("server.listen(3000)", "node app.js"),
+])
+def test_a_host_chosen_by_a_platform_variable_gets_that_variable(repo, code: str, start: str) -> None:
+    root = repo({"package.json": {"name": "a", "scripts": {"start": "node app.js"}}, "app.js": code})
+    plan = detect(root).plan
+    assert plan is not None and plan.start_command == start
+    assert (plan.cmd_json.startswith('["env"')) is start.startswith("env ")

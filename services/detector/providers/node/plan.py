@@ -95,12 +95,32 @@ def _resolve_script(command: str, package: dict[str, Any]) -> str:
     return script.strip()
 
 
-def _start(det: Detection, package: dict[str, Any], static: bool) -> str:
+# `("RENDER" in process.env) ? '0.0.0.0' : 'localhost'`, `process.env.FLY_APP_NAME ? "0.0.0.0" : ...`: code that
+# listens on every address only when some hosting platform's variable is set.
+_HOST_SWITCH = re.compile(r"""(?:["'](\w+)["']\s+in\s+process\.env|process\.env\.(\w+)|process\.env\[["'](\w+)["']\])"""
+                          r"""\s*\)?\s*\?\s*[`'"](?:0\.0\.0\.0|::)[`'"]""")
+# Set in every generated image already (HOST, HOSTNAME, NODE_ENV=production, PORT).
+_ALREADY_SET = {"HOST", "HOSTNAME", "NODE_ENV", "PORT"}
+
+
+def _start(det: Detection, package: dict[str, Any], static: bool, src: SourceTree | None = None,
+           notes: list[str] | None = None) -> str:
     if static:
         return ""
     if not det.start_command:
         raise Unplannable(det.start_command_help or NO_START)
-    return _resolve_script(det.start_command, package)
+    start = _resolve_script(det.start_command, package)
+    words = start.split()
+    if src is None or notes is None or len(words) < 2 or words[0] not in ("node", "bun"):
+        return start
+    match = _HOST_SWITCH.search(src.read_text(words[1]) or "")
+    variable = next((g for g in match.groups() if g), "") if match else ""
+    if not variable or variable in _ALREADY_SET:
+        return start
+    # Otherwise it listens on localhost inside its container, where nothing outside reaches it.
+    notes.append(f"{words[1]} listens on 0.0.0.0 only when {variable} is set: the start command sets "
+                 f"{variable}=true.")
+    return f"env {variable}=true {start}"
 
 
 def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
@@ -153,7 +173,7 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
         major = DEFAULT_VERSIONS["node"]
     major = image_version("node", major, notes)
     static = det.output_dir is not None and not det.start_command
-    start = _start(det, package, static)
+    start = _start(det, package, static, src, notes)
     config = " ".join(src.read_text(n) or "" for n in ("next.config.js", "next.config.mjs", "next.config.ts"))
     standalone = det.framework == "next" and "standalone" in config
     build = det.build_command
@@ -205,7 +225,7 @@ def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str)
     package = _package_json(src)
     major = image_version("node", major_minor(det.runtime_version, DEFAULT_VERSIONS["node"]).split(".")[0], notes)
     static = det.output_dir is not None and not det.start_command
-    start = _start(det, package, static)
+    start = _start(det, package, static, src, notes)
     build = det.build_command
     if det.framework == "sveltekit" and build and not static:
         build = _sveltekit_node_adapter(src, package, pm, build, notes)
