@@ -8,15 +8,17 @@ from pathlib import Path
 
 import docker
 import yaml
-from docker.errors import DockerException, ImageNotFound
+from docker.errors import ImageNotFound
 
 from shared.config import Settings
 from shared.docker import docker_client
+from shared.docker.client import ENGINE_ERRORS
 from shared.docker.dockerfile import parse_dockerfile
 from shared.errors import ErrorCode, PortsideError
 from shared.net import os_port_free
 
 MB = 1024 * 1024
+PREFLIGHT_TIMEOUT = 60
 
 
 def docker_data_dir(info: dict) -> Path:
@@ -67,11 +69,11 @@ def unavailable_images(client: docker.DockerClient, images: list[str]) -> list[s
             continue
         except ImageNotFound:
             pass
-        except DockerException:
+        except ENGINE_ERRORS:
             pass
         try:
             client.api.inspect_distribution(image)
-        except DockerException:
+        except ENGINE_ERRORS:  # no registry answers for it (or not within the timeout)
             missing.append(image)
     return missing
 
@@ -82,14 +84,19 @@ def preflight(
 ) -> None:
     """Raise the first problem found: DOCKER_UNAVAILABLE, INSUFFICIENT_DISK, REPO_NOT_FOUND, PORT_IN_USE or
     (when the `dockerfile` about to be built is given) BASE_IMAGE_UNAVAILABLE."""
-    client = docker_client(settings, timeout=10)
+    # A busy engine (builds on a loaded machine) took over 10 s to answer `info`: that is slow, not absent.
+    client = docker_client(settings, timeout=PREFLIGHT_TIMEOUT)
     try:
         try:
             info = client.info()
-        except DockerException as exc:
-            raise PortsideError(ErrorCode.DOCKER_UNAVAILABLE, f"The Docker engine does not answer: {exc}") from exc
-        wanted = (needed_images(dockerfile) if dockerfile else []) + (compose_images(compose) if compose else [])
-        missing = unavailable_images(client, list(dict.fromkeys(wanted)))
+            wanted = (needed_images(dockerfile) if dockerfile else []) + (compose_images(compose) if compose else [])
+            missing = unavailable_images(client, list(dict.fromkeys(wanted)))
+        except ENGINE_ERRORS as exc:
+            raise PortsideError(
+                ErrorCode.DOCKER_UNAVAILABLE,
+                f"The Docker engine did not answer within {PREFLIGHT_TIMEOUT} s ({exc.__class__.__name__}); it may "
+                "be overloaded: try again when its builds have finished.",
+            ) from exc
     finally:
         client.close()
     if missing:

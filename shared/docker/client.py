@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import docker
 from docker.errors import DockerException
+from requests import RequestException
 
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
@@ -16,6 +17,10 @@ from shared.errors import ErrorCode, PortsideError
 log = logging.getLogger(__name__)
 
 # Every container, network, volume and image Portside creates carries these; clean-up finds them by label.
+# What a call to the engine raises: the SDK's own errors, and the ones of requests that it does not wrap (a read
+# timeout while a busy engine is slow to answer, a reset connection).
+ENGINE_ERRORS = (DockerException, RequestException)
+
 LABEL_MANAGED = "org.portside.managed"
 LABEL_INSTANCE = "org.portside.instance"
 LABEL_DEPLOYMENT = "org.portside.deployment-id"
@@ -78,7 +83,7 @@ def docker_client(settings: Settings, timeout: int = 120) -> docker.DockerClient
         else:
             client = docker.from_env(timeout=timeout)
         client.ping()
-    except DockerException as exc:
+    except ENGINE_ERRORS as exc:
         where = settings.docker_host or "the default socket (DOCKER_HOST or /var/run/docker.sock)"
         raise PortsideError(
             ErrorCode.DOCKER_UNAVAILABLE,
