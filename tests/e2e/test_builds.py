@@ -40,6 +40,7 @@ SLOW = ["node-vite-react", "python-uv-fastapi", "python-pipenv-flask", "python-p
         "node-pnpm-fastify", "node-koa", "python-aiohttp", "static-public-dir", "node-next", "python-fasthtml-writes",
         "node-vite-root-src", "python-conda-flask", "python-flask-old-gunicorn", "python-fasthtml-database",
         "python-flask-psycopg2-source", "node-pnpm-old-lockfile", "node-host-platform-switch",
+        "monorepo-npm-workspaces-built-package",
         "node-bun-types-no-lockfile"]
 # Fixtures that are deliberately not built here, each with the reason. The generated Dockerfile may well be right;
 # the registry its dependencies come from is not reachable from these machines.

@@ -139,3 +139,22 @@ def test_a_host_chosen_by_a_platform_variable_gets_that_variable(repo, code: str
     plan = detect(root).plan
     assert plan is not None and plan.start_command == start
     assert (plan.cmd_json.startswith('["env"')) is start.startswith("env ")
+
+
+def test_workspace_packages_the_app_needs_are_built_first_dependencies_before_dependents(repo) -> None:
+    # nrwl/nx-recipes: shared-ui's `main` is dist/index.js (tsc), which remix's own build never makes.
+    root = repo({
+        "package.json": {"name": "ws", "private": True, "workspaces": ["apps/*", "packages/*"]},
+        "apps/web/package.json": {"name": "web", "scripts": {"build": "vite build", "start": "node server.js"},
+                                  "dependencies": {"ui": "*", "react": "18.3.1", "evil": "*"}},
+        "packages/ui/package.json": {"name": "ui", "main": "dist/index.js", "scripts": {"build": "tsc"},
+                                     "dependencies": {"tokens": "*"}},
+        "packages/tokens/package.json": {"name": "tokens", "scripts": {"build": "tsup index.ts"}},
+        "packages/plain/package.json": {"name": "plain"},  # not a dependency of web, no build
+        "packages/bad name;rm -rf/package.json": {"name": "evil", "scripts": {"build": "x"}},
+    })
+    plan = detect(root, "apps/web").plan
+    assert plan is not None and plan.build_command == (
+        "npm --prefix ../../packages/tokens run build && npm --prefix ../../packages/ui run build && npm run build")
+    assert any("built first: evil, tokens, ui" in n for n in plan.notes)
+    assert any("'packages/bad name;rm -rf' is not built first" in n for n in plan.notes)

@@ -123,6 +123,19 @@ def _start(det: Detection, package: dict[str, Any], static: bool, src: SourceTre
     return f"env {variable}=true {start}"
 
 
+def _workspace_globs(root: SourceTree) -> list[str]:
+    """The member globs of a workspace root: package.json `workspaces` and pnpm-workspace.yaml `packages`."""
+    globs: list[str] = []
+    workspaces = _package_json(root).get("workspaces")
+    if isinstance(workspaces, dict):
+        workspaces = workspaces.get("packages")
+    if isinstance(workspaces, list):
+        globs += [g for g in workspaces if isinstance(g, str)]
+    globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", root.read_text("pnpm-workspace.yaml") or "",
+                        re.MULTILINE)
+    return [g.rstrip("/").removeprefix("./") for g in globs if not g.startswith("!")]
+
+
 def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
     """The workspace root above the app (inside the repository) whose workspace globs include the app, and the
     app's path from it; None for an app that is not a workspace member."""
@@ -130,17 +143,55 @@ def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
     for depth in range(1, len(parts) + 1):
         root = SourceTree(src.repo_root, "/".join(parts[:-depth]))
         rel = "/".join(parts[-depth:])
-        globs: list[str] = []
-        workspaces = _package_json(root).get("workspaces")
-        if isinstance(workspaces, dict):
-            workspaces = workspaces.get("packages")
-        if isinstance(workspaces, list):
-            globs += [g for g in workspaces if isinstance(g, str)]
-        globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", root.read_text("pnpm-workspace.yaml") or "",
-                            re.MULTILINE)
-        if any(fnmatch.fnmatch(rel, g.rstrip("/").removeprefix("./")) for g in globs):
+        if any(fnmatch.fnmatch(rel, g) for g in _workspace_globs(root)):
             return root, rel
     return None
+
+
+# A member's path as it may appear in a RUN line: plain path characters only (a repository names its folders).
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9._@/-]+$")
+
+
+def _workspace_builds(root: SourceTree, rel: str, pm: str, notes: list[str]) -> str | None:
+    """Build the app's workspace dependencies that have a build script, dependencies first, each in its own
+    directory: a package whose `main` is its `dist/` (tsc, tsup) is not there until it is built, and the app's
+    own build (remix, vite without nx's task graph) does not build it ("Cannot find module .../dist/index.js")."""
+    members: dict[str, tuple[str, dict[str, Any]]] = {}
+    for pattern in _workspace_globs(root):
+        for manifest in root.glob(f"{pattern}/package.json", max_depth=pattern.count("/") + 2):
+            package = as_dict(root.read_json(manifest))
+            name = package.get("name")
+            if isinstance(name, str):
+                members[name] = (posixpath.dirname(manifest), package)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(package: dict[str, Any]) -> None:
+        deps = {**as_dict(package.get("dependencies")), **as_dict(package.get("devDependencies"))}
+        for dep in sorted(deps):
+            if dep in members and dep not in seen:
+                seen.add(dep)
+                visit(members[dep][1])
+                order.append(dep)
+
+    visit(as_dict(root.read_json(f"{rel}/package.json")))
+    # Each runs the package's script in the package's directory (no `cd`: hadolint DL3003).
+    run = {"npm": "npm --prefix {} run build", "pnpm": "pnpm --dir {} run build",
+           "bun": "bun --cwd {} run build"}.get(pm, "yarn --cwd {} run build")
+    steps = []
+    for dep in order:
+        path, package = members[dep]
+        if path == rel or not isinstance(as_dict(package.get("scripts")).get("build"), str):
+            continue
+        if not _SAFE_PATH.match(path):
+            notes.append(f"The workspace package in {path[:80]!r} is not built first: its folder name has "
+                         "characters Portside does not put in a build command.")
+            continue
+        steps.append(run.format(posixpath.relpath(path, rel)))
+    if not steps:
+        return None
+    notes.append(f"Workspace packages the app depends on are built first: {', '.join(d for d in order)[:200]}.")
+    return " && ".join(steps)
 
 
 def plan(det: Detection, src: SourceTree) -> BuildPlan:
@@ -229,6 +280,9 @@ def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str)
     build = det.build_command
     if det.framework == "sveltekit" and build and not static:
         build = _sveltekit_node_adapter(src, package, pm, build, notes)
+    first = _workspace_builds(root, rel, pm, notes)
+    if first:
+        build = f"{first} && {build}" if build else first
     output = posixpath.normpath(posixpath.join(rel, det.output_dir)) if static and det.output_dir else None
     if output is not None and output.startswith(".."):
         raise Unplannable(f"The app's build writes to {det.output_dir}, outside the workspace; set its outDir "
