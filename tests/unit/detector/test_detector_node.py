@@ -158,3 +158,16 @@ def test_workspace_packages_the_app_needs_are_built_first_dependencies_before_de
         "npm --prefix ../../packages/tokens run build && npm --prefix ../../packages/ui run build && npm run build")
     assert any("built first: evil, tokens, ui" in n for n in plan.notes)
     assert any("'packages/bad name;rm -rf' is not built first" in n for n in plan.notes)
+
+
+def test_an_app_with_no_lockfile_and_no_node_version_gets_the_lts_todays_releases_target(repo) -> None:
+    # render-examples/nuxtjs-hello-world asks for nuxt@latest: Nuxt 4's build needs Node 22 (Set.difference).
+    unpinned = detect(repo({"package.json": {"name": "a", "dependencies": {"nuxt": "latest"},
+                                             "scripts": {"build": "nuxt build", "start": "nuxt start"}}})).plan
+    assert unpinned is not None and unpinned.version == "22"
+    locked = detect(repo({"package.json": {"name": "a", "scripts": {"start": "node server.js"}},
+                          "package-lock.json": "{}"})).plan
+    pinned = detect(repo({"package.json": {"name": "a", "scripts": {"start": "node server.js"}},
+                          ".nvmrc": "18\n"})).plan
+    assert locked is not None and locked.version == "20"
+    assert pinned is not None and pinned.version == "18"

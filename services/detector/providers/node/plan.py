@@ -35,6 +35,7 @@ NO_START = 'No start command found; add a "start" script to package.json.'
 # index.html).
 _MULTI_PAGE = ("gatsby", "docusaurus", "astro")
 SVELTEKIT_ADAPTER_NODE = "@sveltejs/adapter-node@5"
+UNLOCKED_NODE = "22"
 
 
 def node_install(pm: str, locked: bool, production_only: bool, keep_cache: bool = False) -> str:
@@ -222,6 +223,12 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
             and version_key(major) < version_key(DEFAULT_VERSIONS["node"]):
         # engines.node is only a lower bound ("node >= 18"): the default line satisfies it.
         major = DEFAULT_VERSIONS["node"]
+    if not locked and det.runtime_version is None:
+        # Nothing pins the dependencies or Node: they resolve to today's releases, which target the newest LTS
+        # (render's Nuxt example asks for nuxt@latest, whose build calls Set.prototype.difference: Node 22).
+        major = UNLOCKED_NODE
+        notes.append(f"No lockfile and no Node version: Node {UNLOCKED_NODE}, the LTS line today's releases "
+                     "target. Pin one (.nvmrc or engines.node) to choose.")
     major = image_version("node", major, notes)
     static = det.output_dir is not None and not det.start_command
     start = _start(det, package, static, src, notes)
