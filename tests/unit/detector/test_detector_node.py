@@ -171,3 +171,16 @@ def test_an_app_with_no_lockfile_and_no_node_version_gets_the_lts_todays_release
                           ".nvmrc": "18\n"})).plan
     assert locked is not None and locked.version == "20"
     assert pinned is not None and pinned.version == "18"
+
+
+@pytest.mark.parametrize(("config", "output"), [
+    # render-examples/nextjs-hello-world: the export is commented out, so `next start` serves it (no out/).
+    ('const nextConfig = {\n  // output: "export",\n  reactStrictMode: true,\n};\nexport default nextConfig;\n', None),
+    ('const nextConfig = {\n  /* output: "export", */\n};\nexport default nextConfig;\n', None),
+    ('const nextConfig = {\n  output: "export", // static\n  assetPrefix: "https://cdn.example.com",\n};\n', "out"),
+])
+def test_a_commented_out_next_export_is_not_a_static_export(repo, config: str, output: str | None) -> None:
+    root = repo({"package.json": {"name": "a", "dependencies": {"next": "15.0.3"},
+                                  "scripts": {"build": "next build", "start": "next start"}},
+                 "next.config.mjs": config})
+    assert detect(root).output_dir == output

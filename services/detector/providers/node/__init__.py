@@ -80,6 +80,10 @@ def is_dev_command(cmd: str) -> bool:
     return any(re.search(rf"(^|[\s;&|]){re.escape(m.strip())}(\s|$)", cmd) for m in DEV_START_MARKERS)
 
 
+# A /* block */ comment, or a // comment that starts a line or follows a space (not the `//` of "https://").
+_JS_COMMENT = re.compile(r"/\*.*?\*/|(^|\s)//[^\n]*", re.DOTALL | re.MULTILINE)
+
+
 class NodeProvider:
     name = "node"
 
@@ -227,10 +231,12 @@ class NodeProvider:
         return fw.output_dir
 
     def _config_text(self, src: SourceTree, stem: str) -> str:
+        """The framework config without its comments: render's Next example ships `// output: "export",` commented
+        out, and a commented-out option is not set."""
         for ext in (".js", ".mjs", ".ts", ".cjs", ".mts"):
             text = src.read_text(stem + ext)
             if text is not None:
-                return text
+                return _JS_COMMENT.sub(r"\1", text)
         return ""
 
     def _entry_file(self, src: SourceTree, pkg: dict[str, Any], start: str | None) -> str | None:
