@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
     if out_file.exists():  # a partial run (--only) updates the apps it measured and keeps the rest
         results = json.loads(out_file.read_text()).get("apps", {})
     lock = threading.Lock()
+    # The code the system runs is the checkout's when it starts; HEAD may move while a long run goes on.
+    commit = _head()
     generate = {"use_repo_dockerfile": False} if args.generate_own else {}
 
     def one(system: System | None, app: dict) -> None:
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
                     else via_naive(engine, app, work)
             except Exception as exc:  # noqa: BLE001 - one app's surprise is that app's outcome, not the run's end
                 outcome = Outcome(stage="harness", detail=f"{type(exc).__name__}: {exc}"[:400])
-            row[side] = {**asdict(outcome), "commit": _head()}
+            row[side] = {**asdict(outcome), "commit": commit}
             print(f"[{side:8}] {app['id']:<34} {'OK  ' if outcome.ok else 'FAIL'} "
                   f"{outcome.seconds or '':>6} s {outcome.image_mb or '':>7} MB  "
                   f"{outcome.error_code} {outcome.detail[:120]!r}", flush=True)
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     def save() -> None:
         all_apps = load_manifest()
         summary = {side: summarize(all_apps, results, side) for side in ("portside", "naive")}
-        report = {"label": args.label, "commit": _head(), "summary": summary, "apps": results}
+        report = {"label": args.label, "commit": commit, "summary": summary, "apps": results}
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out_file.write_text(json.dumps(report, indent=2) + "\n")
         return report
