@@ -22,6 +22,9 @@ DEFAULT_VERSIONS = {
 }
 DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
                  "php": 8000, "ruby": 3000, "elixir": 4000, "deno": 8000}
+# The stacks a provider plans (services/detector/registry.py `PLANNERS`): a detection of one of them without a plan
+# could not be built (its `start_command_help` says why); any other stack needs the repository's own Dockerfile.
+PLANNED_STACKS = (*DEFAULT_PORTS, "static")
 # Static sites are served by an unprivileged nginx on a port above 1024, so no capability is needed.
 STATIC_PORT = 8080
 # The runtime lines a plan may name in FROM, per stack: each exists on Docker Hub, and `make images`
@@ -80,6 +83,12 @@ class BuildPlan:
     @property
     def static(self) -> bool:
         return self.output_dir is not None
+
+
+def serving_port(stack: str, internal_port: int | None, static: bool) -> int:
+    """The port a plan's container listens on: nginx's for a site built to files, else the app's own (or the
+    stack's usual one)."""
+    return STATIC_PORT if static else internal_port or DEFAULT_PORTS[stack]
 
 
 def cmd_json(command: str) -> str:

@@ -12,13 +12,12 @@ from typing import Any
 from services.detector.providers.base import Unplannable, as_dict
 from shared.detection import Detection
 from shared.plan import (
-    DEFAULT_PORTS,
     DEFAULT_VERSIONS,
     SHELL_CHARS,
-    STATIC_PORT,
     BuildPlan,
     image_version,
     major_minor,
+    serving_port,
     version_key,
 )
 from shared.source import SourceTree
@@ -143,7 +142,7 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
     if det.framework == "sveltekit" and build and not static:
         build = _sveltekit_node_adapter(src, package, pm, build, notes)
     return BuildPlan(
-        "node", det.framework, pm, major, _port(det, static), start, build, manifests,
+        "node", det.framework, pm, major, serving_port("node", det.internal_port, static), start, build, manifests,
         template="node/static.Dockerfile.j2" if static else "node/Dockerfile.j2",
         install=node_install(pm, locked, production_only=False),
         prod_install=node_install(pm, locked, production_only=True),
@@ -153,11 +152,6 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
         locked=locked,
         notes=notes,
     )
-
-
-def _port(det: Detection, static: bool) -> int:
-    # A site built to files is served by nginx whatever port its dev server used.
-    return STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["node"]
 
 
 def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str) -> BuildPlan:
@@ -183,7 +177,8 @@ def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str)
         raise Unplannable(f"The app's build writes to {det.output_dir}, outside the workspace; set its outDir "
                           "inside it.")
     return BuildPlan(
-        "node", det.framework, pm, major, _port(det, static), start, build, [], template="node/workspace.Dockerfile.j2",
+        "node", det.framework, pm, major, serving_port("node", det.internal_port, static), start, build, [],
+        template="node/workspace.Dockerfile.j2",
         install=node_install(pm, lock is not None, production_only=False),
         output_dir=output, spa=static and det.framework not in _MULTI_PAGE,
         locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.app_path or ".", src.app_path),
