@@ -3,8 +3,9 @@ language and rendered by the builder into a template (services/builder/templates
 
 The provider that detects a language also plans it (as nixpacks' and railpack's providers do): the plan travels
 in the Detection (`Detection.plan`, through the database and the generate event), and the builder never re-derives
-a fact the detector decided. Stacks whose planner has not moved to its provider yet (PHP, Ruby, Java, .NET, Elixir,
-Deno) are planned by the builder (services/builder/plan.py, `PLANNERS`) from the same model."""
+a fact the detector decided: it renders the plan (services/builder/plan.py applies only the user's port) and refuses
+a detection without one. Every stack in PLANNED_STACKS is planned by its provider
+(services/detector/providers/<lang>; registry `PLANNERS`); the helpers two of them share live here."""
 
 from __future__ import annotations
 

@@ -162,7 +162,13 @@ async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
             )
         assert info.value.code == ErrorCode.UNSUPPORTED_STACK
         row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
-    assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        # A stack Portside plans, but not the one detected: the provider's plan is the detected stack's.
+        with pytest.raises(PortsideError) as info:
+            await api.generate(
+                session, bus, settings, repo.id, app_path="", stack="node", port=None, internal_port=None
+            )
+        assert info.value.code == ErrorCode.UNSUPPORTED_STACK and "detected a python app" in info.value.message
 
 
 async def test_generate_port_is_the_host_port_refused_when_it_cannot_be_had(

@@ -120,14 +120,14 @@ def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
     (tmp_path / "Procfile").write_text("web: gunicorn --bind 0.0.0.0:8000 app:app\n")
     detection = detect(tmp_path)
     assert detection.plan is not None and detection.plan.port == 8000
-    plan = plan_for(detection, tmp_path, port_override=9000)
+    plan = plan_for(detection, port_override=9000)
     assert plan.port == 9000
     assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"
 
 
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(PortsideError, match="add your own Dockerfile"):
-        plan_for(Detection(stack="cobol"), tmp_path)
+        plan_for(Detection(stack="cobol"))
 
 
 def test_plan_cmd_uses_shell_only_when_needed() -> None:
