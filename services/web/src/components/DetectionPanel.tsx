@@ -84,7 +84,7 @@ export function DetectionPanel({
           {d.alternatives.filter((a) => a !== d.stack).map((a) => <option key={a} value={a}>{a}</option>)}
         </select>
       </label>
-      <p id="stack-help" className="muted small">Override the stack only when detection picked the wrong one.</p>
+      <p id="stack-help" className="muted small">Portside builds the stack it detects; another one is refused (UNSUPPORTED_STACK) unless the repository has its own Dockerfile.</p>
     </section>
   );
 }

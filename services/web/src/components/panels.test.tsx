@@ -1,9 +1,10 @@
 import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, ApiError, online, setTokens, tokens, type Detection } from "../api";
+import { api, ApiError, online, setTokens, tokens, type Deployment, type Detection } from "../api";
 import { actionState } from "../pages/DeploymentPage";
 import { DetectionPanel } from "./DetectionPanel";
 import { markersFrom } from "./FilesEditor";
+import { SettingsPanel } from "./SettingsPanel";
 import { ConnectionBanner, ErrorBox } from "./common";
 import { UsageHistory } from "./StatusPanel";
 
@@ -64,6 +65,24 @@ describe("DetectionPanel", () => {
     render(<DetectionPanel detection={{ ...detection, apps }} stack="" onStack={() => {}} appPath="api" onApp={onApp} />);
     fireEvent.change(screen.getByLabelText(/holds 2 apps/), { target: { value: "web" } });
     expect(onApp).toHaveBeenCalledWith("web");
+  });
+});
+
+describe("SettingsPanel", () => {
+  it("generates again without naming the stack last generated (the app may be another stack now)", async () => {
+    const sent: { url: string; body: unknown }[] = [];
+    vi.stubGlobal("fetch", vi.fn(async (url: string, init: RequestInit) => {
+      sent.push({ url, body: init.body ? JSON.parse(String(init.body)) : null });
+      return url.endsWith("/env") ? json({ variables: [] }) : json({ deployment_id: 8 });
+    }));
+    vi.stubGlobal("scrollTo", vi.fn()); // navigating to the new deployment scrolls, which jsdom lacks
+    const deployment = { id: 7, repository_id: 3, app_path: "", stack: "node", internal_port: 3000,
+                         cpu_limit: null, memory_limit: null } as unknown as Deployment;
+    render(<SettingsPanel deployment={deployment} />);
+    fireEvent.click(screen.getByRole("button", { name: "Generate with these settings" }));
+    await waitFor(() => expect(sent.some((s) => s.url.endsWith("/api/deployments/generate/3"))).toBe(true));
+    const generate = sent.find((s) => s.url.endsWith("/api/deployments/generate/3"));
+    expect(generate?.body).toEqual({ app_path: "", internal_port: 3000 });
   });
 });
 

@@ -100,7 +100,8 @@ export function DeploymentPage({ id }: { id: number }) {
     setActionError(null);
     try {
       const body: Record<string, unknown> = { app_path: d.app_path };
-      if (stackOverride || d.stack) body.stack = stackOverride || d.stack;
+      // Only the user's choice: the stored stack is the one last generated, and the app may be another stack now.
+      if (stackOverride) body.stack = stackOverride;
       if (d.internal_port) body.internal_port = d.internal_port;
       if (d.cpu_limit) body.cpu_limit = d.cpu_limit;
       if (d.memory_limit) body.memory_limit = d.memory_limit;
