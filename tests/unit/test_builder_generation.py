@@ -125,6 +125,22 @@ def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
     assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"
 
 
+def test_plan_port_override_rewrites_the_port_in_the_script_npm_start_runs(tmp_path: Path) -> None:
+    # The plan runs the script itself (`next start -p 4100`), not `npm start`: the port is rewritten there.
+    (tmp_path / "package.json").write_text(
+        '{"name": "x", "scripts": {"start": "next start -p 4100"}, "dependencies": {"next": "14.0.0"}}')
+    detection = detect(tmp_path)
+    assert detection.start_command == "npm start" and detection.plan is not None
+    plan = plan_for(detection, port_override=5000)
+    assert (plan.port, plan.start_command) == (5000, "next start -p 5000")
+    php = tmp_path / "php"
+    (php / "public").mkdir(parents=True)
+    (php / "public" / "index.php").write_text("<?php echo 'hi';\n")
+    (php / "composer.json").write_text("{}")
+    plan = plan_for(detect(php), port_override=9001)
+    assert (plan.port, plan.start_command) == (9001, "php -S 0.0.0.0:9001 -t public")
+
+
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(PortsideError, match="add your own Dockerfile"):
         plan_for(Detection(stack="cobol"))

@@ -59,7 +59,7 @@ def test_python_without_a_start_command_has_no_plan_and_the_builder_says_how_to_
 
 
 def test_a_detection_without_a_plan_is_refused_not_guessed() -> None:
-    # Rows of schema 1 read as missing (the API detects again); a hand-made one without a plan is refused.
+    # Rows of an older schema read as missing (the API detects again); a hand-made one without a plan is refused.
     with pytest.raises(PortsideError) as err:
         plan_for(Detection(stack="go", start_command="./bin/app"))
     assert err.value.code == "UNSUPPORTED_STACK"
