@@ -283,6 +283,7 @@ def _event_text(event: dict) -> str:
         "deployment.status_changed": lambda p: f"{p.get('previous_status') or '-'} -> {p['status']}"
         + (f" ({p['error_code']})" if p.get("error_code") else ""),
         "deployment.crashed": lambda p: f"exit code {p.get('exit_code')}",
+        "deployment.deleted": lambda p: f"{p.get('repo_name', '')}" + (" (volumes purged)" if p.get("purged") else ""),
         "build.finished": lambda p: ("succeeded" if p["succeeded"] else f"failed ({p.get('error_code')})")
         + (f" in {p['duration_seconds']} s" if p.get("duration_seconds") is not None else ""),
         "port.assigned": lambda p: f"port {p['port']}",
