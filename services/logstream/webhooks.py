@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class Deliverer:
         self.slots = asyncio.Semaphore(CONCURRENCY)
         self.inflight: set[asyncio.Task[None]] = set()
         self.task: asyncio.Task[None] | None = None
+        self.tls: ssl.SSLContext | None = None
         self._cipher: Cipher | None = None
 
     @property
@@ -104,6 +106,8 @@ class Deliverer:
         return added
 
     def start(self) -> None:
+        # One TLS context (the CA bundle read once) for every delivery's own pinned connection.
+        self.tls = httpx.create_ssl_context(trust_env=False)
         self.task = asyncio.create_task(self.deliver_forever(), name="webhook-deliveries")
 
     async def stop(self) -> None:
@@ -180,7 +184,7 @@ class Deliverer:
                     TIMESTAMP_HEADER: str(int(datetime.now(UTC).timestamp())),
                     EVENT_HEADER: PublicSubject(row.subject).short,
                 }
-                async with pinned_client(target, settings.webhook_timeout_seconds) as http:
+                async with pinned_client(target, settings.webhook_timeout_seconds, self.tls) as http:
                     resp = await http.post(target.url, content=body, headers=headers)
                 status_code = resp.status_code
                 if not 200 <= resp.status_code < 300:
