@@ -27,7 +27,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        if host.lower() != self.host or not self.addresses:
+        if host != self.host or not self.addresses:
             raise httpcore.ConnectError(f"{host} is not the checked host {self.host}; not connecting")
         failure: Exception | None = None
         for address in self.addresses:
@@ -55,7 +55,8 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         # the pool is replaced by one with the same TLS settings that connects through PinnedBackend.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=verify or httpx.create_ssl_context(trust_env=False), max_connections=1,
-            network_backend=PinnedBackend(target.host, target.addresses),
+            # The host as httpcore will name it: lower case, an international name in its ASCII (IDNA) form.
+            network_backend=PinnedBackend(httpx.URL(target.url).raw_host.decode("ascii"), target.addresses),
         )
 
 

@@ -80,6 +80,16 @@ async def test_a_pinned_client_follows_no_redirect_and_calls_no_other_host(recei
     assert len(redirecting.seen) == 1 and trap.seen == []
 
 
+async def test_an_international_name_is_pinned_in_its_ascii_form(receivers: Receivers) -> None:
+    receiver = receivers.new()
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    name = "bücher.portside.test"  # resolves nowhere; httpcore asks for xn--bcher-kva.portside.test
+    target = Target(f"http://{name}:{port}/hook", "http", name, port, addresses=("127.0.0.1",))
+    async with pinned_client(target, timeout=10) as http:
+        assert (await http.post(target.url, content=b"{}")).status_code == 200
+    assert receiver.seen[0][1]["Host"] == f"xn--bcher-kva.portside.test:{port}"
+
+
 def self_signed(name: str, folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
