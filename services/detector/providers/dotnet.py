@@ -34,12 +34,16 @@ PKG_SERVICES = (
 )
 
 
+# C#, F# and Visual Basic projects: `dotnet restore` and `dotnet publish` take any of them.
+PROJECT_FILES = (".csproj", ".fsproj", ".vbproj")
+
+
 class DotnetProvider:
     name = "dotnet"
 
     def _projects(self, src: SourceTree) -> list[str]:
         return [f for f in src.glob("**/*.*proj", max_depth=3)
-                if f.endswith((".csproj", ".fsproj", ".vbproj")) and "test" not in f.lower()]
+                if f.endswith(PROJECT_FILES) and "test" not in f.lower()]
 
     def detect(self, src: SourceTree) -> bool:
         return bool(src.glob("*.sln", max_depth=0) or src.glob("*.csproj", max_depth=0) or
@@ -98,14 +102,17 @@ class DotnetProvider:
         """`dotnet publish` of the detected project after a restore that sees every project file; a console app
         (no web SDK, no port) listens on nothing."""
         version = major_minor(det.runtime_version, DEFAULT_VERSIONS["dotnet"])
-        project = next((w for w in (det.build_command or "").split() if w.endswith(".csproj")), "")
+        project = next((w for w in (det.build_command or "").split() if w.endswith(PROJECT_FILES)), "")
+        every = sorted(p for p in src.glob("**/*.*proj") if p.endswith(PROJECT_FILES))
         if not project:
-            found = sorted(p for p in src.glob("**/*.csproj") if "test" not in PurePosixPath(p).name.lower())
+            found = [p for p in every if "test" not in PurePosixPath(p).name.lower()]
             if not found:
-                raise Unplannable("No .csproj found; Portside builds the project that `dotnet publish` would.")
+                # Detection's own sentence (a solution without a project names where to add it) is the better one.
+                raise Unplannable(det.start_command_help or "No project file (.csproj) found; add the app's project, "
+                                  "which Portside builds with `dotnet publish`.")
             project = found[0]
         # Every project file, so `dotnet restore` of the app's project sees its project references.
-        manifests = sorted(src.glob("**/*.csproj"))
+        manifests = list(every)
         manifests += [f for f in ("global.json", "nuget.config", "NuGet.Config", "Directory.Build.props",
                                   "Directory.Packages.props") if src.has_file(f)]
         dll = next((w for w in (det.start_command or "").split() if w.endswith(".dll")), "")

@@ -74,6 +74,25 @@ def test_a_provider_that_cannot_plan_says_what_to_add_and_the_builder_repeats_it
         plan_for(detection)
 
 
+def test_dotnet_plans_an_fsharp_project_and_a_solution_without_one_keeps_detections_sentence(tmp_path: Path) -> None:
+    fsharp = tmp_path / "fs"
+    fsharp.mkdir()
+    (fsharp / "App.fsproj").write_text('<Project Sdk="Microsoft.NET.Sdk.Web"><PropertyGroup>'
+                                       "<TargetFramework>net8.0</TargetFramework></PropertyGroup></Project>")
+    plan = detect(fsharp).plan
+    assert plan is not None and (plan.target, plan.manifests, plan.artifact) == ("App.fsproj", ["App.fsproj"],
+                                                                                 "App.dll")
+    assert "RUN dotnet restore App.fsproj" in render_dockerfile(plan)
+    solution = tmp_path / "sln"
+    solution.mkdir()
+    (solution / "App.sln").write_text("Microsoft Visual Studio Solution File, Format Version 12.00\n")
+    detection = detect(solution)
+    assert detection.stack == "dotnet" and detection.plan is None
+    assert detection.start_command_help == "No .csproj found: add the web project to the solution directory."
+    with pytest.raises(PortsideError, match="add the web project to the solution directory"):
+        plan_for(detection)
+
+
 def test_an_old_gunicorn_pin_gets_the_setuptools_its_pkg_resources_import_needs(tmp_path: Path) -> None:
     # As railwayapp-templates/flask pins it: gunicorn 20 imports pkg_resources, which the bare virtualenv lacks.
     plan = detect(FIXTURE_REPOS / "python-flask-old-gunicorn").plan
