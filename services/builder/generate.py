@@ -67,7 +67,8 @@ def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list
     if not detection.primary_app or not detection.apps:
         return detection, app_dir, []
     sub = next((a for a in detection.apps if a.app_path == detection.primary_app), None)
-    if sub is None:
+    if sub is None or sub.stack != detection.stack:
+        # Another stack than the primary app's was asked for: its plan is not the one to build (plan_for refuses).
         return detection, app_dir, []
     relative = (
         Path(detection.primary_app).relative_to(detection.app_path)

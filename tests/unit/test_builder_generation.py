@@ -141,6 +141,17 @@ def test_plan_port_override_rewrites_the_port_in_the_script_npm_start_runs(tmp_p
     assert (plan.port, plan.start_command) == (9001, "php -S 0.0.0.0:9001 -t public")
 
 
+def test_a_monorepo_generated_as_another_stack_than_its_primary_app_is_refused_not_ignored() -> None:
+    root = FIXTURE_REPOS / "monorepo-turbo"
+    detection = detect(root)
+    assert detection.primary_app and detection.stack == "node"
+    # As the generate handler hands over a `stack` other than the detected one: no plan, and the sentence why.
+    other = detection.model_copy(update={"stack": "python", "plan": None, "start_command_help": "generate as node"})
+    with pytest.raises(PortsideError, match="generate as node") as err:
+        generate_files(other, root, owner=Owner("portside", 7), repo_name="turbo")
+    assert err.value.code == "UNSUPPORTED_STACK"
+
+
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(PortsideError, match="add your own Dockerfile"):
         plan_for(Detection(stack="cobol"))
