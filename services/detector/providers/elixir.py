@@ -76,7 +76,8 @@ class ElixirProvider:
         version = major_minor(det.runtime_version, DEFAULT_VERSIONS["elixir"])
         match = re.search(r"app:\s*:(\w+)", src.read_text("mix.exs") or "")
         if not match:
-            raise Unplannable("mix.exs names no `app:`; Portside builds a release named after it.")
+            raise Unplannable("mix.exs names no `app:`; add one to its project (`app: :my_app`): Portside builds a "
+                              "release named after it.")
         manifests = ["mix.exs", *(["mix.lock"] if src.has_file("mix.lock") else [])]
         return BuildPlan("elixir", det.framework, "mix", version, serving_port("elixir", det.internal_port, False),
                          f"/app/bin/{match[1]} start", det.build_command, manifests, template="elixir/Dockerfile.j2",

@@ -69,7 +69,8 @@ def test_a_provider_that_cannot_plan_says_what_to_add_and_the_builder_repeats_it
     (tmp_path / "mix.exs").write_text("defmodule Hello.MixProject do\n  use Mix.Project\nend\n")
     detection = detect(tmp_path)
     assert detection.stack == "elixir" and detection.plan is None
-    assert detection.start_command_help == "mix.exs names no `app:`; Portside builds a release named after it."
+    assert detection.start_command_help == ("mix.exs names no `app:`; add one to its project (`app: :my_app`): "
+                                             "Portside builds a release named after it.")
     with pytest.raises(PortsideError, match="names no `app:`"):
         plan_for(detection)
 
