@@ -31,6 +31,8 @@ from services.runner.engine import (
 from services.runner.ports import allocate_port
 from services.runner.readiness import _wait_ready
 from shared import proxy
+from shared.checkout import source_root
+from shared.config import Settings
 from shared.db.models import Deployment, EnvVar, Release, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
@@ -166,6 +168,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
     fallback_note = None
     try:
+        plan = await _with_source(settings, plan, repo, deployment.app_path)
         plan, container_id = await _start(ctx, plan)
     except (StartFailure, PortsideError) as exc:
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
@@ -228,6 +231,14 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     await anyio.to_thread.run_sync(_prune_images, settings, deployment_id, {k for k in keep if k})
     await ctx.publish(Subject.RUN_COMPLETED, RunCompleted(
         correlation_id=correlation_id, deployment_id=deployment_id, container_id=container_id, port=plan.port, url=url))
+
+
+async def _with_source(settings: Settings, plan: StartPlan, repo: Repository, app_path: str) -> StartPlan:
+    """The plan on this runner's copy of the source, which Compose reads (the repository's own compose files,
+    env files, bind-mount sources): the API's clone when it is on this disk, otherwise this runner's checkout of
+    the registered commit (shared/checkout.py). Raises what the fetch raised (GIT_CLONE_FAILED, REPO_NOT_FOUND)."""
+    root = (await anyio.to_thread.run_sync(source_root, settings, repo)).resolve()
+    return replace(plan, repo_root=root, app_dir=(root / app_path).resolve())
 
 
 async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:

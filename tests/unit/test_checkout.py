@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.runner.service import StartPlan, _with_source
 from shared.checkout import WORKSPACE, source_root
 from shared.config import Settings
 from shared.db.models import Repository
@@ -78,3 +79,17 @@ def test_checkout_of_a_local_directory_on_another_machine_says_where_it_builds(s
         source_root(settings, local)
     assert refused.value.code == ErrorCode.REPO_NOT_FOUND
     assert "not on this worker's disk" in refused.value.message and "git URL" in refused.value.message
+
+
+async def test_checkout_gives_the_runner_its_own_copy_when_the_apis_clone_is_elsewhere(
+    settings: Settings, origin: Path
+) -> None:
+    # The runner reads the repository's compose files, env files and bind-mount sources from this copy.
+    registered = head_commit(origin)
+    elsewhere = Path("/var/lib/portside/repos/elsewhere-1234")
+    plan = StartPlan(deployment_id=1, repo_root=elsewhere, app_dir=elsewhere, compose_text="", compose_files=[],
+                     app_service="app", image_tag="demo:1", port=20000, requested_port=None)
+    started = await _with_source(settings, plan, _repo(origin, registered), "")
+    assert started.repo_root == (settings.home / WORKSPACE / f"7-{registered}").resolve()
+    assert started.app_dir == started.repo_root and (started.app_dir / "app.py").is_file()
+    assert head_commit(started.repo_root) == registered
