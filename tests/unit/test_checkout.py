@@ -3,13 +3,15 @@ API's clone when it is on this disk; otherwise the worker's own checkout of exac
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from services.runner.service import StartPlan, _with_source
-from shared.checkout import WORKSPACE, source_root
+from shared.checkout import STALE_SECONDS, WORKSPACE, keep_in_use, source_root
 from shared.config import Settings
 from shared.db.models import Repository
 from shared.errors import ErrorCode, PortsideError
@@ -93,3 +95,14 @@ async def test_checkout_gives_the_runner_its_own_copy_when_the_apis_clone_is_els
     assert started.repo_root == (settings.home / WORKSPACE / f"7-{registered}").resolve()
     assert started.app_dir == started.repo_root and (started.app_dir / "app.py").is_file()
     assert head_commit(started.repo_root) == registered
+
+
+def test_checkout_an_app_still_mounts_from_survives_a_newer_commits_fetch(settings: Settings, origin: Path) -> None:
+    first = source_root(settings, _repo(origin, head_commit(origin)))
+    unused = source_root(settings, _repo(origin, _commit(origin, "VERSION", "1\n")))
+    hours_ago = time.time() - 2 * STALE_SECONDS
+    for old in (first, unused):
+        os.utime(old, (hours_ago, hours_ago))
+    keep_in_use(settings, [str(first / "data"), "/srv/elsewhere"])  # the reconciler: a container bind-mounts it
+    newest = source_root(settings, _repo(origin, _commit(origin, "VERSION", "2\n")))
+    assert first.is_dir() and newest.is_dir() and not unused.exists()
