@@ -47,8 +47,8 @@ PROBE = (
     "else true; fi"
 )
 
-
-CRASH_LOOP = 3
+# Task states that mean the app's own process ended (Swarm then starts a replacement, restart_policy any).
+EXITED = frozenset({"failed", "complete"})
 
 
 def _seconds(value: float) -> str:
@@ -262,9 +262,9 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
                 return Converged(str(status.get("ContainerID") or running[0].get("ID")))
             if state is None:
                 # A fresh service has no update to roll back: Swarm restarts a failed task, and tasks that failed
-                # CRASH_LOOP times mean the app cannot start (once may be a slow boot on a loaded node).
+                # crash_restart_limit times mean the app cannot start (once may be a slow boot on a loaded node).
                 failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected")]
-                if len(failed) >= CRASH_LOOP:
+                if len(failed) >= settings.crash_restart_limit:
                     status = failed[0].get("Status", {})
                     code = (status.get("ContainerStatus") or {}).get("ExitCode")
                     return Converged(None, failure=str(status.get("Err") or status.get("Message") or "task failed"),
@@ -304,11 +304,37 @@ def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
         remove_deployment_resources(client, owner, volumes=volumes)
 
 
-def services_by_deployment(settings: Settings) -> dict[int, dict[str, tuple[str, int | None]]]:
-    """deployment id -> {service: (state of its best task, exit code)} for this installation, across nodes."""
+@dataclass(frozen=True)
+class ServiceState:
+    """What a service's tasks are doing, on whichever node they run: `running`, `restarting`, `crashed` or `gone`;
+    for `crashed`, the last exited task's exit code and Swarm's words for it."""
+
+    state: str
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+def crash_loop(settings: Settings, tasks: list[dict[str, Any]], image: str) -> ServiceState | None:
+    """The single engine's crash rule (services/runner/watcher.py) on tasks: once the app's own process ended
+    crash_restart_limit times on the current image (Swarm replaced the task each time), it is `crashed`, even
+    while a replacement runs. Swarm keeps the last few tasks per replica (task-history-limit, 5 by default)."""
+    exited = sorted((t for t in tasks if _task_image(t).split("@")[0] == image
+                     and t.get("Status", {}).get("State") in EXITED),
+                    key=lambda t: str(t.get("Status", {}).get("Timestamp") or ""))
+    if len(exited) < settings.crash_restart_limit:
+        return None
+    last = exited[-1].get("Status", {})
+    code = (last.get("ContainerStatus") or {}).get("ExitCode")
+    why = last.get("Err") or last.get("Message") or last.get("State")
+    return ServiceState("crashed", int(code) if code is not None else None,
+                        f"its task exited {len(exited)} times and Swarm replaced it each time; the last: {why}")
+
+
+def services_by_deployment(settings: Settings) -> dict[int, dict[str, ServiceState]]:
+    """deployment id -> {service: what its tasks are doing} for this installation, across nodes."""
     client = docker_client(settings, timeout=30)
     try:
-        found: dict[int, dict[str, tuple[str, int | None]]] = {}
+        found: dict[int, dict[str, ServiceState]] = {}
         for svc in client.services.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
             labels = svc.attrs.get("Spec", {}).get("Labels") or {}
             deployment = labels.get(LABEL_DEPLOYMENT, "")
@@ -316,12 +342,17 @@ def services_by_deployment(settings: Settings) -> dict[int, dict[str, tuple[str,
             if not deployment.isdigit():
                 continue
             name = svc.name.removeprefix(f"{namespace}_")
-            states = [t.get("Status", {}) for t in svc.tasks() if t.get("DesiredState") == "running"]
+            tasks = svc.tasks()
+            image = str(svc.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+                        .get("Image") or "").split("@")[0]
+            states = [t.get("Status", {}) for t in tasks if t.get("DesiredState") == "running"]
             running = next((s for s in states if s.get("State") == "running"), None)
             # A task Swarm still wants running but that is not (failed, starting, pending) is being replaced by
-            # Swarm itself (restart_policy any): "restarting". Only a service with no such task is gone.
+            # Swarm itself (restart_policy any): "restarting", until the crash rule says it is a crash loop.
+            # Only a service with no such task is gone.
             found.setdefault(int(deployment), {})[name] = (
-                ("running", None) if running else ("restarting", None) if states else ("gone", None)
+                crash_loop(settings, tasks, image)
+                or ServiceState("running" if running else "restarting" if states else "gone")
             )
         return found
     finally:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.builder.compose import render_compose
-from services.runner.swarm import render_stack
+from services.runner.swarm import crash_loop, render_stack
 from shared.config import Settings
 from shared.docker import Owner
 from shared.docker.validate import check_compose
@@ -117,3 +117,28 @@ def test_swarm_stack_from_a_generated_file_keeps_the_replicas_placement_and_limi
     assert app["deploy"]["resources"]["limits"]["cpus"] == "0.5"
     assert app["ports"][0]["mode"] == "ingress" and app["ports"][0]["target"] == 8000
     assert stack["services"]["redis"]["deploy"]["update_config"]["order"] == "stop-first"
+
+
+def _task(image: str, state: str, when: str, code: int | None = None, err: str | None = None) -> dict:
+    """A task as the engine lists it (the keys the crash rule reads)."""
+    status: dict = {"State": state, "Timestamp": when, "Err": err}
+    if code is not None:
+        status["ContainerStatus"] = {"ExitCode": code}
+    return {"Spec": {"ContainerSpec": {"Image": f"{image}@sha256:{'a' * 64}"}}, "Status": status,
+            "DesiredState": "running" if state == "running" else "shutdown"}
+
+
+def test_swarm_crash_rule_counts_exits_of_the_current_image_up_to_the_single_engines_limit() -> None:
+    new, old = "reg/portside/i-deployment-1:20", "reg/portside/i-deployment-1:10"
+    tasks = [
+        _task(old, "failed", "2026-11-29T09:00:00Z", 1, "task: non-zero exit (1)"),  # an earlier version's
+        _task(new, "failed", "2026-11-29T10:00:01Z", 3, "task: non-zero exit (3)"),
+        _task(new, "complete", "2026-11-29T10:00:05Z", 0),
+        _task(new, "running", "2026-11-29T10:00:09Z"),  # a replacement runs right now
+    ]
+    assert crash_loop(SETTINGS, tasks, new) is None  # two exits: Swarm restarting it is still "restarting"
+    tasks.append(_task(new, "failed", "2026-11-29T10:00:07Z", 3, "task: non-zero exit (3)"))
+    crashed = crash_loop(SETTINGS, tasks, new)
+    assert crashed is not None and (crashed.state, crashed.exit_code) == ("crashed", 3)
+    assert crashed.reason and "3 times" in crashed.reason and "non-zero exit (3)" in crashed.reason
+    assert crash_loop(SETTINGS.model_copy(update={"crash_restart_limit": 4}), tasks, new) is None
