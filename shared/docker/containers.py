@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -277,6 +277,14 @@ class TaskState:
     node_id: str | None
     running: int
     desired: int
+    # Running tasks per node (host name), and the node the engine Portside talks to is: the engine reports CPU,
+    # memory and network only for its own containers.
+    nodes: dict[str, int] = field(default_factory=dict)
+    this_node: str | None = None
+
+    @property
+    def elsewhere(self) -> dict[str, int]:
+        return {node: count for node, count in self.nodes.items() if node != self.this_node}
 
 
 def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
@@ -295,8 +303,16 @@ def app_task_state(client: docker.DockerClient, owner: Owner) -> TaskState | Non
     best = next((t for t in tasks if t.get("Status", {}).get("State") == "running"), tasks[0] if tasks else None)
     desired = int((service.attrs.get("Spec", {}).get("Mode", {}).get("Replicated") or {}).get("Replicas") or 1)
     running = sum(1 for t in tasks if t.get("Status", {}).get("State") == "running")
+    names = {str(n.id): str((n.attrs.get("Description") or {}).get("Hostname") or str(n.id)[:12])
+             for n in client.nodes.list()}
+    this_node = names.get(str((client.info().get("Swarm") or {}).get("NodeID") or ""))
+    nodes: dict[str, int] = {}
+    for task in tasks:
+        if task.get("Status", {}).get("State") == "running":
+            node = names.get(str(task.get("NodeID")), str(task.get("NodeID") or "?")[:12])
+            nodes[node] = nodes.get(node, 0) + 1
     if best is None:
-        return TaskState(service.id, "no task", None, None, 0, desired)
+        return TaskState(service.id, "no task", None, None, 0, desired, nodes, this_node)
     status = best.get("Status", {})
     return TaskState(service.id, str(status.get("State")), (status.get("ContainerStatus") or {}).get("ContainerID"),
-                     best.get("NodeID"), running, desired)
+                     best.get("NodeID"), running, desired, nodes, this_node)
