@@ -51,6 +51,9 @@ def swarm(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
             # A short monitor keeps the rollback test short (production: 10 s); the boot allowance is the
             # production default, for a loaded 2-core machine.
             "PORTSIDE_SWARM_MONITOR_SECONDS": "3", "PORTSIDE_SWARM_HEALTH_START_SECONDS": "30",
+            # The routing mesh's rendering (the default where IPVS exists); the edge proxy is proven across two
+            # nodes in test_swarm_multinode.py.
+            "PORTSIDE_SWARM_PUBLISH": "mesh",
         }
         try:
             with running_system(root / "home", engine, extra_env=env) as system:
