@@ -264,8 +264,10 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
         for warning in checked.warnings if attempt == 0 else []:
             await ctx.log(plan.deployment_id, warning)
         if settings.engine == "swarm":
+            edge = (await anyio.to_thread.run_sync(swarm.ensure_edge_image, settings)
+                    if swarm.uses_edge(settings) else None)
             stack, left_out = swarm.render_stack(
-                json.loads(_with_env(checked.text(), plan)), settings, owner, plan.app_service)
+                json.loads(_with_env(checked.text(), plan)), settings, owner, plan.app_service, edge)
             for warning in left_out if attempt == 0 else []:
                 await ctx.log(plan.deployment_id, warning)
             up = await anyio.to_thread.run_sync(swarm.deploy_stack, settings, owner, json.dumps(stack))

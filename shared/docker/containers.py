@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 COMPOSE_SERVICE = "com.docker.compose.service"
 SWARM_SERVICE = "com.docker.swarm.service.name"
 STACK_NAMESPACE = "com.docker.stack.namespace"
+# On a Swarm service of Portside's edge proxy (not the app's own): the name of the service it forwards to.
+LABEL_EDGE = "org.portside.edge"
 
 
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
@@ -287,11 +289,19 @@ class TaskState:
         return {node: count for node, count in self.nodes.items() if node != self.this_node}
 
 
+def _service_labels(service: Any) -> dict[str, str]:
+    return service.attrs.get("Spec", {}).get("Labels") or {}
+
+
 def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
-    """The stack service that publishes the deployment's port (the app), else the stack's only one."""
+    """The stack service that publishes the deployment's port (the app), else the stack's only one. With
+    Portside's edge proxy (PORTSIDE_SWARM_PUBLISH=edge) the edge publishes the port and names the app."""
     services = client.services.list(filters={"label": f"{STACK_NAMESPACE}={owner.project}"})
-    published = [s for s in services if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
-    found = published or services
+    apps = [s for s in services if LABEL_EDGE not in _service_labels(s)]
+    upstreams = {f"{owner.project}_{_service_labels(s)[LABEL_EDGE]}" for s in services if s not in apps}
+    named = [s for s in apps if s.name in upstreams]
+    published = [s for s in apps if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
+    found = named or published or apps
     return found[0] if found else None
 
 

@@ -53,6 +53,9 @@ def swarm(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
             "PORTSIDE_SWARM_MONITOR_SECONDS": "3", "PORTSIDE_SWARM_HEALTH_START_SECONDS": "30",
             # The reconciler reads tasks (no events stream on Swarm): often, so a crash loop is seen in seconds.
             "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
+            # The routing mesh's rendering (the default where IPVS exists); the edge proxy is proven across two
+            # nodes in test_swarm_multinode.py.
+            "PORTSIDE_SWARM_PUBLISH": "mesh",
         }
         try:
             with running_system(root / "home", engine, extra_env=env) as system:
