@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker registry-gc help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     - benchmarks; figures go to bench/results/"
 	@echo "make lint      - ruff and mypy"
 	@echo "make test-web  - the web page's component tests (Vitest; make test runs them first)"
+	@echo "make registry-gc REGISTRY_CONFIG=... - Swarm: free the registry's disk after Portside deleted tags (on its machine)"
 
 install: $(VENV)/.installed web
 
@@ -52,6 +53,11 @@ images: docker
 # Portside's own image (deploy/compose.yaml runs it); the compose-stack test builds it itself, from this tree.
 portside-image: docker
 	@bash deploy/portside/build-image.sh
+
+# Swarm: free the registry's disk after Portside deleted tags there (on the registry's machine; scripts/registry-gc.sh).
+REGISTRY_CONFIG ?= /etc/docker/registry/config.yml
+registry-gc:
+	@bash scripts/registry-gc.sh $(REGISTRY_CONFIG)
 
 # The reverse proxy `portside up` starts (Debian's caddy; installed when missing).
 caddy:

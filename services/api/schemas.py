@@ -283,6 +283,9 @@ class StatusPublic(BaseModel):
     network_tx_bytes: int | None = None
     ip_address: str | None = None
     ports: dict[str, list[str]] = Field(default_factory=dict)
+    # Swarm: running tasks per node (host name). The figures above are of a task on the node Portside's engine is;
+    # tasks on other nodes are counted here, without figures (engine_error says so).
+    task_nodes: dict[str, int] = Field(default_factory=dict)
     engine_error: str | None = None
 
 
