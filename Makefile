@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker caddy images portside-image dind-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -53,6 +53,11 @@ images: docker
 portside-image: docker
 	@bash deploy/portside/build-image.sh
 
+# The Docker-in-Docker node image of the two-node Swarm test (Debian's docker.io; cached, rebuilt when
+# deploy/dind/ changes). The test builds it itself too.
+dind-image: docker
+	@bash deploy/dind/build-image.sh
+
 # The reverse proxy `portside up` starts (Debian's caddy; installed when missing).
 caddy:
 	@bash scripts/ensure-caddy.sh
@@ -71,7 +76,7 @@ test-web: web
 	cd $(WEB) && npx vitest run --reporter=dot
 
 # The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
-test-slow: images caddy
+test-slow: images caddy dind-image
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ same assertions hold through it. The host's engine is not put in Swarm mode: no 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def test_swarm_app_on_the_second_node_answers_through_the_first_nodes_port_and_s
     multinode: MultiNode, tmp_path: Path
 ) -> None:
     system, cluster = multinode.system, multinode.cluster
-    deployment_id = system.deploy_path(copy_fixture("python-flask", tmp_path))["deployment_id"]
+    source = copy_fixture("python-flask", tmp_path)
+    deployment_id = system.deploy_path(source)["deployment_id"]
     _place_on(system, deployment_id, cluster.names[1])
     outcome = system.deploy(deployment_id)
     assert outcome["status"] == "running", (outcome, system.events(deployment_id)[-4:])
@@ -111,6 +113,34 @@ def test_swarm_app_on_the_second_node_answers_through_the_first_nodes_port_and_s
             break
         assert time.monotonic() < deadline, entries[-5:]
         time.sleep(1)
+
+    # A redeploy swaps the task on node 2 start-first; through node 1's port no request fails meanwhile.
+    app = source / "app.py"
+    app.write_text(app.read_text().replace("hello from flask", "hello from flask v2"))
+    failures: list[str] = []
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not stop.wait(0.05):
+                try:
+                    response = client.get(f"http://{cluster.addresses[0]}:{port}/")
+                    (answers if response.status_code == 200 else failures).append(response.text[:80])
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        second = system.deploy(deployment_id)
+    finally:
+        stop.set()
+        poller.join(10)
+    assert second["status"] == "running" and second["error_code"] is None, (second, system.events(deployment_id)[-4:])
+    assert failures == [] and len(answers) > 20, (failures[:5], len(answers))
+    assert "v2" in answers[-1] and any("v2" not in a for a in answers)
+    assert [t["NodeID"] for t in running_tasks(service)] == [nodes[cluster.names[1]]]
 
     # Stop removes the stack: services on the manager, tasks and networks on both nodes.
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
