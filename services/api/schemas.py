@@ -121,7 +121,8 @@ class DetectRequest(RequestBody):
 class GenerateRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
-    stack: str | None = Field(default=None, description="Override the detected stack")
+    stack: str | None = Field(default=None, description="The stack to build: another than the detected one is refused "
+                              "with UNSUPPORTED_STACK (Portside builds what it detects)")
     port: int | None = Field(
         default=None, ge=1, le=65535,
         description="Host port to publish the app on (else a free one); refused with PORT_IN_USE or "
@@ -180,6 +181,9 @@ class DomainsUpdate(RequestBody):
 class DomainsPublic(BaseModel):
     domains: list[str]
     urls: list[str]
+    default_domain: str | None = Field(
+        default=None, description="`<app>-<id>.<PORTSIDE_BASE_DOMAIN>`: always in `domains`; a PUT neither sets "
+                                  "nor removes it")
 
 
 class ReleasePublic(BaseModel):

@@ -132,7 +132,7 @@ def generate_files(
             dockerfile = app_dockerfile
         elif app_build.context.strip("./") == "":
             # Their compose file builds the app from a Dockerfile the repository does not have: Portside writes it.
-            plan = plan_for(detection, app_dir, override.port)
+            plan = plan_for(detection, override.port)
             dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
             from_repo = False
             notes.append(
@@ -162,7 +162,7 @@ def generate_files(
             notes=notes
             + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
-    plan = plan_for(detection, app_dir, port_override)
+    plan = plan_for(detection, port_override)
     # A workspace member builds from the workspace root (its packages and lockfile live there).
     build_dir = (app_dir / plan.workspace_root).resolve() if plan.workspace_root else app_dir
     return GeneratedFiles(
@@ -245,8 +245,10 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         # No stored detection is a failure with a code, never a silent stack "unknown".
         detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
-            # The detected plan is the detected stack's: another stack gets its own planner or a refusal.
-            detection = detection.model_copy(update={"stack": deployment.stack, "plan": None})
+            # The plan is the detected stack's, stated by its provider: another stack has none, and is refused.
+            detection = detection.model_copy(update={"stack": deployment.stack, "plan": None, "start_command_help": (
+                f"Portside detected a {detection.stack} app and plans only what it detects; generate without "
+                f"`stack`, or add your own Dockerfile to build it as {deployment.stack}.")})
         settings = ctx.settings
         owner = Owner.of(settings, deployment.id)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from services.detector import scoring
 from services.detector.monorepo import _is_workspace_root, _runnable, _with_apps, find_apps
 from services.detector.providers import common
-from services.detector.providers.base import Provider, note
+from services.detector.providers.base import Provider, Unplannable, note
 from services.detector.registry import PLANNERS, PROVIDERS
 from shared.detection import Detection
 from shared.plan import BuildPlan
@@ -113,6 +113,9 @@ def _plan(det: Detection, src: SourceTree) -> BuildPlan | None:
         return None
     try:
         return planner.plan(det, src)
+    except Unplannable as exc:
+        det.start_command_help = str(exc)
+        return None
     except Exception as exc:  # as in `_run`: a provider bug is a warning, and the builder says no plan was made
         log.exception("provider %s failed to plan %s", planner.name, src.root)
         src.warnings.append(f"the {planner.name} provider failed to plan the app ({type(exc).__name__}: {exc})")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import service as api
@@ -17,7 +17,8 @@ from services.api.bus import Bus
 from services.builder.handlers import register as register_builder
 from services.detector.handlers import register as register_detector
 from shared.config import Settings
-from shared.db.models import Deployment
+from shared.db.models import Deployment, DetectionRecord
+from shared.db.repository import load_detection
 from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import RunRequested
@@ -93,6 +94,32 @@ async def test_generate_writes_resource_limits_into_compose(
     assert limits == {"cpus": "0.5", "memory": "256m"}
 
 
+async def test_a_detection_stored_before_its_stack_was_planned_by_the_provider_is_detected_again(
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    # Rows written before the Node provider planned (schema 1: no plan field; schema 2: Node without a plan) must
+    # still generate: they read as missing, the API detects again, and the builder renders the new plan.
+    root = copy_fixture("node-express", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        old = (await api.detect(session, bus, repo.id, "")).model_dump(mode="json")
+        assert old["plan"] is not None
+        for version in (1, 2):
+            await session.execute(update(DetectionRecord).where(DetectionRecord.repository_id == repo.id)
+                                  .values(schema_version=version, result={**old, "plan": None}))
+            await session.commit()
+            deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
+                                            internal_port=None)
+            assert deployment.status == S.READY and deployment.stack == "node"
+            assert deployment.dockerfile_content and "FROM node:" in deployment.dockerfile_content
+            stored = await load_detection(session, repo.id, "")
+            assert stored is not None and stored.plan is not None
+
+
 async def test_replicas_share_one_durable_consumer_and_answer_every_request(
     workers: list[WorkerContext],
     bus: Bus,
@@ -135,7 +162,13 @@ async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
             )
         assert info.value.code == ErrorCode.UNSUPPORTED_STACK
         row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
-    assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        # A stack Portside plans, but not the one detected: the provider's plan is the detected stack's.
+        with pytest.raises(PortsideError) as info:
+            await api.generate(
+                session, bus, settings, repo.id, app_path="", stack="node", port=None, internal_port=None
+            )
+        assert info.value.code == ErrorCode.UNSUPPORTED_STACK and "detected a python app" in info.value.message
 
 
 async def test_generate_port_is_the_host_port_refused_when_it_cannot_be_had(

@@ -18,6 +18,7 @@ from shared.docker import Owner
 from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.validate import validate_compose
 from shared.errors import PortsideError
+from shared.plan import cmd_json
 from shared.secrets import generated_keys, open_generated, seal_generated
 from tests.conftest import FIXTURE_REPOS
 
@@ -119,19 +120,19 @@ def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
     (tmp_path / "Procfile").write_text("web: gunicorn --bind 0.0.0.0:8000 app:app\n")
     detection = detect(tmp_path)
     assert detection.plan is not None and detection.plan.port == 8000
-    plan = plan_for(detection, tmp_path, port_override=9000)
+    plan = plan_for(detection, port_override=9000)
     assert plan.port == 9000
     assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"
 
 
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(PortsideError, match="add your own Dockerfile"):
-        plan_for(Detection(stack="cobol"), tmp_path)
+        plan_for(Detection(stack="cobol"))
 
 
-def test_plan_cmd_uses_shell_only_when_needed(tmp_path: Path) -> None:
-    exec_form = plan_for(Detection(stack="node", start_command="node server.js"), tmp_path).cmd_json
-    shell_form = plan_for(Detection(stack="node", start_command="node server.js --port $PORT"), tmp_path).cmd_json
+def test_plan_cmd_uses_shell_only_when_needed() -> None:
+    exec_form = cmd_json("node server.js")
+    shell_form = cmd_json("node server.js --port $PORT")
     assert exec_form == '["node", "server.js"]'
     assert shell_form == '["sh", "-c", "exec node server.js --port $PORT"]'
 

@@ -37,6 +37,10 @@ class Planner(Protocol):
     def plan(self, det: Detection, src: SourceTree) -> BuildPlan | None: ...
 
 
+class Unplannable(Exception):
+    """A provider cannot plan the app; the message says what to add (it becomes `start_command_help`)."""
+
+
 def note(det: Detection, file: str, reason: str, weight: int = 0) -> None:
     """Record why a field has its value; duplicate lines are dropped."""
     ev = Evidence(file=file, reason=reason, weight=weight)

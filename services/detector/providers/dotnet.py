@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, W_VERSION, as_dict, note
+from services.detector.providers.base import (
+    W_ENTRYPOINT,
+    W_FRAMEWORK,
+    W_MANIFEST,
+    W_VERSION,
+    Unplannable,
+    as_dict,
+    note,
+)
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 PKG_SERVICES = (
@@ -84,3 +93,25 @@ class DotnetProvider:
         det.start_command = f"dotnet out/{assembly}.dll" + (f" --urls http://0.0.0.0:{port}" if web else "")
         note(det, chosen, f"publishes {assembly}.dll", W_ENTRYPOINT)
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """`dotnet publish` of the detected project after a restore that sees every project file; a console app
+        (no web SDK, no port) listens on nothing."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["dotnet"])
+        project = next((w for w in (det.build_command or "").split() if w.endswith(".csproj")), "")
+        if not project:
+            found = sorted(p for p in src.glob("**/*.csproj") if "test" not in PurePosixPath(p).name.lower())
+            if not found:
+                raise Unplannable("No .csproj found; Portside builds the project that `dotnet publish` would.")
+            project = found[0]
+        # Every project file, so `dotnet restore` of the app's project sees its project references.
+        manifests = sorted(src.glob("**/*.csproj"))
+        manifests += [f for f in ("global.json", "nuget.config", "NuGet.Config", "Directory.Build.props",
+                                  "Directory.Packages.props") if src.has_file(f)]
+        dll = next((w for w in (det.start_command or "").split() if w.endswith(".dll")), "")
+        dll = dll.rsplit("/", 1)[-1] or PurePosixPath(project).stem + ".dll"
+        web = det.framework == "aspnetcore" or det.internal_port is not None
+        static = det.output_dir is not None and not det.start_command
+        port = serving_port("dotnet", det.internal_port, static)
+        return BuildPlan("dotnet", det.framework, "dotnet", version, port if web else None, "", det.build_command,
+                         manifests, template="dotnet/Dockerfile.j2", artifact=dll, target=project)

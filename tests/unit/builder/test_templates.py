@@ -9,6 +9,7 @@ import pytest
 
 from services.builder.dockerfile import render_dockerfile
 from services.builder.plan import plan_for
+from services.detector.providers.node import plan as node_plan
 from services.detector.service import detect
 from shared.config import Settings
 from shared.detection import Detection
@@ -16,6 +17,7 @@ from shared.docker.dockerfile import parse_dockerfile, read_dockerfile
 from shared.docker.lint import hadolint_path, lint_dockerfile
 from shared.docker.policy import check_dockerfile_policy
 from shared.errors import PortsideError
+from shared.source import SourceTree
 from tests.conftest import FIXTURE_REPOS
 
 
@@ -41,7 +43,7 @@ def _plans() -> list[tuple[str, Detection, Path]]:
 GENERATED = []
 for _name, _detection, _root in _plans():
     try:
-        GENERATED.append((_name, plan_for(_detection, _root)))
+        GENERATED.append((_name, plan_for(_detection)))
     except PortsideError:
         pass
 IDS = [name for name, _ in GENERATED]
@@ -111,7 +113,7 @@ def test_dependency_manifests_are_copied_and_installed_before_the_source(name: s
     ],
 )
 def test_install_is_lockfile_exact(fixture: str, fragment: str) -> None:
-    assert fragment in render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture), FIXTURE_REPOS / fixture))
+    assert fragment in render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture)))
 
 
 @pytest.mark.parametrize(
@@ -121,13 +123,13 @@ def test_install_is_lockfile_exact(fixture: str, fragment: str) -> None:
      ("dotnet-aspnet", "FROM mcr.microsoft.com/dotnet/aspnet:8.0"), ("node-next", "FROM base")],
 )
 def test_compiled_and_built_apps_run_on_a_slim_runtime_stage(fixture: str, runtime: str) -> None:
-    text = render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture), FIXTURE_REPOS / fixture))
+    text = render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture)))
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert len(froms) >= 2 and froms[-1] == runtime
 
 
 def test_static_sites_are_served_on_an_unprivileged_port() -> None:
-    plan = plan_for(detect(FIXTURE_REPOS / "static-html"), FIXTURE_REPOS / "static-html")
+    plan = plan_for(detect(FIXTURE_REPOS / "static-html"))
     text = render_dockerfile(plan)
     assert plan.port == 8080 and "listen 8080;" in text and "USER nginx" in text
 
@@ -138,22 +140,22 @@ def test_next_standalone_output_copies_only_the_traced_server(tmp_path: Path) ->
     (tmp_path / "next.config.js").write_text("module.exports = { output: 'standalone' }")
     detection = Detection(stack="node", framework="next", package_manager="npm", internal_port=3000,
                           start_command="npm start", build_command="npm run build")
-    text = render_dockerfile(plan_for(detection, tmp_path))
+    text = render_dockerfile(node_plan.plan(detection, SourceTree(tmp_path)))
     assert "COPY --from=build --chown=node:node /app/.next/standalone ./" in text
     assert 'CMD ["node", "server.js"]' in text
 
 
 def test_npm_start_runs_the_script_itself_when_it_is_plain(tmp_path: Path) -> None:
     (tmp_path / "package.json").write_text('{"scripts": {"start": "node server.js", "dev": "nodemon x"}}')
-    plan = plan_for(Detection(stack="node", start_command="npm start"), tmp_path)
+    plan = node_plan.plan(Detection(stack="node", start_command="npm start"), SourceTree(tmp_path))
     assert plan.cmd_json == '["node", "server.js"]'
-    chained = plan_for(Detection(stack="node", start_command="npm run dev"), tmp_path)
+    chained = node_plan.plan(Detection(stack="node", start_command="npm run dev"), SourceTree(tmp_path))
     assert chained.cmd_json == '["npm", "run", "dev"]'
 
 
 def test_python_adds_the_server_the_start_command_needs(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask==3.0.0\n")
     (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    plan = plan_for(detect(tmp_path), tmp_path)
+    plan = plan_for(detect(tmp_path))
     assert plan.start_command.startswith("gunicorn ")
     assert plan.extra_packages == ["gunicorn==23.0.0"]

@@ -15,12 +15,14 @@ from services.detector.providers.base import (
     valid_port,
 )
 from services.detector.providers.common import add_service
+from services.detector.providers.node import plan as node_plan
 from services.detector.providers.node.frameworks import DEV_START_MARKERS, Framework, find_framework
 from services.detector.providers.node.package_manager import (
     detect_node_version,
     detect_package_manager,
 )
 from shared.detection import Detection
+from shared.plan import BuildPlan
 from shared.source import SourceTree
 
 DEP_SERVICES = {
@@ -113,6 +115,9 @@ class NodeProvider:
             note(det, "package.json", f"depends on {dep}", W_FRAMEWORK)
         self._build_and_start(src, det, pkg, scripts, fw)
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        return node_plan.plan(det, src)
 
     def _prisma(self, src: SourceTree, det: Detection) -> None:
         for rel in ("prisma/schema.prisma", "schema.prisma", *src.glob("prisma/**/*.prisma", max_depth=3)):
