@@ -17,6 +17,7 @@ help:
 	@echo "make test      - install, engine, base images, then the tests (unit, integration, e2e; not the slow ones)"
 	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
+	@echo "make dind-image - the Docker-in-Docker node image of the two-node Swarm test (cached)"
 	@echo "make lint      - ruff and mypy"
 	@echo "make test-web  - the web page's component tests (Vitest; make test runs them first)"
 
