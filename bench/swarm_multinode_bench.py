@@ -23,7 +23,15 @@ import yaml
 from services.runner.swarm import EDGE_PREFIX
 from tests.conftest import copy_fixture
 from tests.support import ROOT, running_system
-from tests.swarm_support import app_service, dind_cluster, node_ids, remove_instance_stacks, running_tasks
+from tests.swarm_support import (
+    EDGE_LOCAL,
+    app_service,
+    dind_cluster,
+    node_ids,
+    remove_instance_stacks,
+    running_tasks,
+    tag_edge_image,
+)
 
 RESULTS = ROOT / "bench" / "results" / "swarm_multinode.json"
 REQUESTS = 300
@@ -73,7 +81,8 @@ def main() -> dict:
     engine = docker.from_env()
     work = Path(tempfile.mkdtemp(prefix="portside-bench-multinode-"))
     try:
-        with dind_cluster(engine, work, preload=("python:3.11-slim", "debian:bookworm-slim")) as cluster:
+        with dind_cluster(engine, work, preload=("python:3.11-slim", "debian:bookworm-slim", EDGE_LOCAL)) as cluster:
+            tag_edge_image(cluster)
             manager = cluster.client(0)
             env = {"PORTSIDE_ENGINE": "swarm", "PORTSIDE_REGISTRY": cluster.registry,
                    "PORTSIDE_DOCKER_HOST": cluster.docker_host(0), "PORTSIDE_SWARM_PUBLISH": "edge",

@@ -17,12 +17,15 @@ from uuid import uuid4
 import docker
 import httpx
 
+from services.runner.swarm import edge_image_tag
+from shared.config import Settings
 from shared.docker import LABEL_INSTANCE
 from shared.net import free_tcp_port
 from tests.support import ROOT
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 DIND_IMAGE = "portside-dind:local"
+EDGE_LOCAL = "portside-edge:local"  # built by deploy/dind/build-image.sh beside the node image
 DIND_LABEL = "org.portside.test.dind"
 
 
@@ -230,5 +233,16 @@ def node_ids(cluster: Cluster) -> dict[str, str]:
     client = cluster.client(0)
     try:
         return {n.attrs["Description"]["Hostname"]: n.id for n in client.nodes.list()}
+    finally:
+        client.close()
+
+
+def tag_edge_image(cluster: Cluster) -> None:
+    """The edge image (loaded into the manager with `preload`) under the name the runner looks for: it then
+    pushes it instead of building it inside the node."""
+    repository, tag = edge_image_tag(Settings(engine="swarm", registry=cluster.registry)).rsplit(":", 1)
+    client = cluster.client(0)
+    try:
+        client.images.get(EDGE_LOCAL).tag(repository, tag)
     finally:
         client.close()

@@ -24,12 +24,22 @@ import yaml
 from services.runner.swarm import EDGE_PREFIX
 from tests.conftest import copy_fixture
 from tests.support import StartupFailed, System, running_system
-from tests.swarm_support import Cluster, app_service, dind_cluster, node_ids, remove_instance_stacks, running_tasks
+from tests.swarm_support import (
+    EDGE_LOCAL,
+    Cluster,
+    app_service,
+    dind_cluster,
+    node_ids,
+    remove_instance_stacks,
+    running_tasks,
+    tag_edge_image,
+)
 
 pytestmark = pytest.mark.slow
 HAS_IPVS = Path("/proc/net/ip_vs").exists()
-# The flask fixture builds FROM python:3.11-slim; the edge image FROM debian:bookworm-slim (local stand-ins).
-PRELOAD = ("python:3.11-slim", "debian:bookworm-slim")
+# The flask fixture builds FROM python:3.11-slim; the edge image is built on this engine (deploy/dind/build-image.sh)
+# and loaded, so the runner only pushes it (debian:bookworm-slim stays for a rebuild in the node).
+PRELOAD = ("python:3.11-slim", "debian:bookworm-slim", EDGE_LOCAL)
 
 
 @dataclass
@@ -44,6 +54,7 @@ class MultiNode:
 def multinode(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiNode]:
     root = tmp_path_factory.mktemp("multinode")
     with dind_cluster(engine, root, preload=PRELOAD) as cluster:
+        tag_edge_image(cluster)
         manager, worker = cluster.client(0), cluster.client(1)
         env = {
             "PORTSIDE_ENGINE": "swarm", "PORTSIDE_REGISTRY": cluster.registry,
