@@ -84,17 +84,24 @@ def ensure_edge_image(settings: Settings) -> str:
         except DockerException:
             pass  # not in the registry yet
         try:
-            client.images.build(path=str(EDGE_DIR), tag=tag, rm=True, forcerm=True,
-                                labels={LABEL_INSTANCE: settings.instance})
-        except DockerException as exc:
-            raise PortsideError(ErrorCode.BASE_IMAGE_UNAVAILABLE,
-                                f"The edge proxy image (debian:bookworm-slim with Debian's caddy) could not be built "
-                                f"on the manager: {exc}. Make debian:bookworm-slim available there (`make images`) "
-                                "or set PORTSIDE_SWARM_PUBLISH=mesh where the kernel has IPVS.") from exc
+            client.images.get(tag)  # built here already (or loaded): only the push is missing
+        except DockerException:
+            _build_edge_image(client, settings, tag)
         push_image(client, tag, lambda line: log.info("edge image: %s", line.text))
         return tag
     finally:
         client.close()
+
+
+def _build_edge_image(client: docker.DockerClient, settings: Settings, tag: str) -> None:
+    try:
+        client.images.build(path=str(EDGE_DIR), tag=tag, rm=True, forcerm=True,
+                            labels={LABEL_INSTANCE: settings.instance})
+    except DockerException as exc:
+        raise PortsideError(ErrorCode.BASE_IMAGE_UNAVAILABLE,
+                            f"The edge proxy image (debian:bookworm-slim with Debian's caddy) could not be built "
+                            f"on the manager: {exc}. Make debian:bookworm-slim available there (`make images`) "
+                            "or set PORTSIDE_SWARM_PUBLISH=mesh where the kernel has IPVS.") from exc
 
 
 def _seconds(value: float) -> str:
