@@ -54,3 +54,6 @@ class Detection(BaseModel):
     # How the app is built and run, stated by the provider of its language (shared/plan.py); None when nothing
     # can run (`start_command_help` says why) or no provider plans the stack (its own Dockerfile is needed).
     plan: BuildPlan | None = None
+    # The plans of the other stacks this directory also holds (`alternatives` that a provider could plan), keyed
+    # by stack: what `"stack"` on generate may choose instead of the detected one.
+    alternative_plans: dict[str, BuildPlan] = Field(default_factory=dict)

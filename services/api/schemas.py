@@ -121,8 +121,9 @@ class DetectRequest(RequestBody):
 class GenerateRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
-    stack: str | None = Field(default=None, description="The stack to build: another than the detected one is refused "
-                              "with UNSUPPORTED_STACK (Portside builds what it detects)")
+    stack: str | None = Field(default=None, description="The stack to build: the detected one, or another stack the "
+                              "detection found in the same directory and can plan (its `alternative_plans`); any "
+                              "other is refused with UNSUPPORTED_STACK")
     port: int | None = Field(
         default=None, ge=1, le=65535,
         description="Host port to publish the app on (else a free one); refused with PORT_IN_USE or "

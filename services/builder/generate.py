@@ -20,7 +20,7 @@ from services.builder.own_files import (
     own_dockerignore,
     render_override,
 )
-from services.builder.plan import plan_for
+from services.builder.plan import chosen_stack, plan_for
 from services.builder.service import COMPOSE_FILE, DEPLOYMENT_DIR, app_dir_of
 from shared.checkout import source_root
 from shared.config import Settings
@@ -246,10 +246,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         # No stored detection is a failure with a code, never a silent stack "unknown".
         detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
-            # The plan is the detected stack's, stated by its provider: another stack has none, and is refused.
-            detection = detection.model_copy(update={"stack": deployment.stack, "plan": None, "start_command_help": (
-                f"Portside detected a {detection.stack} app and plans only what it detects; generate without "
-                f"`stack`, or add your own Dockerfile to build it as {deployment.stack}.")})
+            detection = chosen_stack(detection, deployment.stack)
         settings = ctx.settings
         owner = Owner.of(settings, deployment.id)
 

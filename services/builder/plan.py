@@ -12,6 +12,23 @@ from shared.errors import ErrorCode, PortsideError
 from shared.plan import PLANNED_STACKS, BuildPlan
 
 
+def chosen_stack(detection: Detection, stack: str) -> Detection:
+    """The detection as the user's `stack` choice: another stack this directory also holds, planned by that stack's
+    own provider (`alternative_plans`). A stack the detector did not find here has no plan and is refused by
+    `plan_for` with a sentence naming the choices."""
+    plan = detection.alternative_plans.get(stack)
+    if plan is not None:
+        return detection.model_copy(update={
+            "stack": stack, "plan": plan, "framework": plan.framework, "package_manager": plan.package_manager,
+            "runtime_version": plan.version, "internal_port": plan.port, "start_command": plan.start_command,
+            "build_command": plan.build_command, "output_dir": plan.output_dir, "start_command_help": None})
+    choices = ", ".join(f"`{s}`" for s in sorted(detection.alternative_plans))
+    return detection.model_copy(update={"stack": stack, "plan": None, "start_command_help": (
+        f"Portside detected a {detection.stack} app and found no {stack} app here to plan"
+        + (f"; the other stacks it can build here: {choices}" if choices else "")
+        + f". Generate without `stack`, or add your own Dockerfile to build it as {stack}.")})
+
+
 def plan_for(detection: Detection, port_override: int | None = None) -> BuildPlan:
     """Raises UNSUPPORTED_STACK with a user-facing sentence when the detection holds no plan."""
     plan = detection.plan

@@ -10,7 +10,7 @@ import yaml
 from services.builder.compose import render_compose
 from services.builder.dockerfile import render_dockerignore
 from services.builder.generate import generate_files
-from services.builder.plan import plan_for
+from services.builder.plan import chosen_stack, plan_for
 from services.detector.service import detect
 from shared.config import Settings
 from shared.detection import Detection
@@ -169,3 +169,18 @@ def test_a_cache_layer_removed_mid_build_is_recognised_for_one_retry() -> None:
 
     assert CACHE_LAYER_GONE.search('COPY requirements.txt ./: unable to find image "sha256:6082b3bc2c2a18d6b7"')
     assert not CACHE_LAYER_GONE.search("pull access denied for evil/x")
+
+
+def test_another_stack_found_in_the_repository_is_generated_by_its_own_providers_plan() -> None:
+    root = FIXTURE_REPOS / "tricky-two-runtimes-no-manifest"
+    detection = detect(root)
+    assert detection.stack == "python" and "node" in detection.alternative_plans
+    chosen = chosen_stack(detection, "node")
+    assert (chosen.stack, chosen.start_command, chosen.plan) == ("node", "node server.js",
+                                                                  detection.alternative_plans["node"])
+    files = generate_files(chosen, root, owner=Owner("portside", 7), repo_name="two")
+    assert 'CMD ["node", "server.js"]' in files.dockerfile and "FROM node:" in files.dockerfile
+    # A stack the detector did not find here is refused, naming the stacks it can build instead.
+    with pytest.raises(PortsideError, match="found no ruby app here.*`node`") as err:
+        plan_for(chosen_stack(detection, "ruby"))
+    assert err.value.code == "UNSUPPORTED_STACK"

@@ -187,6 +187,8 @@ export interface Detection {
   evidence: Evidence[];
   warnings: string[];
   alternatives: string[];
+  /** The other stacks found here that their provider can build, by stack: what `stack` on generate may choose. */
+  alternative_plans?: Record<string, unknown>;
   apps: Detection[];
   primary_app?: string | null;
 }

@@ -46,9 +46,9 @@ describe("DetectionPanel", () => {
     stack: "node", confidence: 64, framework: "express", package_manager: "npm", runtime_version: "20",
     has_dockerfile: false, has_compose: false, detected_db: "postgres", internal_port: 3000,
     start_command: "node server.js", app_path: "", evidence: [{ file: "package.json", reason: "depends on express" }],
-    warnings: [], alternatives: ["bun", "deno"], apps: [],
+    warnings: [], alternatives: ["bun", "deno", "python"], alternative_plans: { bun: {}, deno: {} }, apps: [],
   };
-  it("shows the facts, the confidence as a meter, the evidence, and offers the alternatives", () => {
+  it("shows the facts, the confidence as a meter, the evidence, and offers the alternatives it can build", () => {
     const onStack = vi.fn();
     render(<DetectionPanel detection={detection} stack="" onStack={onStack} appPath="" />);
     expect(screen.getByRole("meter").getAttribute("aria-valuenow")).toBe("64");
