@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gzip
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -315,9 +317,15 @@ def build_image_buildkit(
         if target:
             args += ["--target", target]
         args.append("-")
+        # The client takes stdin for a context only when its first 512 bytes look like an archive, and Python's tar
+        # starts with a PAX header (fractional mtimes) that it reads as a Dockerfile: gzip says "archive" at once.
+        packed = Path(tmp) / "context.tar.gz"
         context.seek(0)
+        with packed.open("wb") as out, gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) as zipped:
+            shutil.copyfileobj(context, zipped, 1024 * 1024)
         try:
-            proc = subprocess.Popen(args, stdin=context, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdin = packed.open("rb")
+            proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     errors="replace", env=_buildkit_env(docker_host, buildargs),
                                     start_new_session=True)
         except OSError as exc:
@@ -364,6 +372,7 @@ def build_image_buildkit(
             code = proc.wait()
         finally:
             finished.set()
+            stdin.close()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
