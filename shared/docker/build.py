@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
 import logging
 import os
@@ -257,9 +256,21 @@ BK_EXIT_RE = re.compile(r"exit code: (\d+)")
 BK_STOP_GRACE_SECONDS = 2.0
 
 
-@functools.cache
+_BUILDKIT_WORKS: set[str | None] = set()
+
+
 def buildkit_client_ok(docker_host: str | None) -> bool:
-    """Whether Debian's 20.10 client is here and its BuildKit answers (a one-line build; once per process)."""
+    """Whether Debian's 20.10 client is here and its BuildKit answers (a one-line build). A yes is remembered for
+    the process; a no is asked again next build (the engine may have been starting)."""
+    if docker_host in _BUILDKIT_WORKS:
+        return True
+    if _probe_buildkit(docker_host):
+        _BUILDKIT_WORKS.add(docker_host)
+        return True
+    return False
+
+
+def _probe_buildkit(docker_host: str | None) -> bool:
     if not Path(BUILDKIT_CLIENT).exists():
         return False
     env = _buildkit_env(docker_host, {})
@@ -326,8 +337,7 @@ def build_image_buildkit(
         try:
             stdin = packed.open("rb")
             proc = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    errors="replace", env=_buildkit_env(docker_host, buildargs),
-                                    start_new_session=True)
+                                    errors="replace", env=_buildkit_env(docker_host, buildargs))
         except OSError as exc:
             raise PortsideError(ErrorCode.DOCKER_UNAVAILABLE,
                                 f"BuildKit's client {BUILDKIT_CLIENT} did not start: {exc}. Set PORTSIDE_BUILDKIT=off "
