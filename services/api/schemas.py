@@ -181,6 +181,9 @@ class DomainsUpdate(RequestBody):
 class DomainsPublic(BaseModel):
     domains: list[str]
     urls: list[str]
+    default_domain: str | None = Field(
+        default=None, description="`<app>-<id>.<PORTSIDE_BASE_DOMAIN>`: always in `domains`; a PUT neither sets "
+                                  "nor removes it")
 
 
 class ReleasePublic(BaseModel):

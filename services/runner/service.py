@@ -39,7 +39,9 @@ from shared.docker.compose import run_compose
 from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
-from shared.messaging.subjects import Subject, logs_subject
+from shared.messaging.outbox import stage
+from shared.messaging.public import DeploymentDeleted
+from shared.messaging.subjects import PublicSubject, Subject, logs_subject
 from shared.secrets import deployment_env, open_generated
 from shared.worker import WorkerContext
 
@@ -475,7 +477,15 @@ async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlatio
         log.warning("deployment %s: its log lines were not purged (%s); they expire with the logs stream",
                     deployment_id, exc)
     async with ctx.sessions() as session:
-        await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
+        gone = (await session.execute(
+            sa_delete(Deployment).where(Deployment.id == deployment_id)
+            .returning(Deployment.owner_id, Deployment.repository_id, Deployment.repo_name)
+        )).first()
+        if gone is not None:  # a redelivered delete finds no row and publishes nothing again
+            await stage(session, PublicSubject.DEPLOYMENT_DELETED, DeploymentDeleted(
+                deployment_id=deployment_id, repository_id=gone.repository_id, repo_name=gone.repo_name,
+                owner_id=gone.owner_id, purged=purge,
+            ))
         await session.commit()
     await _route(ctx)
     await ctx.publish(

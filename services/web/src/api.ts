@@ -235,6 +235,23 @@ export interface Deployment {
   url: string | null;
 }
 
+/** GET/PUT /api/deployments/{id}/domains: `urls` pairs with `domains` when the proxy runs (empty otherwise). */
+export interface Domains {
+  domains: string[];
+  urls: string[];
+  default_domain: string | null;
+}
+
+/** GET /api/deployments/{id}/releases: what ran after each successful start, newest first. */
+export interface Release {
+  id: number;
+  image_tag: string;
+  created_at: string;
+  cpu_limit: number | null;
+  memory_limit: string | null;
+  env_keys: string[];
+}
+
 export interface Status {
   deployment_id: number;
   status: string;
