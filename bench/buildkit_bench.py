@@ -110,8 +110,8 @@ def summary(pairs: list[dict]) -> dict:
     for scenario in SCENARIOS:
         ratios = [round(p["buildkit"][scenario] / p["classic"][scenario], 2) for p in pairs]
         out[scenario] = {
-            "classic_median_s": statistics.median(p["classic"][scenario] for p in pairs),
-            "buildkit_median_s": statistics.median(p["buildkit"][scenario] for p in pairs),
+            "classic_median_s": round(statistics.median(p["classic"][scenario] for p in pairs), 1),
+            "buildkit_median_s": round(statistics.median(p["buildkit"][scenario] for p in pairs), 1),
             "ratio_median": round(statistics.median(ratios), 2),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
