@@ -116,8 +116,11 @@ class Settings(BaseSettings):
     # Log lines kept per deployment on the logs stream (each line at most max_log_line_bytes): a byte bound.
     max_log_lines_per_deployment: int = 50_000
     max_log_line_bytes: int = 8192
-    # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
-    buildkit: bool = False
+    # Which builder builds images (README "BuildKit"): `on` BuildKit (Debian's 20.10 client at /usr/bin/docker,
+    # DOCKER_BUILDKIT=1) with cache mounts for the dependency downloads of generated files; `off` the classic builder
+    # through the engine's API; `auto` BuildKit when that client works here and no build memory/CPU cap is set
+    # (BuildKit's steps run outside the engine's containers, so the caps would not apply), else classic.
+    buildkit: Literal["auto", "on", "off"] = "auto"
 
     # --- Reverse proxy (Caddy, started by `portside up`, configured only through its admin API) ---
     # Off: apps are reached on their host ports only (Docker publishes them) and redeploys replace the container.

@@ -53,6 +53,9 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
         assert answer.status_code == 200 and greeting in answer.text
 
         # Build lines and the app's own output arrive on the same SSE stream.
+        # The default build memory cap keeps PORTSIDE_BUILDKIT=auto on the classic builder (tests/e2e/test_buildkit.py
+        # builds with BuildKit).
+        assert sse.wait_for("building with the classic builder: PORTSIDE_BUILDKIT=auto"), sse.events[-5:]
         assert sse.wait_for("Step 1/"), sse.events[-5:]
         assert sse.wait_for("request to /", timeout=30), sse.events[-10:]
         assert any(event == "build" for event, _ in sse.events)
