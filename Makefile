@@ -9,7 +9,7 @@ IMAGES ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: install web test-web docker caddy images portside-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker help
+.PHONY: install web test-web docker caddy images portside-image dind-image docs run test test-slow test-unit test-integration test-e2e lint bench clean-docker registry-gc help
 
 help:
 	@echo "make install   - create .venv with the portside command"
@@ -17,8 +17,10 @@ help:
 	@echo "make test      - install, engine, base images, then the tests (unit, integration, e2e; not the slow ones)"
 	@echo "make test-slow - the slow tests (more e2e builds, 50 concurrent deploys); CI runs them too"
 	@echo "make bench     - benchmarks; figures go to bench/results/"
+	@echo "make dind-image - the Docker-in-Docker node image of the two-node Swarm test (cached)"
 	@echo "make lint      - ruff and mypy"
 	@echo "make test-web  - the web page's component tests (Vitest; make test runs them first)"
+	@echo "make registry-gc REGISTRY_CONFIG=... - Swarm: free the registry's disk after Portside deleted tags (on its machine)"
 
 install: $(VENV)/.installed web
 
@@ -53,6 +55,16 @@ images: docker
 portside-image: docker
 	@bash deploy/portside/build-image.sh
 
+# Swarm: free the registry's disk after Portside deleted tags there (on the registry's machine; scripts/registry-gc.sh).
+REGISTRY_CONFIG ?= /etc/docker/registry/config.yml
+registry-gc:
+	@bash scripts/registry-gc.sh $(REGISTRY_CONFIG)
+
+# The Docker-in-Docker node image of the two-node Swarm test (Debian's docker.io; cached, rebuilt when
+# deploy/dind/ changes). The test builds it itself too.
+dind-image: docker
+	@bash deploy/dind/build-image.sh
+
 # The reverse proxy `portside up` starts (Debian's caddy; installed when missing).
 caddy:
 	@bash scripts/ensure-caddy.sh
@@ -71,7 +83,7 @@ test-web: web
 	cd $(WEB) && npx vitest run --reporter=dot
 
 # The slow suite includes the web page's browser test: Debian's chromium first (installed when missing).
-test-slow: images caddy
+test-slow: images caddy dind-image
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-registry.sh
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)

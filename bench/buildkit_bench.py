@@ -1,14 +1,20 @@
-"""Would BuildKit cache mounts make Portside's builds faster here? Side by side, same engine, same run:
+"""Would BuildKit cache mounts make Portside's builds faster here? Interleaved pairs on the same engine:
 
 - classic: the generated Dockerfile as Portside renders it, built by the classic builder (`DOCKER_BUILDKIT=0`);
 - buildkit: the same file with the dependency install under `RUN --mount=type=cache` (npm's ~/.npm, pip's
   ~/.cache/pip), built by BuildKit through Debian's 20.10 client (`DOCKER_BUILDKIT=1 /usr/bin/docker build`, see
   ../shared/notes/environment.md; the 28.x client on PATH wants buildx, which is not here).
 
-Per fixture and variant: a cold build (no layer cache; BuildKit's cache mount is new and empty, its own id per run),
-then a rebuild after a dependency change (a comment appended to the manifest: the install layer is rebuilt, which is
-where a cache mount can save the downloads). Writes bench/results/buildkit.json; skipped when /usr/bin/docker is not
-the 20.10 client. One run on a shared machine: read the figures as a direction, not a precise ratio."""
+One run of a variant is three builds of a fresh copy of the fixture: cold (no layer cache; BuildKit's cache mount is
+new and empty, its own id per run), after a dependency change (the manifest touched: the install layer is rebuilt,
+which is where a cache mount can save the downloads), after a source-only change (the app's code touched: the
+install layer is reused by both). The machine is shared (other people's builds and tests come and go), so one
+classic run next to one BuildKit run says little: runs are paired and the pairs interleaved in ABBA order
+(classic, buildkit, buildkit, classic, ...), so a load that rises or falls during the bench weighs on both. Reported
+per app and scenario: the median of the per-pair ratios buildkit / classic (below 1: BuildKit faster) with their
+spread (min, max), and the median seconds of each variant. PORTSIDE_BENCH_PAIRS sets the pairs per app (default 3),
+PORTSIDE_BENCH_APPS a comma-separated subset. Writes bench/results/buildkit.json after every pair; skipped when
+/usr/bin/docker is not the 20.10 client."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -30,11 +37,13 @@ from tests.support import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "buildkit.json"
 CLIENT = "/usr/bin/docker"
-# fixture -> (the manifest a dependency change touches, the install line's pattern, the cache directory)
+SCENARIOS = ("cold_s", "after_dependency_change_s", "after_source_change_s")
+# fixture -> (the manifest a dependency change touches, the source file a source change touches,
+#             the install line's pattern, the cache directory)
 APPS = {
-    "python-flask": ("requirements.txt",
+    "python-flask": ("requirements.txt", "app.py",
                      re.compile(r"^RUN (pip --python \S+ install) --no-cache-dir", re.MULTILINE), "/root/.cache/pip"),
-    "node-express": ("package.json", re.compile(r"^RUN (npm ci)", re.MULTILINE), "/root/.npm"),
+    "node-express": ("package.json", "server.js", re.compile(r"^RUN (npm ci)", re.MULTILINE), "/root/.npm"),
 }
 
 
@@ -54,8 +63,7 @@ def client_ok() -> bool:
     return out.stdout.startswith("20.10")
 
 
-def build(source: Path, dockerfile: str, tag: str, buildkit: bool, nocache: bool) -> float:
-    (source / "Dockerfile.bench").write_text(dockerfile)
+def build(source: Path, tag: str, buildkit: bool, nocache: bool) -> float:
     env = {**os.environ, "DOCKER_BUILDKIT": "1" if buildkit else "0"}
     args = [CLIENT, "build", "-q", "-f", "Dockerfile.bench", "-t", tag, "--label", "org.portside.bench=1", "."]
     if nocache:
@@ -67,47 +75,83 @@ def build(source: Path, dockerfile: str, tag: str, buildkit: bool, nocache: bool
     return round(time.monotonic() - started, 1)
 
 
-def measure(source: Path, dockerfile: str, manifest: str, tag: str, buildkit: bool) -> dict:
-    cold = build(source, dockerfile, tag, buildkit, nocache=True)
-    path = source / manifest
-    if manifest.endswith(".json"):  # JSON takes no comment: change a field npm does not resolve anything from
+def touch(path: Path) -> None:
+    """A change the build sees (a new checksum) that leaves what gets installed or run the same."""
+    if path.suffix == ".json":  # JSON takes no comment: change a field npm resolves nothing from
         data = json.loads(path.read_text())
         data["description"] = f"bench {time.time()}"
         path.write_text(json.dumps(data, indent=2) + "\n")
     else:
         path.write_text(path.read_text() + f"\n# bench {time.time()}\n")
-    changed = build(source, dockerfile, tag, buildkit, nocache=False)
-    return {"cold_build_s": cold, "rebuild_after_dependency_change_s": changed}
+
+
+def run(tmp: Path, fixture: str, variant: str, tag: str) -> dict:
+    """Cold, after a dependency change, after a source-only change: one fresh copy, one variant."""
+    manifest, source_file, pattern, target = APPS[fixture]
+    source = copy_fixture(fixture, tmp / f"{variant}-{uuid.uuid4().hex[:6]}")
+    try:
+        dockerfile = generate_files(detect(source), source, owner=Owner("bench", 1), repo_name=fixture).dockerfile
+        if variant == "buildkit":
+            dockerfile = with_cache_mount(dockerfile, pattern, target, f"portside-bench-{uuid.uuid4()}")
+        (source / "Dockerfile.bench").write_text(dockerfile)
+        load = round(os.getloadavg()[0], 1)
+        figures = {"load_1min": load, "cold_s": build(source, tag, variant == "buildkit", nocache=True)}
+        touch(source / manifest)
+        figures["after_dependency_change_s"] = build(source, tag, variant == "buildkit", nocache=False)
+        touch(source / source_file)
+        figures["after_source_change_s"] = build(source, tag, variant == "buildkit", nocache=False)
+        return figures
+    finally:
+        shutil.rmtree(source.parent, ignore_errors=True)
+
+
+def summary(pairs: list[dict]) -> dict:
+    out: dict = {}
+    for scenario in SCENARIOS:
+        ratios = [round(p["buildkit"][scenario] / p["classic"][scenario], 2) for p in pairs]
+        out[scenario] = {
+            "classic_median_s": round(statistics.median(p["classic"][scenario] for p in pairs), 1),
+            "buildkit_median_s": round(statistics.median(p["buildkit"][scenario] for p in pairs), 1),
+            "ratio_median": round(statistics.median(ratios), 2),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "ratios": ratios,
+        }
+    return out
+
+
+def write(results: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main() -> dict:
     if not client_ok():
         print(f"skipped: {CLIENT} is not Debian's 20.10 client (BuildKit without buildx)")
         return {}
-    results: dict = {}
+    count = int(os.environ.get("PORTSIDE_BENCH_PAIRS", "3"))
+    apps = [a for a in os.environ.get("PORTSIDE_BENCH_APPS", ",".join(APPS)).split(",") if a]
+    results: dict = {"pairs_per_app": count, "order": "ABBA (classic first in even pairs)", "apps": {}}
     with tempfile.TemporaryDirectory(prefix="portside-buildkit-bench-") as tmp:
-        for fixture, (manifest, pattern, target) in APPS.items():
+        for fixture in apps:
             tag = f"portside-bench/buildkit-{fixture}-{uuid.uuid4().hex[:8]}"
+            pairs: list[dict] = []
             try:
-                results[fixture] = {}
-                for variant in ("classic", "buildkit"):
-                    source = copy_fixture(fixture, Path(tmp) / variant)
-                    files = generate_files(detect(source), source, owner=Owner("bench", 1), repo_name=fixture)
-                    dockerfile = files.dockerfile
-                    if variant == "buildkit":
-                        dockerfile = with_cache_mount(dockerfile, pattern, target, f"portside-bench-{uuid.uuid4()}")
-                    results[fixture][variant] = measure(source, dockerfile, manifest, f"{tag}:{variant}",
-                                                        variant == "buildkit")
-                    shutil.rmtree(source)
+                for index in range(count):
+                    order = ("classic", "buildkit") if index % 2 == 0 else ("buildkit", "classic")
+                    pair = {variant: run(Path(tmp), fixture, variant, f"{tag}:{variant}") for variant in order}
+                    pairs.append(pair)
+                    results["apps"][fixture] = {"pairs": pairs, "summary": summary(pairs)}
+                    write(results)
+                    print(f"{fixture} pair {index + 1}/{count}: {json.dumps(pair)}", flush=True)
             finally:
                 for variant in ("classic", "buildkit"):
                     subprocess.run([CLIENT, "rmi", "-f", f"{tag}:{variant}"], capture_output=True, check=False)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'app':14} {'variant':9} {'cold s':>7} {'after dependency change s':>26}")
-    for fixture, variants in results.items():
-        for variant, r in variants.items():
-            print(f"{fixture:14} {variant:9} {r['cold_build_s']:7} {r['rebuild_after_dependency_change_s']:26}")
+    print(f"{'app':14} {'scenario':27} {'classic s':>9} {'buildkit s':>10} {'ratio (min-max)':>18}")
+    for fixture, data in results["apps"].items():
+        for scenario, s in data["summary"].items():
+            spread = f"{s['ratio_median']} ({s['ratio_min']}-{s['ratio_max']})"
+            print(f"{fixture:14} {scenario:27} {s['classic_median_s']:9} {s['buildkit_median_s']:10} {spread:>18}")
     print(f"written to {RESULTS}")
     return results
 

@@ -15,6 +15,7 @@ BENCHES = [
     "bench.deploy_bench",
     "bench.lifecycle_bench",
     "bench.swarm_bench",
+    "bench.swarm_multinode_bench",
     "bench.proxy_bench",
     "bench.memory_bench",
     "bench.compose_bench",

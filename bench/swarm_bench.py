@@ -31,7 +31,8 @@ def main() -> dict:
     rows = []
     try:
         with registry(work / "registry") as address, swarm_mode(engine):
-            env = {"PORTSIDE_ENGINE": "swarm", "PORTSIDE_REGISTRY": address, "PORTSIDE_SWARM_MONITOR_SECONDS": "5"}
+            env = {"PORTSIDE_ENGINE": "swarm", "PORTSIDE_REGISTRY": address, "PORTSIDE_SWARM_MONITOR_SECONDS": "5",
+                   "PORTSIDE_SWARM_PUBLISH": "mesh"}
             with running_system(work / "home", engine, extra_env=env) as system:
                 try:
                     source = copy_fixture("python-flask", work / "app")

@@ -19,7 +19,8 @@ def can_see(role: str, user_id: int, owner_id: int | None) -> bool:
 
 class EventOwners:
     """The owner of what a public event is about (its deployment or repository), looked up once per id.
-    A deleted deployment has no owner any more: only those who see everything see its last events."""
+    A deleted deployment has no owner any more: only those who see everything see its last events, except
+    `deployment.deleted`, which names the owner it had."""
 
     def __init__(self) -> None:
         self._deployments: dict[int, int | None] = {}
@@ -30,6 +31,8 @@ class EventOwners:
             key = payload["deployment_id"]
             if key not in self._deployments:
                 self._deployments[key] = await session.scalar(select(Deployment.owner_id).where(Deployment.id == key))
+            if self._deployments[key] is None and isinstance(payload.get("owner_id"), int):
+                return int(payload["owner_id"])
             return self._deployments[key]
         if isinstance(payload.get("repository_id"), int):
             key = payload["repository_id"]

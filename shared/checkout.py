@@ -58,6 +58,20 @@ def source_root(settings: Settings, repo: Repository) -> Path:
     return done
 
 
+def keep_in_use(settings: Settings, mount_sources: list[str]) -> None:
+    """Mark the checkouts that running containers bind-mount from as used now, so a newer commit's fetch does not
+    remove them under a running app (the runner's reconciler calls this every pass)."""
+    workspace = (settings.home / WORKSPACE).resolve()
+    for source in mount_sources:
+        path = Path(source)
+        if workspace in path.parents:
+            checkout = workspace / path.relative_to(workspace).parts[0]
+            try:
+                os.utime(checkout)
+            except OSError:
+                continue
+
+
 def _forget_older(workspace: Path, repo_id: int, keep: Path) -> None:
     now = time.time()
     for old in workspace.glob(f"{repo_id}-*"):

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     swarm_monitor_seconds: float = Field(default=10.0, gt=0)
     # Health-check failures of a new app task do not count during this long after it starts (its boot time).
     swarm_health_start_seconds: float = Field(default=30.0, ge=0)
+    # How an app's port reaches its tasks on Swarm: "mesh" publishes it on the routing mesh (needs IPVS in every
+    # node's kernel); "edge" runs Portside's edge proxy (Caddy) on each manager with the port published there in
+    # host mode, forwarding over the stack's overlay network to the tasks (DNS round robin, no IPVS); "auto" is
+    # mesh where this machine's kernel has IPVS (/proc/net/ip_vs), else edge.
+    swarm_publish: Literal["auto", "mesh", "edge"] = "auto"
     # Names this installation's Docker resources (compose projects "<instance>-<id>", labels), so two
     # Portside installations, or test runs, can share one engine without touching each other's containers.
     instance: str = Field(default="portside", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -111,8 +116,11 @@ class Settings(BaseSettings):
     # Log lines kept per deployment on the logs stream (each line at most max_log_line_bytes): a byte bound.
     max_log_lines_per_deployment: int = 50_000
     max_log_line_bytes: int = 8192
-    # BuildKit-only syntax (cache mounts) in generated Dockerfiles, for engines that build with BuildKit.
-    buildkit: bool = False
+    # Which builder builds images (README "BuildKit"): `on` BuildKit (Debian's 20.10 client at /usr/bin/docker,
+    # DOCKER_BUILDKIT=1) with cache mounts for the dependency downloads of generated files; `off` the classic builder
+    # through the engine's API; `auto` BuildKit when that client works here and no build memory/CPU cap is set
+    # (BuildKit's steps run outside the engine's containers, so the caps would not apply), else classic.
+    buildkit: Literal["auto", "on", "off"] = "auto"
 
     # --- Reverse proxy (Caddy, started by `portside up`, configured only through its admin API) ---
     # Off: apps are reached on their host ports only (Docker publishes them) and redeploys replace the container.

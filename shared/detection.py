@@ -8,8 +8,8 @@ from shared.plan import BuildPlan
 
 # Stored with every detection (table `detections`); raise it when a change makes old rows unreadable, and a
 # stored detection of another version reads as missing (the API detects again) instead of as a wrong one.
-# 2: detections carry the provider's build plan (`plan`). 3: Node's provider plans too (a version-2 Node detection
-# has no plan, and reads as missing so the API detects it again).
+# 2: detections carry the provider's build plan (`plan`). 3: every stack's provider plans (a version-2 Node, PHP,
+# Ruby, Java, .NET, Elixir or Deno detection has no plan, and reads as missing so the API detects it again).
 DETECTION_SCHEMA_VERSION = 3
 
 
@@ -52,5 +52,8 @@ class Detection(BaseModel):
     # describe; the evidence says why it was picked. None when the directory is itself the app.
     primary_app: str | None = None
     # How the app is built and run, stated by the provider of its language (shared/plan.py); None when nothing
-    # can run (`start_command_help` says why) or the stack is still planned by the builder.
+    # can run (`start_command_help` says why) or no provider plans the stack (its own Dockerfile is needed).
     plan: BuildPlan | None = None
+    # The plans of the other stacks this directory also holds (`alternatives` that a provider could plan), keyed
+    # by stack: what `"stack"` on generate may choose instead of the detected one.
+    alternative_plans: dict[str, BuildPlan] = Field(default_factory=dict)

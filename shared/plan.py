@@ -3,8 +3,9 @@ language and rendered by the builder into a template (services/builder/templates
 
 The provider that detects a language also plans it (as nixpacks' and railpack's providers do): the plan travels
 in the Detection (`Detection.plan`, through the database and the generate event), and the builder never re-derives
-a fact the detector decided. Stacks whose planner has not moved to its provider yet (PHP, Ruby, Java, .NET, Elixir,
-Deno) are planned by the builder (services/builder/plan.py, `PLANNERS`) from the same model."""
+a fact the detector decided: it renders the plan (services/builder/plan.py applies only the user's port) and refuses
+a detection without one. Every stack in PLANNED_STACKS is planned by its provider
+(services/detector/providers/<lang>; registry `PLANNERS`); the helpers two of them share live here."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ DEFAULT_VERSIONS = {
 }
 DEFAULT_PORTS = {"python": 8000, "node": 3000, "go": 8080, "rust": 8080, "java": 8080, "dotnet": 8080,
                  "php": 8000, "ruby": 3000, "elixir": 4000, "deno": 8000}
+# The stacks a provider plans (services/detector/registry.py `PLANNERS`): a detection of one of them without a plan
+# could not be built (its `start_command_help` says why); any other stack needs the repository's own Dockerfile.
+PLANNED_STACKS = (*DEFAULT_PORTS, "static")
 # Static sites are served by an unprivileged nginx on a port above 1024, so no capability is needed.
 STATIC_PORT = 8080
 # The runtime lines a plan may name in FROM, per stack: each exists on Docker Hub, and `make images`
@@ -81,6 +85,12 @@ class BuildPlan:
     @property
     def static(self) -> bool:
         return self.output_dir is not None
+
+
+def serving_port(stack: str, internal_port: int | None, static: bool) -> int:
+    """The port a plan's container listens on: nginx's for a site built to files, else the app's own (or the
+    stack's usual one)."""
+    return STATIC_PORT if static else internal_port or DEFAULT_PORTS[stack]
 
 
 def cmd_json(command: str) -> str:

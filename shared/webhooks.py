@@ -12,7 +12,7 @@ from typing import Any
 from shared.config import Settings
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.subjects import PublicSubject
-from shared.outbound import check_url
+from shared.outbound import Target, check_url
 
 SIGNATURE_HEADER = "X-Portside-Signature"
 TIMESTAMP_HEADER = "X-Portside-Timestamp"
@@ -29,14 +29,20 @@ def check_events(events: list[str]) -> list[str]:
     return sorted(set(events))
 
 
-def check_webhook_url(url: str, settings: Settings) -> str:
-    """The URL as Portside will call it; refused like a git URL would be (no loopback or private hosts unless
-    PORTSIDE_ALLOW_PRIVATE_NETWORKS). Called when the webhook is saved and again before every delivery."""
+def check_webhook_target(url: str, settings: Settings) -> Target:
+    """The URL as Portside will call it and the addresses its host resolved to; refused like a git URL would be
+    (no loopback or private hosts unless PORTSIDE_ALLOW_PRIVATE_NETWORKS). Called when the webhook is saved and
+    again before every delivery, which then connects to exactly these addresses."""
     try:
         return check_url(url, schemes=("https", "http"), allow_private=settings.allow_private_networks,
-                         what="webhook URL").url
+                         what="webhook URL")
     except PortsideError as exc:
         raise PortsideError(ErrorCode.WEBHOOK_URL_FORBIDDEN, exc.message) from exc
+
+
+def check_webhook_url(url: str, settings: Settings) -> str:
+    """The checked URL, as stored (see check_webhook_target)."""
+    return check_webhook_target(url, settings).url
 
 
 def wants(events: list[str], subject: str) -> bool:

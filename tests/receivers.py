@@ -22,6 +22,8 @@ class Receiver:
     # How long a held request waits at most before it is answered anyway.
     hold_seconds: float = 30
     webhook_id: int | None = None
+    # Sent as the Location header (a receiver that redirects).
+    location: str | None = None
 
     def __post_init__(self) -> None:
         self.hold.set()
@@ -31,7 +33,7 @@ class Receivers:
     def __init__(self) -> None:
         self.servers: list[tuple[ThreadingHTTPServer, Receiver]] = []
 
-    def new(self, **kwargs: object) -> Receiver:
+    def new(self, host: str = "127.0.0.1", port: int = 0, **kwargs: object) -> Receiver:
         receiver = Receiver(**kwargs)  # type: ignore[arg-type]
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,15 +42,17 @@ class Receivers:
                 receiver.seen.append((time.monotonic(), dict(self.headers), body))
                 receiver.hold.wait(receiver.hold_seconds)
                 self.send_response(receiver.status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.end_headers()
                 receiver.answered += 1
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer((host, port), Handler)
         server.daemon_threads = True
-        receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        receiver.url = f"http://{host}:{server.server_address[1]}/hook"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers.append((server, receiver))
         return receiver

@@ -119,6 +119,12 @@ class System:
         filters = {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
         return engine.containers.list(all=True, filters=filters)
 
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`portside ARGS` against this system, as its admin (the exit code is the caller's to check)."""
+        env = {**os.environ, "PORTSIDE_API_URL": self.url, "PORTSIDE_TOKEN": self.token}
+        return subprocess.run([sys.executable, "-m", "services.cli.main", *args], env=env, capture_output=True,
+                              text=True, timeout=timeout, cwd=ROOT, check=False)
+
     def events(self, deployment_id: int) -> list[dict]:
         return self.call("GET", f"/api/deployments/{deployment_id}/events")["data"]
 

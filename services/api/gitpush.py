@@ -120,8 +120,10 @@ async def _release(session: AsyncSession, repo_id: int, claimed: str, previous: 
     await session.commit()
 
 
-async def _regenerate(session: AsyncSession, bus: Bus, deployment: Deployment, why: str) -> None:
-    result = await transition(session, deployment.id, S.GENERATING, why)
+async def _regenerate(session: AsyncSession, bus: Bus, deployment: Deployment, why: str, stack: str) -> None:
+    # The deployment's stack is the one it was generated for, and the builder refuses a stack other than the
+    # detected one (as it would a user's `stack`): it is generated again for the stack detected now.
+    result = await transition(session, deployment.id, S.GENERATING, why, stack=stack)
     await session.commit()
     if not result.applied:
         return
@@ -152,7 +154,7 @@ async def _redeploy(
             if before is not None and after.stack != before.stack:
                 why = f"push {sha[:12]}: the detected stack changed from {before.stack} to {after.stack}"
                 if S(deployment.status) in RESTING:
-                    await _regenerate(session, bus, deployment, why + "; generating again")
+                    await _regenerate(session, bus, deployment, why + "; generating again", after.stack)
                 else:
                     await record_event(session, deployment.id, deployment.status,
                                        why + "; the running deployment keeps its files (generate again to switch)")

@@ -121,7 +121,9 @@ class DetectRequest(RequestBody):
 class GenerateRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
-    stack: str | None = Field(default=None, description="Override the detected stack")
+    stack: str | None = Field(default=None, description="The stack to build: the detected one, or another stack the "
+                              "detection found in the same directory and can plan (its `alternative_plans`); any "
+                              "other is refused with UNSUPPORTED_STACK")
     port: int | None = Field(
         default=None, ge=1, le=65535,
         description="Host port to publish the app on (else a free one); refused with PORT_IN_USE or "
@@ -180,6 +182,9 @@ class DomainsUpdate(RequestBody):
 class DomainsPublic(BaseModel):
     domains: list[str]
     urls: list[str]
+    default_domain: str | None = Field(
+        default=None, description="`<app>-<id>.<PORTSIDE_BASE_DOMAIN>`: always in `domains`; a PUT neither sets "
+                                  "nor removes it")
 
 
 class ReleasePublic(BaseModel):
@@ -279,6 +284,9 @@ class StatusPublic(BaseModel):
     network_tx_bytes: int | None = None
     ip_address: str | None = None
     ports: dict[str, list[str]] = Field(default_factory=dict)
+    # Swarm: running tasks per node (host name). The figures above are of a task on the node Portside's engine is;
+    # tasks on other nodes are counted here, without figures (engine_error says so).
+    task_nodes: dict[str, int] = Field(default_factory=dict)
     engine_error: str | None = None
 
 

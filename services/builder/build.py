@@ -17,6 +17,7 @@ import anyio
 from docker.errors import DockerException
 from sqlalchemy import func, select, update
 
+from services.builder.cache_mounts import with_cache_mounts
 from services.builder.generate import check_files
 from services.builder.own_files import service_image
 from services.builder.service import COMPOSE_FILE, DOCKERFILE, app_dir_of
@@ -27,7 +28,16 @@ from shared.db.models import Deployment, Repository
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner, docker_client
-from shared.docker.build import BuildLimits, BuildLine, BuildOutcome, build_context, build_image, push_image
+from shared.docker.build import (
+    BuildLimits,
+    BuildLine,
+    BuildOutcome,
+    build_context,
+    build_image,
+    build_image_buildkit,
+    buildkit_client_ok,
+    push_image,
+)
 from shared.docker.dockerfile import parse_dockerfile
 from shared.docker.policy import check_dockerfile_policy
 from shared.docker.resolved import Checked
@@ -239,12 +249,24 @@ async def _build_and_report(
                 # The deployment's build variables can change a FROM too: the base images are checked with them.
                 check_dockerfile_policy(parse_dockerfile(job.dockerfile), settings.allowed_registries, job.args)
         client = docker_client(settings)
+        buildkit, why = builder_choice(settings, limits)
+        on_line(BuildLine(why))
         try:
             app_outcome: BuildOutcome | None = None
             for job in jobs:
                 if len(jobs) > 1 or job.service != "app":
                     on_line(BuildLine(f"building service `{job.service}` as {job.tag}"))
                 for attempt in range(2):
+                    if buildkit:
+                        # The saved file stays plain; the cache mounts exist only in what BuildKit is given.
+                        text = with_cache_mounts(job.dockerfile, owner)
+                        context = build_context(str(job.context_dir), job.dockerfile_name, text, job.ignore)
+                        outcome = build_image_buildkit(
+                            settings.docker_host, context=context, dockerfile=job.dockerfile_name, tag=job.tag,
+                            labels=owner.labels, on_line=on_line, should_stop=stop.is_set, target=job.target,
+                            buildargs=job.args,
+                        )
+                        break
                     context = build_context(str(job.context_dir), job.dockerfile_name, job.dockerfile, job.ignore)
                     outcome = build_image(
                         client, context=context, dockerfile=job.dockerfile_name, tag=job.tag, labels=owner.labels,
@@ -390,6 +412,26 @@ async def _build_and_report(
             build_seconds=seconds,
         ),
     )
+
+
+def builder_choice(settings: Settings, limits: BuildLimits) -> tuple[bool, str]:
+    """BuildKit or the classic builder (PORTSIDE_BUILDKIT), and the build log's sentence saying which and why."""
+    if settings.buildkit == "off":
+        return False, "building with the classic builder (PORTSIDE_BUILDKIT=off)"
+    capped = limits.memory is not None or limits.cpus is not None
+    if settings.buildkit == "auto" and capped:
+        return False, ("building with the classic builder: PORTSIDE_BUILDKIT=auto keeps the build caps "
+                       f"({limits.describe()}), which BuildKit would not apply")
+    if not buildkit_client_ok(settings.docker_host):
+        if settings.buildkit == "on":
+            raise PortsideError(
+                ErrorCode.DOCKER_UNAVAILABLE,
+                "PORTSIDE_BUILDKIT=on, but BuildKit does not work here: it needs Debian's 20.10 Docker client at "
+                "/usr/bin/docker (apt-get install docker.io). Install it, or set PORTSIDE_BUILDKIT=auto or off.",
+            )
+        return False, "building with the classic builder (PORTSIDE_BUILDKIT=auto: no working BuildKit client here)"
+    note = "; the build caps do not apply to BuildKit's steps" if capped else ""
+    return True, f"building with BuildKit (PORTSIDE_BUILDKIT={settings.buildkit}), cache mounts for downloads{note}"
 
 
 def out_of_memory(outcome: BuildOutcome, limits: BuildLimits) -> bool:

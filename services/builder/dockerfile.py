@@ -6,8 +6,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.builder.plan import BuildPlan
 from services.builder.values import single_line
+from shared.plan import BuildPlan
 from shared.source import SourceTree
 
 TEMPLATES = Path(__file__).parent / "templates"

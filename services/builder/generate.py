@@ -20,7 +20,7 @@ from services.builder.own_files import (
     own_dockerignore,
     render_override,
 )
-from services.builder.plan import plan_for
+from services.builder.plan import chosen_stack, plan_for
 from services.builder.service import COMPOSE_FILE, DEPLOYMENT_DIR, app_dir_of
 from shared.checkout import source_root
 from shared.config import Settings
@@ -67,7 +67,8 @@ def _primary(detection: Detection, app_dir: Path) -> tuple[Detection, Path, list
     if not detection.primary_app or not detection.apps:
         return detection, app_dir, []
     sub = next((a for a in detection.apps if a.app_path == detection.primary_app), None)
-    if sub is None:
+    if sub is None or sub.stack != detection.stack:
+        # Another stack than the primary app's was asked for: its plan is not the one to build (plan_for refuses).
         return detection, app_dir, []
     relative = (
         Path(detection.primary_app).relative_to(detection.app_path)
@@ -132,7 +133,7 @@ def generate_files(
             dockerfile = app_dockerfile
         elif app_build.context.strip("./") == "":
             # Their compose file builds the app from a Dockerfile the repository does not have: Portside writes it.
-            plan = plan_for(detection, app_dir, override.port)
+            plan = plan_for(detection, override.port)
             dockerfile, dockerignore = render_dockerfile(plan), render_dockerignore(app_dir)
             from_repo = False
             notes.append(
@@ -162,7 +163,7 @@ def generate_files(
             notes=notes
             + [f"Using the repository's own {their_dockerfile}, unchanged; Portside generated only the compose file."],
         )
-    plan = plan_for(detection, app_dir, port_override)
+    plan = plan_for(detection, port_override)
     # A workspace member builds from the workspace root (its packages and lockfile live there).
     build_dir = (app_dir / plan.workspace_root).resolve() if plan.workspace_root else app_dir
     return GeneratedFiles(
@@ -245,8 +246,7 @@ async def generate(ctx: WorkerContext, event: GenerateRequested) -> None:
         # No stored detection is a failure with a code, never a silent stack "unknown".
         detection = stored or Detection(stack=deployment.stack or "unknown")
         if deployment.stack and deployment.stack != detection.stack:
-            # The detected plan is the detected stack's: another stack gets its own planner or a refusal.
-            detection = detection.model_copy(update={"stack": deployment.stack, "plan": None})
+            detection = chosen_stack(detection, deployment.stack)
         settings = ctx.settings
         owner = Owner.of(settings, deployment.id)
 

@@ -1,6 +1,7 @@
 """The disk janitor: every PORTSIDE_JANITOR_INTERVAL_SECONDS, each deployment keeps its newest
 PORTSIDE_KEEP_IMAGES images (and those it runs or may roll back to), deleted deployments keep none, and untagged
-images older than PORTSIDE_BUILD_CACHE_MAX_AGE_HOURS go. Only images carrying this installation's labels."""
+images older than PORTSIDE_BUILD_CACHE_MAX_AGE_HOURS go. Only images carrying this installation's labels; on Swarm,
+the same rule for its tags in PORTSIDE_REGISTRY."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from shared.db.models import Deployment
 from shared.docker.client import engine_or_none
 from shared.docker.containers import SweepReport, sweep_images
+from shared.docker.registry import sweep_registry
 from shared.worker import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,14 @@ async def sweep(ctx: WorkerContext) -> SweepReport | None:
     if report is not None and (report.removed_tags or report.removed_untagged):
         log.info("janitor removed images %s and %d untagged", ", ".join(report.removed_tags) or "none",
                  len(report.removed_untagged))
+    if settings.engine == "swarm" and settings.registry:
+        # The same rule in the registry the nodes pull from; its disk is freed by its garbage collector.
+        pruned = await anyio.to_thread.run_sync(sweep_registry, settings.registry, settings.instance, keep,
+                                                settings.keep_images)
+        if pruned.removed:
+            log.info("janitor removed from the registry %s", ", ".join(pruned.removed))
+        for problem in pruned.problems:
+            log.warning("janitor: registry tags not removed: %s", problem)
     return report
 
 

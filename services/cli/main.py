@@ -1,5 +1,6 @@
 """`portside`: start the system (`up`), look at a repository offline (`detect`, `generate`), and drive
-deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`), and tail the public events (`events`).
+deployments through the API (`deploy`, `logs`, `status`, `stop`, `ls`, `releases`, `rollback`, `domains`), and
+tail the public events (`events`).
 
 Start-up is most of a short command's time, so this module imports only typer at the top: rich, httpx and the
 detector load inside the commands that use them, and nothing here loads the server stack (FastAPI, SQLAlchemy,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -283,6 +285,7 @@ def _event_text(event: dict) -> str:
         "deployment.status_changed": lambda p: f"{p.get('previous_status') or '-'} -> {p['status']}"
         + (f" ({p['error_code']})" if p.get("error_code") else ""),
         "deployment.crashed": lambda p: f"exit code {p.get('exit_code')}",
+        "deployment.deleted": lambda p: f"{p.get('repo_name', '')}" + (" (volumes purged)" if p.get("purged") else ""),
         "build.finished": lambda p: ("succeeded" if p["succeeded"] else f"failed ({p.get('error_code')})")
         + (f" in {p['duration_seconds']} s" if p.get("duration_seconds") is not None else ""),
         "port.assigned": lambda p: f"port {p['port']}",
@@ -326,6 +329,114 @@ def cancel(deployment_id: int, api: ApiOpt = "") -> None:
     except ApiError as exc:
         raise _fail(exc) from exc
     out().print(f"deployment {deployment_id} is {data['status']} ({data['error_code']})")
+
+
+domains_app = typer.Typer(help="A deployment's host names on the reverse proxy.", no_args_is_help=True)
+app.add_typer(domains_app, name="domains")
+
+
+def _domains_table(deployment_id: int, data: dict) -> None:
+    from rich.table import Table
+
+    urls = dict(zip(data["domains"], data["urls"], strict=False))
+    table = Table("domain", "url", "", title=f"Deployment {deployment_id}")
+    for name in data["domains"]:
+        table.add_row(name, urls.get(name, ""), "default" if name == data.get("default_domain") else "")
+    out().print(table)
+
+
+@domains_app.command("ls")
+def domains_ls(deployment_id: int, api: ApiOpt = "",
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a deployment's names and their URLs (the PORTSIDE_BASE_DOMAIN default among them)."""
+    try:
+        data = _api(api).call("GET", f"/api/deployments/{deployment_id}/domains")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    _domains_table(deployment_id, data)
+
+
+def _set_domains(api: str, deployment_id: int, change: Callable[[list[str]], list[str]]) -> None:
+    """Read the names, change the list, write it back (PUT replaces them all); the default name is not one of
+    those a PUT sets."""
+    client = _api(api)
+    try:
+        current = client.call("GET", f"/api/deployments/{deployment_id}/domains")
+        own = [name for name in current["domains"] if name != current.get("default_domain")]
+        data = client.call("PUT", f"/api/deployments/{deployment_id}/domains", json={"domains": change(own)})
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    _domains_table(deployment_id, data)
+
+
+@domains_app.command("add")
+def domains_add(deployment_id: int, names: Annotated[list[str], typer.Argument(help="e.g. app.example.com")],
+                api: ApiOpt = "") -> None:
+    """Route more names to a deployment (HTTPS on the proxy at once when it runs)."""
+    _set_domains(api, deployment_id, lambda own: own + [n for n in names if n.lower().rstrip(".") not in own])
+
+
+@domains_app.command("rm")
+def domains_rm(deployment_id: int, names: Annotated[list[str], typer.Argument(help="names to remove")],
+               api: ApiOpt = "") -> None:
+    """Stop routing names to a deployment."""
+
+    def without(own: list[str]) -> list[str]:
+        gone = {n.lower().rstrip(".") for n in names}
+        missing = sorted(gone - set(own))
+        if missing:
+            err().print(f"[red]error[/] {', '.join(missing)}: not a name set on deployment "
+                        f"{deployment_id} (the PORTSIDE_BASE_DOMAIN default always stays); see `portside domains ls "
+                        f"{deployment_id}`.")
+            raise typer.Exit(1)
+        return [n for n in own if n not in gone]
+
+    _set_domains(api, deployment_id, without)
+
+
+@app.command()
+def releases(deployment_id: int, api: ApiOpt = "",
+             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What ran after each successful start, newest first: the targets of `portside rollback --to`."""
+    try:
+        rows = _api(api).call("GET", f"/api/deployments/{deployment_id}/releases")
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("release", "image", "created", "cpus", "memory", "variables", title=f"Deployment {deployment_id}")
+    for row in rows:
+        table.add_row(str(row["id"]), row["image_tag"], row["created_at"][:19],
+                      "" if row["cpu_limit"] is None else str(row["cpu_limit"]), row["memory_limit"] or "",
+                      ", ".join(row["env_keys"]))
+    out().print(table)
+
+
+@app.command()
+def rollback(
+    deployment_id: int,
+    to: Annotated[int | None, typer.Option("--to", help="a release id from `portside releases` (default: the "
+                                                        "previous one)")] = None,
+    api: ApiOpt = "",
+) -> None:
+    """Run an earlier image again, with the files, limits and variables it ran with; no build."""
+    params = {"wait": "true"} | ({"release_id": str(to)} if to is not None else {})
+    try:
+        result = _api(api).call("POST", f"/api/deployments/{deployment_id}/rollback", params=params, timeout=900)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    if result["status"] != "running":
+        err().print(f"[red]deployment {deployment_id} is {result['status']}[/]: "
+                    f"{result.get('error_code')}: {result.get('error_message')}")
+        raise typer.Exit(1)
+    to_what = f"release {to}" if to is not None else "the previous release"
+    out().print(f"deployment {deployment_id} rolled back to {to_what}; running at [bold green]{result['url']}[/]")
 
 
 @app.command("ls")

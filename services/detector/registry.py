@@ -43,5 +43,5 @@ PROVIDERS: tuple[Provider, ...] = (
     OtherLanguageProvider(),
 )
 
-# The providers that state their language's build plan (the others' stacks are still planned by the builder).
+# The providers that state their language's build plan (shared/plan.py PLANNED_STACKS); the builder plans nothing.
 PLANNERS: dict[str, Planner] = {p.name: cast(Planner, p) for p in PROVIDERS if hasattr(p, "plan")}

@@ -69,6 +69,9 @@ def analyze_dir(src: SourceTree) -> Detection:
             note(det, ".", f"{results[0].stack} files are present too, but only {det.stack} has a runnable app")
         for other in others:
             det.alternatives.append(other.stack)
+            # The user may generate for another stack found here; its own provider plans it, as for the primary.
+            if (alt_plan := _plan(other, src)) is not None:
+                det.alternative_plans[other.stack] = alt_plan
             # Another runtime that would start a server is a real ambiguity; an asset pipeline (a package.json
             # that only builds CSS/JS next to Rails or Laravel) is not.
             strong = other.start_command is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from faststream.nats import NatsMessage
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from services.logstream.pinned import pinned_client
 from shared.access import EventOwners, can_see
 from shared.config import Settings
 from shared.db.models import User, Webhook, WebhookDelivery
@@ -29,7 +31,7 @@ from shared.webhooks import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     body_of,
-    check_webhook_url,
+    check_webhook_target,
     sign,
     wants,
 )
@@ -54,7 +56,7 @@ class Deliverer:
         self.slots = asyncio.Semaphore(CONCURRENCY)
         self.inflight: set[asyncio.Task[None]] = set()
         self.task: asyncio.Task[None] | None = None
-        self.http: httpx.AsyncClient | None = None
+        self.tls: ssl.SSLContext | None = None
         self._cipher: Cipher | None = None
 
     @property
@@ -104,9 +106,8 @@ class Deliverer:
         return added
 
     def start(self) -> None:
-        # One client (its connection pool and TLS context) for every delivery; no proxy from the environment.
-        self.http = httpx.AsyncClient(timeout=self.ctx.settings.webhook_timeout_seconds, follow_redirects=False,
-                                      trust_env=False, limits=httpx.Limits(max_connections=CONCURRENCY))
+        # One TLS context (the CA bundle read once) for every delivery's own pinned connection.
+        self.tls = httpx.create_ssl_context(trust_env=False)
         self.task = asyncio.create_task(self.deliver_forever(), name="webhook-deliveries")
 
     async def stop(self) -> None:
@@ -117,8 +118,6 @@ class Deliverer:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self.http is not None:
-            await self.http.aclose()
 
     async def deliver_forever(self) -> None:
         while True:
@@ -175,8 +174,9 @@ class Deliverer:
         started = time.perf_counter()
         async with self.slots:
             try:
-                # Checked again at the moment of use: the name may resolve elsewhere now (DNS rebinding).
-                target = await asyncio.to_thread(check_webhook_url, url, settings)
+                # Checked again at the moment of use, and the POST connects to the addresses this check
+                # accepted: the name may resolve elsewhere by now (DNS rebinding).
+                target = await asyncio.to_thread(check_webhook_target, url, settings)
                 headers = {
                     "Content-Type": "application/json",
                     "User-Agent": "Portside-Webhooks/1",
@@ -184,8 +184,8 @@ class Deliverer:
                     TIMESTAMP_HEADER: str(int(datetime.now(UTC).timestamp())),
                     EVENT_HEADER: PublicSubject(row.subject).short,
                 }
-                assert self.http is not None, "start() first"
-                resp = await self.http.post(target, content=body, headers=headers)
+                async with pinned_client(target, settings.webhook_timeout_seconds, self.tls) as http:
+                    resp = await http.post(target.url, content=body, headers=headers)
                 status_code = resp.status_code
                 if not 200 <= resp.status_code < 300:
                     error = f"the receiver answered HTTP {resp.status_code}"

@@ -20,6 +20,7 @@ from shared.docker.containers import (
     prune_images,
     remove_deployment_resources,
 )
+from shared.docker.registry import prune_registry
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,22 @@ def _app_running(settings: Settings, deployment_id: int, service: str) -> bool:
 
 
 def _prune_images(settings: Settings, deployment_id: int, keep: set[str], keep_newest: int | None = None) -> None:
+    """The deployment's images except the newest `keep_newest` (PORTSIDE_KEEP_IMAGES) and `keep`, from this
+    engine and, on Swarm, from PORTSIDE_REGISTRY (where the nodes pull them), by the same rule, so a rollback
+    finds what it needs in both places."""
+    owner = Owner.of(settings, deployment_id)
+    newest = settings.keep_images if keep_newest is None else keep_newest
     with engine_or_none(settings) as client:
-        if client is None:
-            return
-        newest = settings.keep_images if keep_newest is None else keep_newest
-        removed = prune_images(client, Owner.of(settings, deployment_id), keep, newest)
-        if removed:
-            log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
+        if client is not None:
+            removed = prune_images(client, owner, keep, newest)
+            if removed:
+                log.info("deployment %s: removed old images %s", deployment_id, ", ".join(removed))
+    if owner.registry:
+        pruned = prune_registry(owner.registry, owner, keep, newest)
+        if pruned.removed:
+            log.info("deployment %s: removed from the registry %s", deployment_id, ", ".join(pruned.removed))
+        for problem in pruned.problems:
+            log.warning("deployment %s: registry tags not removed: %s", deployment_id, problem)
 
 
 def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from services.runner import swarm
 from services.runner.engine import teardown
 from services.runner.service import _route, mark_down
+from shared.checkout import keep_in_use
 from shared.config import Settings
 from shared.db.models import Deployment
 from shared.db.repository import record_event, transition
@@ -45,23 +46,29 @@ class Report:
 class Seen:
     state: str
     exit_code: int | None
+    # Why, where the engine says more than a state (Swarm's crash rule: services/runner/swarm.py crash_loop).
+    reason: str | None = None
 
 
 def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, Seen]]:
     """deployment id -> {compose service: what its container is doing} for this installation; on Swarm, what
     its service's tasks are doing, on whichever node they run."""
     if settings.engine == "swarm":
-        return {deployment: {name: Seen(*seen) for name, seen in services.items()}
+        return {deployment: {name: Seen(seen.state, seen.exit_code, seen.reason) for name, seen in services.items()}
                 for deployment, services in swarm.services_by_deployment(settings).items()}
     client = docker_client(settings, timeout=30)
     try:
         found: dict[int, dict[str, Seen]] = defaultdict(dict)
+        mounted: list[str] = []
         for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
             deployment = container.labels.get(LABEL_DEPLOYMENT, "")
+            mounted += [str(m.get("Source")) for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"]
             if deployment.isdigit():
                 state = container.attrs.get("State", {})
                 exit_code = state.get("ExitCode") if container.status in ("exited", "dead") else None
                 found[int(deployment)][container.labels.get(COMPOSE_SERVICE, "")] = Seen(container.status, exit_code)
+        # A checkout of this runner's (shared/checkout.py) that an app mounts stays while the app exists.
+        keep_in_use(settings, mounted)
         return found
     finally:
         client.close()
@@ -116,8 +123,12 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             if seen is not None and seen.state in ("running", "restarting"):
                 continue
             what = f"{seen.state} with exit code {seen.exit_code}" if seen else "gone"
-            if await mark_down(ctx, row.id, S.CRASHED, f"the app container is {what} (found by the reconciler)",
-                               ErrorCode.APP_CRASHED, seen.exit_code if seen else None):
+            message = f"the app container is {what} (found by the reconciler)"
+            if seen and seen.reason:
+                message = (f"The app kept exiting (exit code {seen.exit_code}) after it was running: {seen.reason} "
+                           "(found by the reconciler).")
+            if await mark_down(ctx, row.id, S.CRASHED, message, ErrorCode.APP_CRASHED,
+                               seen.exit_code if seen else None):
                 report.crashed.append(row.id)
         elif status == S.STOPPING and age > STOPPING_GRACE:
             await anyio.to_thread.run_sync(teardown, settings, row.id, False)

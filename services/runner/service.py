@@ -31,6 +31,8 @@ from services.runner.engine import (
 from services.runner.ports import allocate_port
 from services.runner.readiness import _wait_ready
 from shared import proxy
+from shared.checkout import source_root
+from shared.config import Settings
 from shared.db.models import Deployment, EnvVar, Release, Repository
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
@@ -39,7 +41,9 @@ from shared.docker.compose import run_compose
 from shared.docker.resolved import Scope, interpolation_env, invocation, resolve_and_check
 from shared.errors import ErrorCode, PortsideError
 from shared.messaging.events import DeleteCompleted, RunCompleted, RunFailed, StopCompleted
-from shared.messaging.subjects import Subject, logs_subject
+from shared.messaging.outbox import stage
+from shared.messaging.public import DeploymentDeleted
+from shared.messaging.subjects import PublicSubject, Subject, logs_subject
 from shared.secrets import deployment_env, open_generated
 from shared.worker import WorkerContext
 
@@ -166,6 +170,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     await ctx.log(deployment_id, f"starting {plan.image_tag} on port {port}")
     fallback_note = None
     try:
+        plan = await _with_source(settings, plan, repo, deployment.app_path)
         plan, container_id = await _start(ctx, plan)
     except (StartFailure, PortsideError) as exc:
         failure = exc if isinstance(exc, StartFailure) else StartFailure(exc.code, exc.message)
@@ -230,6 +235,14 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
         correlation_id=correlation_id, deployment_id=deployment_id, container_id=container_id, port=plan.port, url=url))
 
 
+async def _with_source(settings: Settings, plan: StartPlan, repo: Repository, app_path: str) -> StartPlan:
+    """The plan on this runner's copy of the source, which Compose reads (the repository's own compose files,
+    env files, bind-mount sources): the API's clone when it is on this disk, otherwise this runner's checkout of
+    the registered commit (shared/checkout.py). Raises what the fetch raised (GIT_CLONE_FAILED, REPO_NOT_FOUND)."""
+    root = (await anyio.to_thread.run_sync(source_root, settings, repo)).resolve()
+    return replace(plan, repo_root=root, app_dir=(root / app_path).resolve())
+
+
 async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
     """compose up (moving to another port if the chosen one was grabbed meanwhile), then wait until the app
     answers. Returns the plan actually used and the app container id; raises StartFailure."""
@@ -253,8 +266,10 @@ async def _start(ctx: WorkerContext, plan: StartPlan) -> tuple[StartPlan, str]:
         for warning in checked.warnings if attempt == 0 else []:
             await ctx.log(plan.deployment_id, warning)
         if settings.engine == "swarm":
+            edge = (await anyio.to_thread.run_sync(swarm.ensure_edge_image, settings)
+                    if swarm.uses_edge(settings) else None)
             stack, left_out = swarm.render_stack(
-                json.loads(_with_env(checked.text(), plan)), settings, owner, plan.app_service)
+                json.loads(_with_env(checked.text(), plan)), settings, owner, plan.app_service, edge)
             for warning in left_out if attempt == 0 else []:
                 await ctx.log(plan.deployment_id, warning)
             up = await anyio.to_thread.run_sync(swarm.deploy_stack, settings, owner, json.dumps(stack))
@@ -475,7 +490,15 @@ async def delete(ctx: WorkerContext, deployment_id: int, purge: bool, correlatio
         log.warning("deployment %s: its log lines were not purged (%s); they expire with the logs stream",
                     deployment_id, exc)
     async with ctx.sessions() as session:
-        await session.execute(sa_delete(Deployment).where(Deployment.id == deployment_id))
+        gone = (await session.execute(
+            sa_delete(Deployment).where(Deployment.id == deployment_id)
+            .returning(Deployment.owner_id, Deployment.repository_id, Deployment.repo_name)
+        )).first()
+        if gone is not None:  # a redelivered delete finds no row and publishes nothing again
+            await stage(session, PublicSubject.DEPLOYMENT_DELETED, DeploymentDeleted(
+                deployment_id=deployment_id, repository_id=gone.repository_id, repo_name=gone.repo_name,
+                owner_id=gone.owner_id, purged=purge,
+            ))
         await session.commit()
     await _route(ctx)
     await ctx.publish(

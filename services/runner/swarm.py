@@ -5,12 +5,14 @@ any node). Swarm does the health-gated swap itself: update_config order start-fi
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -18,9 +20,10 @@ from docker.errors import DockerException, NotFound
 
 from shared.config import Settings
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, Owner, docker_client
+from shared.docker.build import push_image
 from shared.docker.client import engine_or_none
 from shared.docker.compose import ComposeResult
-from shared.docker.containers import STACK_NAMESPACE, remove_deployment_resources
+from shared.docker.containers import LABEL_EDGE, STACK_NAMESPACE, remove_deployment_resources
 from shared.errors import ErrorCode, PortsideError
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,58 @@ PROBE = (
     "else true; fi"
 )
 
+# Task states that mean the app's own process ended (Swarm then starts a replacement, restart_policy any).
+EXITED = frozenset({"failed", "complete"})
 
-CRASH_LOOP = 3
+EDGE_DIR = Path(__file__).with_name("edge")
+EDGE_PREFIX = "portside-edge-"
+
+
+def uses_edge(settings: Settings) -> bool:
+    """Whether apps are reached through Portside's edge proxy instead of the routing mesh. The mesh balances
+    with IPVS; without it (no /proc/net/ip_vs) a mesh port and a service's virtual IP carry nothing."""
+    if settings.swarm_publish == "auto":
+        return not Path("/proc/net/ip_vs").exists()
+    return settings.swarm_publish == "edge"
+
+
+def edge_image_tag(settings: Settings) -> str:
+    """The edge image's name in the registry, its tag derived from the files it is built from."""
+    digest = hashlib.sha256()
+    for name in ("Dockerfile", "Caddyfile"):
+        digest.update((EDGE_DIR / name).read_bytes())
+    return f"{settings.registry}/portside/edge:{digest.hexdigest()[:12]}"
+
+
+def ensure_edge_image(settings: Settings) -> str:
+    """The edge image in the registry (built on the manager's engine and pushed the first time). Blocking."""
+    tag = edge_image_tag(settings)
+    client = docker_client(settings)
+    try:
+        try:
+            client.images.get_registry_data(tag)
+            return tag
+        except DockerException:
+            pass  # not in the registry yet
+        try:
+            client.images.get(tag)  # built here already (or loaded): only the push is missing
+        except DockerException:
+            _build_edge_image(client, settings, tag)
+        push_image(client, tag, lambda line: log.info("edge image: %s", line.text))
+        return tag
+    finally:
+        client.close()
+
+
+def _build_edge_image(client: docker.DockerClient, settings: Settings, tag: str) -> None:
+    try:
+        client.images.build(path=str(EDGE_DIR), tag=tag, rm=True, forcerm=True,
+                            labels={LABEL_INSTANCE: settings.instance})
+    except DockerException as exc:
+        raise PortsideError(ErrorCode.BASE_IMAGE_UNAVAILABLE,
+                            f"The edge proxy image (debian:bookworm-slim with Debian's caddy) could not be built "
+                            f"on the manager: {exc}. Make debian:bookworm-slim available there (`make images`) "
+                            "or set PORTSIDE_SWARM_PUBLISH=mesh where the kernel has IPVS.") from exc
 
 
 def _seconds(value: float) -> str:
@@ -56,12 +109,14 @@ def _seconds(value: float) -> str:
 
 
 def render_stack(
-    model: dict[str, Any], settings: Settings, owner: Owner, app_service: str
+    model: dict[str, Any], settings: Settings, owner: Owner, app_service: str, edge_image: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The stack file for `docker stack deploy` and what was left out, from the model resolve_and_check() passed:
-    the policy holds, because only Swarm's own scheduling keys are added to what was checked."""
+    the policy holds, because only Swarm's own scheduling keys are added to what was checked. With `edge_image`,
+    no port goes on the mesh: every service is dnsrr and Portside's edge service publishes the ports instead."""
     labels = owner.labels
     services: dict[str, Any] = {}
+    edges: dict[str, Any] = {}
     warnings: list[str] = []
     for name, service in (model.get("services") or {}).items():
         # Compose prints unset keys as null (`entrypoint: null`); Swarm's schema refuses those.
@@ -79,7 +134,7 @@ def render_stack(
              "mode": "ingress"}
             for p in service.get("ports") or [] if isinstance(p, dict) and p.get("published")
         ]
-        if ports:
+        if ports and edge_image is None:
             out["ports"] = ports
         volumes = []
         for mount in service.get("volumes") or []:
@@ -115,6 +170,13 @@ def render_stack(
         constraints = (deploy.get("placement") or {}).get("constraints")
         if constraints:
             swarm_deploy["placement"] = {"constraints": [str(c) for c in constraints]}
+        if edge_image is not None:
+            # Without IPVS a virtual IP carries nothing, for the edge and between the stack's own services
+            # alike: names resolve to the tasks' own addresses instead.
+            swarm_deploy["endpoint_mode"] = "dnsrr"
+            for port in ports:
+                edges[f"{EDGE_PREFIX}{port['published']}"] = _edge_service(
+                    edge_image, name, port, out.get("networks"), labels)
         out["deploy"] = swarm_deploy
         if name == app_service and ports and not service.get("healthcheck"):
             out["healthcheck"] = {
@@ -124,6 +186,11 @@ def render_stack(
                 "start_period": _seconds(settings.swarm_health_start_seconds),
             }
         services[name] = out
+    clash = sorted(set(edges) & set(services))
+    if clash:
+        raise PortsideError(ErrorCode.POLICY_VIOLATION, f"services.{clash[0]}: the name is Portside's edge proxy's "
+                            f"on Swarm; rename the service (names starting {EDGE_PREFIX} are reserved).")
+    services.update(edges)
     stack: dict[str, Any] = {"version": "3.9", "services": services}
     networks = {}
     for key in model.get("networks") or {"default": {}}:
@@ -133,6 +200,34 @@ def render_stack(
     if named:
         stack["volumes"] = named
     return stack, warnings
+
+
+def _edge_service(
+    image: str, upstream: str, port: dict[str, Any], networks: list[str] | None, labels: dict[str, str]
+) -> dict[str, Any]:
+    """One edge task per manager: the port published in host mode on that node (no IPVS needed), forwarded to
+    `upstream`'s tasks over the networks it shares with them."""
+    edge_labels = {**labels, LABEL_EDGE: upstream}
+    service: dict[str, Any] = {
+        "image": image,
+        "environment": {"PORTSIDE_EDGE_PORT": str(port["published"]), "PORTSIDE_EDGE_UPSTREAM": upstream,
+                        "PORTSIDE_EDGE_UPSTREAM_PORT": str(port["target"])},
+        "ports": [{"target": port["published"], "published": port["published"], "protocol": port["protocol"],
+                   "mode": "host"}],
+        "labels": edge_labels,
+        "cap_drop": ["ALL"],
+        "deploy": {
+            "mode": "global", "endpoint_mode": "dnsrr", "labels": edge_labels,
+            "placement": {"constraints": ["node.role == manager"]},
+            "restart_policy": {"condition": "any", "delay": "2s"},
+            # A host-mode port is held by one task per node: the old edge task must go before the new one binds.
+            "update_config": {"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
+            "resources": {"limits": {"cpus": "0.5", "memory": "64M"}},
+        },
+    }
+    if networks:
+        service["networks"] = list(networks)
+    return service
 
 
 # ---- the engine ----------------------------------------------------------------------------------------------
@@ -257,14 +352,15 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
                 return Converged(None, failure=f"Swarm paused the update: {update.get('Message')}",
                                  tail=_logs_tail(client, svc.id))
             # While `updating`, a new task that runs may still fail within `monitor`: wait for Swarm's verdict.
-            if len(running) >= replicas and state not in ("updating", "rollback_started"):
+            if len(running) >= replicas and state not in ("updating", "rollback_started") and _edges_running(
+                    client, owner):
                 status = running[0].get("Status", {}).get("ContainerStatus", {}) or {}
                 return Converged(str(status.get("ContainerID") or running[0].get("ID")))
             if state is None:
                 # A fresh service has no update to roll back: Swarm restarts a failed task, and tasks that failed
-                # CRASH_LOOP times mean the app cannot start (once may be a slow boot on a loaded node).
+                # crash_restart_limit times mean the app cannot start (once may be a slow boot on a loaded node).
                 failed = [t for t in ours if t.get("Status", {}).get("State") in ("failed", "rejected")]
-                if len(failed) >= CRASH_LOOP:
+                if len(failed) >= settings.crash_restart_limit:
                     status = failed[0].get("Status", {})
                     code = (status.get("ContainerStatus") or {}).get("ExitCode")
                     return Converged(None, failure=str(status.get("Err") or status.get("Message") or "task failed"),
@@ -274,6 +370,16 @@ def wait_converged(settings: Settings, owner: Owner, service: str, image: str) -
         return Converged(None, failure="timeout")
     finally:
         client.close()
+
+
+def _edges_running(client: docker.DockerClient, owner: Owner) -> bool:
+    """Every edge service of the stack (if any) has a running task: the port answers on the managers."""
+    for svc in _services(client, owner):
+        if LABEL_EDGE in (svc.attrs.get("Spec", {}).get("Labels") or {}) and not any(
+                t.get("Status", {}).get("State") == "running" and t.get("DesiredState") == "running"
+                for t in svc.tasks()):
+            return False
+    return True
 
 
 def app_running(settings: Settings, deployment_id: int, service: str) -> bool:
@@ -304,24 +410,55 @@ def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
         remove_deployment_resources(client, owner, volumes=volumes)
 
 
-def services_by_deployment(settings: Settings) -> dict[int, dict[str, tuple[str, int | None]]]:
-    """deployment id -> {service: (state of its best task, exit code)} for this installation, across nodes."""
+@dataclass(frozen=True)
+class ServiceState:
+    """What a service's tasks are doing, on whichever node they run: `running`, `restarting`, `crashed` or `gone`;
+    for `crashed`, the last exited task's exit code and Swarm's words for it."""
+
+    state: str
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+def crash_loop(settings: Settings, tasks: list[dict[str, Any]], image: str) -> ServiceState | None:
+    """The single engine's crash rule (services/runner/watcher.py) on tasks: once the app's own process ended
+    crash_restart_limit times on the current image (Swarm replaced the task each time), it is `crashed`, even
+    while a replacement runs. Swarm keeps the last few tasks per replica (task-history-limit, 5 by default)."""
+    exited = sorted((t for t in tasks if _task_image(t).split("@")[0] == image
+                     and t.get("Status", {}).get("State") in EXITED),
+                    key=lambda t: str(t.get("Status", {}).get("Timestamp") or ""))
+    if len(exited) < settings.crash_restart_limit:
+        return None
+    last = exited[-1].get("Status", {})
+    code = (last.get("ContainerStatus") or {}).get("ExitCode")
+    why = last.get("Err") or last.get("Message") or last.get("State")
+    return ServiceState("crashed", int(code) if code is not None else None,
+                        f"its task exited {len(exited)} times and Swarm replaced it each time; the last: {why}")
+
+
+def services_by_deployment(settings: Settings) -> dict[int, dict[str, ServiceState]]:
+    """deployment id -> {service: what its tasks are doing} for this installation, across nodes."""
     client = docker_client(settings, timeout=30)
     try:
-        found: dict[int, dict[str, tuple[str, int | None]]] = {}
+        found: dict[int, dict[str, ServiceState]] = {}
         for svc in client.services.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
             labels = svc.attrs.get("Spec", {}).get("Labels") or {}
             deployment = labels.get(LABEL_DEPLOYMENT, "")
             namespace = labels.get(STACK_NAMESPACE, "")
-            if not deployment.isdigit():
+            if not deployment.isdigit() or LABEL_EDGE in labels:
                 continue
             name = svc.name.removeprefix(f"{namespace}_")
-            states = [t.get("Status", {}) for t in svc.tasks() if t.get("DesiredState") == "running"]
+            tasks = svc.tasks()
+            image = str(svc.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
+                        .get("Image") or "").split("@")[0]
+            states = [t.get("Status", {}) for t in tasks if t.get("DesiredState") == "running"]
             running = next((s for s in states if s.get("State") == "running"), None)
             # A task Swarm still wants running but that is not (failed, starting, pending) is being replaced by
-            # Swarm itself (restart_policy any): "restarting". Only a service with no such task is gone.
+            # Swarm itself (restart_policy any): "restarting", until the crash rule says it is a crash loop.
+            # Only a service with no such task is gone.
             found.setdefault(int(deployment), {})[name] = (
-                ("running", None) if running else ("restarting", None) if states else ("gone", None)
+                crash_loop(settings, tasks, image)
+                or ServiceState("running" if running else "restarting" if states else "gone")
             )
         return found
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 COMPOSE_SERVICE = "com.docker.compose.service"
 SWARM_SERVICE = "com.docker.swarm.service.name"
 STACK_NAMESPACE = "com.docker.stack.namespace"
+# On a Swarm service of Portside's edge proxy (not the app's own): the name of the service it forwards to.
+LABEL_EDGE = "org.portside.edge"
 
 
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
@@ -277,13 +279,29 @@ class TaskState:
     node_id: str | None
     running: int
     desired: int
+    # Running tasks per node (host name), and the node the engine Portside talks to is: the engine reports CPU,
+    # memory and network only for its own containers.
+    nodes: dict[str, int] = field(default_factory=dict)
+    this_node: str | None = None
+
+    @property
+    def elsewhere(self) -> dict[str, int]:
+        return {node: count for node, count in self.nodes.items() if node != self.this_node}
+
+
+def _service_labels(service: Any) -> dict[str, str]:
+    return service.attrs.get("Spec", {}).get("Labels") or {}
 
 
 def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
-    """The stack service that publishes the deployment's port (the app), else the stack's only one."""
+    """The stack service that publishes the deployment's port (the app), else the stack's only one. With
+    Portside's edge proxy (PORTSIDE_SWARM_PUBLISH=edge) the edge publishes the port and names the app."""
     services = client.services.list(filters={"label": f"{STACK_NAMESPACE}={owner.project}"})
-    published = [s for s in services if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
-    found = published or services
+    apps = [s for s in services if LABEL_EDGE not in _service_labels(s)]
+    upstreams = {f"{owner.project}_{_service_labels(s)[LABEL_EDGE]}" for s in services if s not in apps}
+    named = [s for s in apps if s.name in upstreams]
+    published = [s for s in apps if (s.attrs.get("Spec", {}).get("EndpointSpec") or {}).get("Ports")]
+    found = named or published or apps
     return found[0] if found else None
 
 
@@ -295,8 +313,16 @@ def app_task_state(client: docker.DockerClient, owner: Owner) -> TaskState | Non
     best = next((t for t in tasks if t.get("Status", {}).get("State") == "running"), tasks[0] if tasks else None)
     desired = int((service.attrs.get("Spec", {}).get("Mode", {}).get("Replicated") or {}).get("Replicas") or 1)
     running = sum(1 for t in tasks if t.get("Status", {}).get("State") == "running")
+    names = {str(n.id): str((n.attrs.get("Description") or {}).get("Hostname") or str(n.id)[:12])
+             for n in client.nodes.list()}
+    this_node = names.get(str((client.info().get("Swarm") or {}).get("NodeID") or ""))
+    nodes: dict[str, int] = {}
+    for task in tasks:
+        if task.get("Status", {}).get("State") == "running":
+            node = names.get(str(task.get("NodeID")), str(task.get("NodeID") or "?")[:12])
+            nodes[node] = nodes.get(node, 0) + 1
     if best is None:
-        return TaskState(service.id, "no task", None, None, 0, desired)
+        return TaskState(service.id, "no task", None, None, 0, desired, nodes, this_node)
     status = best.get("Status", {})
     return TaskState(service.id, str(status.get("State")), (status.get("ContainerStatus") or {}).get("ContainerID"),
-                     best.get("NodeID"), running, desired)
+                     best.get("NodeID"), running, desired, nodes, this_node)

@@ -86,14 +86,22 @@ def check_dockerfile_policy(
                 raise _refuse(
                     instruction.line, "RUN --network=host puts a build step on the host's network; remove the flag."
                 )
-            mount = flags.get("mount", "")
-            kind = re.search(r"(?:^|,)type=(\w+)", mount)
-            if kind and kind[1].lower() in RUN_MOUNT_TYPES_REFUSED:
-                raise _refuse(
-                    instruction.line,
-                    f"RUN --mount=type={kind[1]} lends the host's {kind[1]} to the build; "
-                    "pass what the build needs as a build argument or a file in the repository.",
-                )
+            # Every --mount (the flags map keeps only the last of a repeated flag).
+            leading = instruction.args[: len(instruction.args) - len(instruction.value)]
+            for mount in re.findall(r"--mount=(\S+)", leading):
+                kind = re.search(r"(?:^|,)type=(\w+)", mount)
+                if kind and kind[1].lower() in RUN_MOUNT_TYPES_REFUSED:
+                    raise _refuse(
+                        instruction.line,
+                        f"RUN --mount=type={kind[1]} lends the host's {kind[1]} to the build; "
+                        "pass what the build needs as a build argument or a file in the repository.",
+                    )
+                if re.search(r"(?:^|,)id=[\"']?portside-", mount, re.IGNORECASE):
+                    raise _refuse(
+                        instruction.line,
+                        "RUN --mount ids starting with `portside-` are the deployments' own download caches; "
+                        "choose another id.",
+                    )
         if instruction.keyword in ("COPY", "ADD"):
             source = flags.get("from")
             if source and source.lower() not in stages and not source.isdigit():

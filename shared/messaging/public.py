@@ -38,6 +38,17 @@ class DeploymentCrashed(PublicEvent):
     message: str | None = None
 
 
+class DeploymentDeleted(PublicEvent):
+    """The deployment is gone: its containers, network and images removed (volumes too with `purge`), its row
+    deleted. The last event about it; `owner_id` says whose it was, since nothing can be looked up any more."""
+
+    deployment_id: int
+    repository_id: int
+    repo_name: str
+    owner_id: int | None = None
+    purged: bool = False
+
+
 class BuildStarted(PublicEvent):
     deployment_id: int
 

@@ -39,6 +39,7 @@ class PublicSubject(StrEnum):
 
     DEPLOYMENT_STATUS_CHANGED = "portside.events.v1.deployment.status_changed"
     DEPLOYMENT_CRASHED = "portside.events.v1.deployment.crashed"
+    DEPLOYMENT_DELETED = "portside.events.v1.deployment.deleted"
     BUILD_STARTED = "portside.events.v1.build.started"
     BUILD_FINISHED = "portside.events.v1.build.finished"
     PORT_ASSIGNED = "portside.events.v1.port.assigned"

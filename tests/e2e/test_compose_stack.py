@@ -6,6 +6,7 @@ resumes on the other replica; then everything is taken down and nothing of the p
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from uuid import uuid4
@@ -21,6 +22,8 @@ from tests.support import System
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SCALED_DEPLOYS = 10
+# The `portside` user of Portside's image (deploy/Dockerfile).
+RUNTIME_UID = 10001
 FINAL = {"running", "crashed", "error", "build_failed"}
 
 
@@ -192,8 +195,10 @@ def test_compose_stack_builder_container_killed_mid_build_has_its_job_redelivere
 
 
 ELSEWHERE = """
-# A detector and a builder as if on another machine: their own PORTSIDE_HOME (nothing of the API's clones), only
-# the installation's keys copied over, and the same NATS, PostgreSQL and Docker engine.
+# A detector, a builder and a runner as if on another machine: their own PORTSIDE_HOME (nothing of the API's
+# clones), only the installation's keys copied over, and the same NATS, PostgreSQL and Docker engine. The runner's
+# home is a directory of "its machine" at the same path inside, as deploy/compose.yaml mounts PORTSIDE_HOME: its
+# `docker compose` hands paths under it (bind-mount sources) to the engine, which resolves them on the host.
 services:
   detector-elsewhere:
     image: ${PORTSIDE_IMAGE:-portside:local}
@@ -209,19 +214,35 @@ services:
     environment: {PORTSIDE_HOME: /home/portside}
     extra_hosts: ["host.docker.internal:host-gateway"]
     volumes: ["secrets:/secrets:ro", "KEYS:/home/portside/keys:ro", "/var/run/docker.sock:/var/run/docker.sock"]
+  runner-elsewhere:
+    image: ${PORTSIDE_IMAGE:-portside:local}
+    command: ["runner"]
+    env_file: [{path: "ENV_FILE", required: false}]
+    environment: {PORTSIDE_HOME: RUNNER_HOME, PORTSIDE_PROBE_HOST: host.docker.internal,
+                  PORTSIDE_PROXY_ENABLED: "false"}
+    extra_hosts: ["host.docker.internal:host-gateway"]
+    volumes: ["secrets:/secrets:ro", "RUNNER_HOME:RUNNER_HOME", "KEYS:RUNNER_HOME/keys:ro",
+              "/var/run/docker.sock:/var/run/docker.sock"]
 """
 
 
 def test_compose_stack_workers_without_the_apis_clone_fetch_the_registered_commit(
     stack: Stack, git_url: str, engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    override = tmp_path_factory.mktemp("elsewhere") / "elsewhere.yaml"
-    override.write_text(ELSEWHERE.replace("ENV_FILE", str(stack.env_file)).replace("KEYS", str(stack.home / "keys")))
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    runner_home = elsewhere / "runner-home"
+    runner_home.mkdir()
+    os.chown(runner_home, RUNTIME_UID, RUNTIME_UID)
+    override = elsewhere / "elsewhere.yaml"
+    override.write_text(ELSEWHERE.replace("ENV_FILE", str(stack.env_file)).replace("KEYS", str(stack.home / "keys"))
+                        .replace("RUNNER_HOME", str(runner_home)))
     stack.extra_files.append(override)
-    stack.scale(engine, "builder", 0)
-    stack.scale(engine, "detector", 0)  # the elsewhere workers now take every detect, generate and build
+    # The elsewhere workers take every detect, generate, build and start. One `up` for the three: an `up` that
+    # scales one service brings the others back to their replicas in compose.yaml.
+    workers = ("detector", "builder", "runner")
+    stack.compose("up", "-d", "--no-recreate", *(a for w in workers for a in ("--scale", f"{w}=0")))
     try:
-        stack.compose("up", "-d", "--no-recreate", "detector-elsewhere", "builder-elsewhere")
+        stack.compose("up", "-d", "--no-recreate", "detector-elsewhere", "builder-elsewhere", "runner-elsewhere")
         system = stack.system
         repo = system.call("POST", "/api/repositories", json={"url": git_url}, timeout=120)["data"]
         deployment_id = _generate(system, repo["id"])
@@ -237,8 +258,14 @@ def test_compose_stack_workers_without_the_apis_clone_fetch_the_registered_commi
         text = listing.output.decode()
         assert text.split()[0].startswith(f"{repo['id']}-") and "HAS_CLONE" not in text, text
         assert repo["commit_sha"] and text.split()[1] == repo["commit_sha"], (text, repo)
+        # The runner started it from its own checkout of the same commit.
+        (runner,) = stack.containers(engine, "runner-elsewhere")
+        script = f"ls {runner_home}/workspace; test -e '{repo['path']}' && echo HAS_CLONE"
+        listing = runner.exec_run(["sh", "-c", script], user="portside")
+        assert listing.output.decode().split() == [f"{repo['id']}-{repo['commit_sha']}"], listing.output
         system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"}, timeout=180)
     finally:
-        stack.compose("rm", "-sf", "detector-elsewhere", "builder-elsewhere", check=False)
-        stack.scale(engine, "detector", 1)
-        stack.scale(engine, "builder", 1)
+        stack.compose("rm", "-sf", "detector-elsewhere", "builder-elsewhere", "runner-elsewhere", check=False)
+        stack.compose("up", "-d", "--no-recreate", *(a for w in workers for a in ("--scale", f"{w}=1")))
+        for worker in workers:
+            stack.wait_healthy(engine, worker, 1)

@@ -1,6 +1,7 @@
 """The public events through a whole running Portside, as a user meets them: a deploy's every status change is
 one event for `portside events --json`, a webhook receives them signed and can have one sent again, a receiver
-that hangs does not hold up the deploy, and a container killed under a running app is `deployment.crashed`."""
+that hangs does not hold up the deploy, a container killed under a running app is `deployment.crashed`, and a
+delete is `deployment.deleted`."""
 
 from __future__ import annotations
 
@@ -115,6 +116,16 @@ def test_a_deploy_seen_through_portside_events_and_webhooks(
                        if e["subject"].endswith("deployment.crashed")]
             time.sleep(0.3)
         assert len(crashes) == 1 and crashes[0]["payload"]["exit_code"] == 137
+
+        # Deleted: the last event about it, which `portside events` still shows once the row is gone.
+        hooked.call("DELETE", f"/api/deployments/{deployment_id}")
+        deadline = time.monotonic() + 30
+        deleted: list[dict] = []
+        while not deleted and time.monotonic() < deadline:
+            deleted = [e for e in cli_events(hooked, "--limit", "1000") if e["deployment_id"] == deployment_id
+                       and e["subject"].endswith("deployment.deleted")]
+            time.sleep(0.3)
+        assert len(deleted) == 1 and deleted[0]["payload"]["purged"] is False
         slow.hold.set()
 
     assert hooked.call("GET", "/api/asyncapi.json")["asyncapi"].startswith("3.")

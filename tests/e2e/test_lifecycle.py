@@ -3,6 +3,7 @@ events, the reconciler, delete. Each test asserts the end state: status, contain
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -43,10 +44,16 @@ def test_failed_redeploy_falls_back_and_rollback_returns_to_the_previous_image(s
     assert second["status"] == "running" and second["error_code"] is None, (second, system.events(deployment_id)[-4:])
     assert second["port"] == port
     assert "v2" in _text(port)
-    rolled = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"wait": "true"}, timeout=300)[
-        "data"
-    ]
-    assert rolled["status"] == "running"
+    # Through the CLI, as a user would: the releases, then back to the previous one.
+    listed = system.cli("releases", str(deployment_id), "--json")
+    assert listed.returncode == 0, listed.stderr
+    releases = json.loads(listed.stdout)
+    running = system.call("GET", f"/api/deployments/{deployment_id}")["data"]["running_image_tag"]
+    assert len(releases) >= 2 and releases[0]["image_tag"] == running
+    rolled = system.cli("rollback", str(deployment_id))
+    assert rolled.returncode == 0, rolled.stderr
+    said = " ".join(rolled.stdout.split())  # rich wraps at 80 columns off a terminal
+    assert f"deployment {deployment_id} rolled back to the previous release; running at http" in said
     text = _text(port)
     assert "hello from flask" in text and "v2" not in text
     full = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
@@ -80,9 +87,11 @@ def test_rollback_restores_the_configuration_the_image_ran_with(system: System, 
 
     # Any listed release is a target; one of another deployment's (or none) is a 404 with a code.
     second = releases[1]
-    system.call("POST", f"/api/deployments/{deployment_id}/rollback",
-                params={"wait": "true", "release_id": second["id"]}, timeout=300)
+    rolled_to = system.cli("rollback", str(deployment_id), "--to", str(second["id"]))
+    assert rolled_to.returncode == 0 and f"rolled back to release {second['id']}" in " ".join(rolled_to.stdout.split())
     assert _text(port) == "second\n"
+    missing_cli = system.cli("rollback", str(deployment_id), "--to", str(2**40))
+    assert missing_cli.returncode == 1 and "RELEASE_NOT_FOUND" in missing_cli.stderr
     missing = system.call("POST", f"/api/deployments/{deployment_id}/rollback", params={"release_id": 2**40},
                           expect=404)
     assert missing["error_code"] == "RELEASE_NOT_FOUND"

@@ -51,6 +51,11 @@ def swarm(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory)
             # A short monitor keeps the rollback test short (production: 10 s); the boot allowance is the
             # production default, for a loaded 2-core machine.
             "PORTSIDE_SWARM_MONITOR_SECONDS": "3", "PORTSIDE_SWARM_HEALTH_START_SECONDS": "30",
+            # The reconciler reads tasks (no events stream on Swarm): often, so a crash loop is seen in seconds.
+            "PORTSIDE_RECONCILE_INTERVAL_SECONDS": "5",
+            # The routing mesh's rendering (the default where IPVS exists); the edge proxy is proven across two
+            # nodes in test_swarm_multinode.py.
+            "PORTSIDE_SWARM_PUBLISH": "mesh",
         }
         try:
             with running_system(root / "home", engine, extra_env=env) as system:
@@ -93,6 +98,8 @@ def test_swarm_deploy_runs_the_app_as_a_stack_with_its_image_from_the_registry(
     # The status route reads the task's container; the relay follows the service's logs (every task, any node).
     status = system.call("GET", f"/api/deployments/{deployment_id}/status")["data"]
     assert status["container_state"] == "running" and status["health"] == "healthy"
+    # Where the tasks run, by node: one node here, the one whose figures these are.
+    assert status["task_nodes"] == {engine.info()["Name"]: 1} and status["engine_error"] is None, status
     deadline = time.monotonic() + 30
     while True:
         entries = system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 200})["data"]["entries"]
@@ -100,7 +107,12 @@ def test_swarm_deploy_runs_the_app_as_a_stack_with_its_image_from_the_registry(
             break
         assert time.monotonic() < deadline, entries[-5:]
         time.sleep(0.5)
-    system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
+    # Deleting the deployment removes its tags from the registry too (the layers go with its garbage collector).
+    system.call("DELETE", f"/api/deployments/{deployment_id}")
+    answer = httpx.get(f"http://{swarm.registry}/v2/{repo}/tags/list", timeout=10)
+    assert answer.status_code == 404 or not answer.json().get("tags"), answer.text
+    stack = {"label": f"com.docker.stack.namespace={system.instance}-{deployment_id}"}
+    assert engine.services.list(filters=stack) == []
 
 
 def test_swarm_redeploy_swaps_start_first_with_a_healthy_task_serving_throughout(
@@ -169,6 +181,33 @@ def test_swarm_stop_removes_the_stack_its_tasks_and_its_network(
     system.call("POST", f"/api/deployments/{deployment_id}/stop", params={"wait": "true"})
     data = system.call("GET", f"/api/deployments/{deployment_id}")["data"]
     assert data["status"] == "stopped"
+    stack = {"label": f"com.docker.stack.namespace={system.instance}-{deployment_id}"}
+    assert engine.services.list(filters=stack) == []
+    assert engine.containers.list(all=True, filters=stack) == []
+    assert engine.networks.list(filters=stack) == []
+
+
+# Serves, then dies: a gunicorn worker exiting with code 3 makes its master halt with code 3 ("worker failed to
+# boot"), so the task's container exits 3 after LIFETIME s, every time Swarm starts it again.
+LIFETIME = 10
+CRASH_LATER = f"import os\nimport threading\n\nthreading.Timer({LIFETIME}, os._exit, (3,)).start()\n"
+
+
+def test_swarm_app_that_keeps_exiting_after_it_ran_ends_crashed_with_the_tasks_exit_code(
+    swarm: SwarmSystem, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    system = swarm.system
+    source = copy_fixture("python-flask", tmp_path)
+    app = source / "app.py"
+    app.write_text(CRASH_LATER + app.read_text())
+    deployment_id = system.deploy_path(source)["deployment_id"]
+    outcome = system.deploy(deployment_id)
+    assert outcome["status"] == "running", (outcome, system.events(deployment_id)[-4:])
+    # Swarm replaces each task that exits; after crash_restart_limit (3) exits the single engine's rule says crashed.
+    data = system.wait_status(deployment_id, {"crashed", "error", "stopped"}, timeout=240)
+    assert (data["status"], data["error_code"], data["exit_code"]) == ("crashed", "APP_CRASHED", 3), data
+    assert "Swarm replaced it" in data["error_message"] and "exit (3)" in data["error_message"], data
+    # Taken down as a crash is on the single engine: no service, task container or network left.
     stack = {"label": f"com.docker.stack.namespace={system.instance}-{deployment_id}"}
     assert engine.services.list(filters=stack) == []
     assert engine.containers.list(all=True, filters=stack) == []

@@ -53,6 +53,9 @@ def test_deploy_answers_http_streams_logs_and_stops_clean(
         assert answer.status_code == 200 and greeting in answer.text
 
         # Build lines and the app's own output arrive on the same SSE stream.
+        # The default build memory cap keeps PORTSIDE_BUILDKIT=auto on the classic builder (tests/e2e/test_buildkit.py
+        # builds with BuildKit).
+        assert sse.wait_for("building with the classic builder: PORTSIDE_BUILDKIT=auto"), sse.events[-5:]
         assert sse.wait_for("Step 1/"), sse.events[-5:]
         assert sse.wait_for("request to /", timeout=30), sse.events[-10:]
         assert any(event == "build" for event, _ in sse.events)
@@ -186,6 +189,40 @@ def test_cli_detect_json_matches_the_api(system: System, tmp_path: Path) -> None
     repo = system.call("POST", "/api/repositories", json={"path": str(source)})["data"]
     online = system.call("POST", f"/api/deployments/detect/{repo['id']}")["data"]
     assert offline == online
+
+
+def test_cli_domains_add_list_and_remove_names(system: System, tmp_path: Path) -> None:
+    mine = system.deploy_path(copy_fixture("static-html", tmp_path / "mine"))["deployment_id"]
+    theirs = system.deploy_path(copy_fixture("static-html", tmp_path / "theirs"))["deployment_id"]
+    tag = f"d{mine}-{os.getpid()}"  # names unique to this run: the same API may serve other tests' names
+
+    def names(deployment_id: int) -> list[str]:
+        done = system.cli("domains", "ls", str(deployment_id), "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["domains"]
+
+    added = system.cli("domains", "add", str(mine), f"app.{tag}.example.com", f"API.{tag}.example.com.")
+    assert added.returncode == 0, added.stderr
+    assert f"app.{tag}.example.com" in added.stdout  # the table of names it now has
+    assert names(mine) == [f"app.{tag}.example.com", f"api.{tag}.example.com"]  # stored in canonical form
+    again = system.cli("domains", "add", str(mine), f"app.{tag}.example.com")  # already there: nothing changes
+    assert again.returncode == 0 and names(mine) == [f"app.{tag}.example.com", f"api.{tag}.example.com"]
+
+    taken = system.cli("domains", "add", str(theirs), f"api.{tag}.example.com")
+    assert taken.returncode == 1 and "DOMAIN_TAKEN" in taken.stderr and names(theirs) == []
+    invalid = system.cli("domains", "add", str(theirs), "not_a_name")
+    assert invalid.returncode == 1 and "INVALID_DOMAIN" in invalid.stderr
+
+    removed = system.cli("domains", "rm", str(mine), f"app.{tag}.example.com")
+    assert removed.returncode == 0, removed.stderr
+    assert names(mine) == [f"api.{tag}.example.com"]
+    missing = system.cli("domains", "rm", str(mine), f"app.{tag}.example.com")
+    assert missing.returncode == 1 and "not a name set on deployment" in " ".join(missing.stderr.split())
+    assert names(mine) == [f"api.{tag}.example.com"]
+    assert system.cli("domains", "rm", str(mine), f"api.{tag}.example.com").returncode == 0
+    assert names(mine) == []
+    unknown = system.cli("domains", "ls", "999999")
+    assert unknown.returncode == 1 and "DEPLOYMENT_NOT_FOUND" in unknown.stderr
 
 
 def test_edited_dockerignore_is_saved_exported_and_used(system: System, tmp_path: Path) -> None:

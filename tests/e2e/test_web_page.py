@@ -1,6 +1,7 @@
 """The web page in headless Chromium against a whole Portside and the real engine: a first-time user goes from
 an empty page to a running app and back (sign up, add a repository, detection, edit the Dockerfile, deploy, logs,
-status and link, stop, rollback). Screenshots of each step land in tests/artifacts/web/ (git-ignored)."""
+status and link, stop, rollback, a domain added, the releases). Screenshots of each step land in
+tests/artifacts/web/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -184,6 +185,22 @@ def test_first_time_user_deploys_from_the_page(fresh: System, page: Page, tmp_pa
     timeline = page.get_by_test_id("timeline")
     expect(timeline).to_contain_text("stopped")
     steps.shot("rolled-back")
+
+    # 6b. A domain added on the Domains tab is the API's; the Releases tab marks the release that runs.
+    name = f"web-{deployment_id}.portside.test"
+    page.get_by_role("tab", name="Domains").click()
+    page.get_by_label("Domain name").fill(name.upper())
+    page.get_by_role("button", name="Add domain").click()
+    expect(page.get_by_test_id("domains-panel")).to_contain_text(f"{name} added", timeout=30_000)
+    assert name in system.call("GET", f"/api/deployments/{deployment_id}/domains")["data"]["domains"]
+    expect(page.get_by_role("button", name=f"Remove {name}")).to_be_enabled()
+    steps.shot("domain-added")
+    page.get_by_role("tab", name="Releases").click()
+    releases = page.get_by_test_id("releases-panel")
+    expect(releases.locator("tbody tr")).to_have_count(
+        len(system.call("GET", f"/api/deployments/{deployment_id}/releases")["data"]), timeout=30_000)
+    expect(releases.locator("tr[aria-current=true]")).to_contain_text(after["running_image_tag"])
+    steps.shot("releases")
 
     # 7. The dashboard lists it, running.
     page.get_by_role("link", name="Dashboard").first.click()

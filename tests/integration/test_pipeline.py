@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api import gitpush
 from services.api import service as api
 from services.api.bus import Bus
 from services.builder.handlers import register as register_builder
@@ -120,6 +122,29 @@ async def test_a_detection_stored_before_its_stack_was_planned_by_the_provider_i
             assert stored is not None and stored.plan is not None
 
 
+async def test_a_push_that_changes_the_detected_stack_generates_the_new_stack_again(
+    workers: list[WorkerContext],
+    bus: Bus,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    # The deployment's stack is the one it was generated for; a push that turns the app into another stack
+    # generates it again for the new one (gitpush's _regenerate), not refused as a user's `stack` override.
+    root = copy_fixture("node-express", tmp_path)
+    async with sessions() as session:
+        repo = await api.register_repository(session, settings, path=str(root), url=None, branch=None, name=None)
+        deployment = await api.generate(session, bus, settings, repo.id, app_path="", stack=None, port=None,
+                                        internal_port=None)
+        assert deployment.status == S.READY and deployment.stack == "node"
+        shutil.rmtree(root)
+        shutil.copytree(copy_fixture("python-flask", tmp_path / "next"), root)
+        assert (await api.detect(session, bus, repo.id, "")).stack == "python"
+        await gitpush._regenerate(session, bus, deployment, "push: the detected stack changed", "python")
+        assert deployment.status == S.READY and deployment.stack == "python", deployment.error_message
+        assert deployment.dockerfile_content and "FROM python:" in deployment.dockerfile_content
+
+
 async def test_replicas_share_one_durable_consumer_and_answer_every_request(
     workers: list[WorkerContext],
     bus: Bus,
@@ -162,7 +187,13 @@ async def test_generate_for_unsupported_stack_fails_with_code_and_error_status(
             )
         assert info.value.code == ErrorCode.UNSUPPORTED_STACK
         row = (await session.execute(Deployment.__table__.select().where(Deployment.repository_id == repo.id))).one()
-    assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        assert row.status == "error" and row.error_code == "UNSUPPORTED_STACK"
+        # A stack Portside plans, but not the one detected: the provider's plan is the detected stack's.
+        with pytest.raises(PortsideError) as info:
+            await api.generate(
+                session, bus, settings, repo.id, app_path="", stack="node", port=None, internal_port=None
+            )
+        assert info.value.code == ErrorCode.UNSUPPORTED_STACK and "detected a python app" in info.value.message
 
 
 async def test_generate_port_is_the_host_port_refused_when_it_cannot_be_had(

@@ -1,7 +1,8 @@
 """Outgoing webhooks against receivers on loopback (PORTSIDE_ALLOW_PRIVATE_NETWORKS=true), with a real
 nats-server and PostgreSQL: logstream's deliverer consumes the public stream, signs each body, retries a 500
 with growing delays, gives up after PORTSIDE_WEBHOOK_MAX_ATTEMPTS and records it; a receiver that hangs
-holds up neither the events nor another webhook's deliveries; a webhook sees only what its user may see."""
+holds up neither the events nor another webhook's deliveries; a webhook sees only what its user may see, a
+deleted deployment included."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.logstream.webhooks import Deliverer
+from services.runner import service as runner
 from shared.config import Settings
-from shared.db.models import User, Webhook, WebhookDelivery
+from shared.db.models import Deployment, User, Webhook, WebhookDelivery
 from shared.db.repository import transition
 from shared.db.status import DeploymentStatus as S
 from shared.secrets import Cipher
@@ -209,4 +211,46 @@ async def test_a_webhook_gets_only_what_its_user_may_see(
 
     await wait_until(viewer_got_it)
     await wait_until(owner_got_it)
+    assert await deliveries(sessions, other_hook) == [] and theirs.seen == []
+
+
+async def test_a_deleted_deployment_is_one_event_for_its_owner_and_nobody_else(
+    deliverer: WorkerContext, receivers: Receivers, sessions: async_sessionmaker[AsyncSession],
+    hooks_settings: Settings, tmp_path: Path, clean: None,
+) -> None:
+    owner = await add_user(sessions, "hooks-deleted@portside.test")
+    other = await add_user(sessions, "hooks-deleted-other@portside.test")
+    mine, theirs = receivers.new(), receivers.new()
+    hook = await add_webhook(sessions, hooks_settings, owner, mine.url, ["deployment.deleted"])
+    other_hook = await add_webhook(sessions, hooks_settings, other, theirs.url, ["*"])
+    deployment_id = await make_deployment(sessions, str(tmp_path / "gone"), owner_id=owner)
+    async with sessions() as session:
+        repository_id = (await session.get(Deployment, deployment_id)).repository_id  # type: ignore[union-attr]
+    # The runner's delete, as the API's DELETE asks for it, twice (a redelivered command); no engine to tear down
+    # here, so the containers part finds nothing and the row, the logs and the event are what is checked.
+    no_engine = deliverer.settings.model_copy(update={"docker_host": f"unix://{tmp_path}/no-engine.sock"})
+    runner_ctx = make_context("runner", no_engine)
+    await runner_ctx.start()
+    try:
+        await runner.delete(runner_ctx, deployment_id, True, "corr-delete")
+        await runner.delete(runner_ctx, deployment_id, True, "corr-delete")
+    finally:
+        await runner_ctx.close()
+    async with sessions() as session:
+        assert await session.get(Deployment, deployment_id) is None
+
+    async def delivered() -> bool:
+        return any(d.status == "delivered" for d in await deliveries(sessions, hook))
+
+    await wait_until(delivered)
+    await asyncio.sleep(1.5)  # a second event, had the redelivered delete published one, would be here by now
+    [(_, headers, body)] = mine.seen
+    assert headers["X-Portside-Event"] == "deployment.deleted"
+    event = json.loads(body)
+    assert event["subject"] == "portside.events.v1.deployment.deleted" and event["deployment_id"] == deployment_id
+    assert event["payload"] | {"event_id": "", "occurred_at": ""} == {
+        "deployment_id": deployment_id, "repository_id": repository_id, "repo_name": "demo", "owner_id": owner,
+        "purged": True, "schema_version": 1, "event_id": "", "occurred_at": "",
+    }
+    # The row is gone, yet the event still knows whose it was: another member's webhook gets nothing.
     assert await deliveries(sessions, other_hook) == [] and theirs.seen == []

@@ -10,7 +10,7 @@ import yaml
 from services.builder.compose import render_compose
 from services.builder.dockerfile import render_dockerignore
 from services.builder.generate import generate_files
-from services.builder.plan import plan_for
+from services.builder.plan import chosen_stack, plan_for
 from services.detector.service import detect
 from shared.config import Settings
 from shared.detection import Detection
@@ -120,14 +120,41 @@ def test_plan_port_override_rewrites_the_start_command(tmp_path: Path) -> None:
     (tmp_path / "Procfile").write_text("web: gunicorn --bind 0.0.0.0:8000 app:app\n")
     detection = detect(tmp_path)
     assert detection.plan is not None and detection.plan.port == 8000
-    plan = plan_for(detection, tmp_path, port_override=9000)
+    plan = plan_for(detection, port_override=9000)
     assert plan.port == 9000
     assert plan.start_command == "gunicorn --bind 0.0.0.0:9000 app:app"
 
 
+def test_plan_port_override_rewrites_the_port_in_the_script_npm_start_runs(tmp_path: Path) -> None:
+    # The plan runs the script itself (`next start -p 4100`), not `npm start`: the port is rewritten there.
+    (tmp_path / "package.json").write_text(
+        '{"name": "x", "scripts": {"start": "next start -p 4100"}, "dependencies": {"next": "14.0.0"}}')
+    detection = detect(tmp_path)
+    assert detection.start_command == "npm start" and detection.plan is not None
+    plan = plan_for(detection, port_override=5000)
+    assert (plan.port, plan.start_command) == (5000, "next start -p 5000")
+    php = tmp_path / "php"
+    (php / "public").mkdir(parents=True)
+    (php / "public" / "index.php").write_text("<?php echo 'hi';\n")
+    (php / "composer.json").write_text("{}")
+    plan = plan_for(detect(php), port_override=9001)
+    assert (plan.port, plan.start_command) == (9001, "php -S 0.0.0.0:9001 -t public")
+
+
+def test_a_monorepo_generated_as_another_stack_than_its_primary_app_is_refused_not_ignored() -> None:
+    root = FIXTURE_REPOS / "monorepo-turbo"
+    detection = detect(root)
+    assert detection.primary_app and detection.stack == "node"
+    # As the generate handler hands over a `stack` other than the detected one: no plan, and the sentence why.
+    other = detection.model_copy(update={"stack": "python", "plan": None, "start_command_help": "generate as node"})
+    with pytest.raises(PortsideError, match="generate as node") as err:
+        generate_files(other, root, owner=Owner("portside", 7), repo_name="turbo")
+    assert err.value.code == "UNSUPPORTED_STACK"
+
+
 def test_plan_refuses_unknown_stack_with_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(PortsideError, match="add your own Dockerfile"):
-        plan_for(Detection(stack="cobol"), tmp_path)
+        plan_for(Detection(stack="cobol"))
 
 
 def test_plan_cmd_uses_shell_only_when_needed() -> None:
@@ -142,3 +169,18 @@ def test_a_cache_layer_removed_mid_build_is_recognised_for_one_retry() -> None:
 
     assert CACHE_LAYER_GONE.search('COPY requirements.txt ./: unable to find image "sha256:6082b3bc2c2a18d6b7"')
     assert not CACHE_LAYER_GONE.search("pull access denied for evil/x")
+
+
+def test_another_stack_found_in_the_repository_is_generated_by_its_own_providers_plan() -> None:
+    root = FIXTURE_REPOS / "tricky-two-runtimes-no-manifest"
+    detection = detect(root)
+    assert detection.stack == "python" and "node" in detection.alternative_plans
+    chosen = chosen_stack(detection, "node")
+    assert (chosen.stack, chosen.start_command, chosen.plan) == ("node", "node server.js",
+                                                                  detection.alternative_plans["node"])
+    files = generate_files(chosen, root, owner=Owner("portside", 7), repo_name="two")
+    assert 'CMD ["node", "server.js"]' in files.dockerfile and "FROM node:" in files.dockerfile
+    # A stack the detector did not find here is refused, naming the stacks it can build instead.
+    with pytest.raises(PortsideError, match="found no ruby app here.*`node`") as err:
+        plan_for(chosen_stack(detection, "ruby"))
+    assert err.value.code == "UNSUPPORTED_STACK"

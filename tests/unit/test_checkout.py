@@ -3,12 +3,15 @@ API's clone when it is on this disk; otherwise the worker's own checkout of exac
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from shared.checkout import WORKSPACE, source_root
+from services.runner.service import StartPlan, _with_source
+from shared.checkout import STALE_SECONDS, WORKSPACE, keep_in_use, source_root
 from shared.config import Settings
 from shared.db.models import Repository
 from shared.errors import ErrorCode, PortsideError
@@ -78,3 +81,28 @@ def test_checkout_of_a_local_directory_on_another_machine_says_where_it_builds(s
         source_root(settings, local)
     assert refused.value.code == ErrorCode.REPO_NOT_FOUND
     assert "not on this worker's disk" in refused.value.message and "git URL" in refused.value.message
+
+
+async def test_checkout_gives_the_runner_its_own_copy_when_the_apis_clone_is_elsewhere(
+    settings: Settings, origin: Path
+) -> None:
+    # The runner reads the repository's compose files, env files and bind-mount sources from this copy.
+    registered = head_commit(origin)
+    elsewhere = Path("/var/lib/portside/repos/elsewhere-1234")
+    plan = StartPlan(deployment_id=1, repo_root=elsewhere, app_dir=elsewhere, compose_text="", compose_files=[],
+                     app_service="app", image_tag="demo:1", port=20000, requested_port=None)
+    started = await _with_source(settings, plan, _repo(origin, registered), "")
+    assert started.repo_root == (settings.home / WORKSPACE / f"7-{registered}").resolve()
+    assert started.app_dir == started.repo_root and (started.app_dir / "app.py").is_file()
+    assert head_commit(started.repo_root) == registered
+
+
+def test_checkout_an_app_still_mounts_from_survives_a_newer_commits_fetch(settings: Settings, origin: Path) -> None:
+    first = source_root(settings, _repo(origin, head_commit(origin)))
+    unused = source_root(settings, _repo(origin, _commit(origin, "VERSION", "1\n")))
+    hours_ago = time.time() - 2 * STALE_SECONDS
+    for old in (first, unused):
+        os.utime(old, (hours_ago, hours_ago))
+    keep_in_use(settings, [str(first / "data"), "/srv/elsewhere"])  # the reconciler: a container bind-mounts it
+    newest = source_root(settings, _repo(origin, _commit(origin, "VERSION", "2\n")))
+    assert first.is_dir() and newest.is_dir() and not unused.exists()

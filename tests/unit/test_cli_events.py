@@ -16,3 +16,7 @@ def test_event_lines_say_what_happened_to_what() -> None:
     registered = {"subject": "portside.events.v1.repository.registered", "deployment_id": None,
                   "payload": {"repository_id": 3, "name": "demo", "url": None, "occurred_at": "2026-11-29T07:00:03Z"}}
     assert "repository 3" in _event_text(registered) and _event_text(registered).endswith("demo")
+    deleted = {"subject": "portside.events.v1.deployment.deleted", "deployment_id": 7,
+               "payload": {"deployment_id": 7, "repository_id": 3, "repo_name": "demo", "owner_id": 2,
+                           "purged": True, "occurred_at": "2026-11-29T07:00:04Z"}}
+    assert _event_text(deleted).endswith("deployment.deleted         deployment 7     demo (volumes purged)")

@@ -82,6 +82,8 @@ def test_build_args_override_arg_defaults_in_from_as_docker_build_does() -> None
     ("# syntax=evil.io/frontend:1\nFROM python:3.12-slim\n", "syntax"),
     ("FROM python:3.12-slim\nRUN --mount=type=ssh git clone x\n", "type=ssh"),
     ("FROM python:3.12-slim\nRUN --mount=type=secret,id=aws cat /run/secrets/aws\n", "type=secret"),
+    ("FROM python:3.12-slim\nRUN --mount=type=ssh --mount=type=cache,target=/x git clone x\n", "type=ssh"),
+    ("FROM python:3.12-slim\nRUN --mount=type=cache,id=portside-ps-1-pip,target=/x pip install x\n", "portside-"),
     ("FROM python:3.12-slim\nRUN --network=host curl 10.0.0.1\n", "network=host"),
     ("FROM python:3.12-slim\nRUN --security=insecure x\n", "insecure"),
     ("# escape=`\nFROM python:3.12-slim `\n  AS a\nFROM evil.io/x\n", "evil.io"),

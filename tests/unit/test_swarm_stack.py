@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from services.builder.compose import render_compose
-from services.runner.swarm import render_stack
+from services.runner.swarm import EDGE_PREFIX, crash_loop, edge_image_tag, render_stack, uses_edge
 from shared.config import Settings
-from shared.docker import Owner
+from shared.docker import LABEL_DEPLOYMENT, Owner
 from shared.docker.validate import check_compose
+from shared.errors import ErrorCode, PortsideError
 
 SETTINGS = Settings(engine="swarm", registry="127.0.0.1:5000", swarm_monitor_seconds=4)
 
@@ -93,6 +94,58 @@ def test_swarm_stack_is_a_file_docker_stack_accepts() -> None:
     assert parsed["services"]["app"]["deploy"]["update_config"]["order"] == "start-first"
 
 
+EDGE = "127.0.0.1:5000/portside/edge:abc"
+
+
+def test_swarm_stack_with_the_edge_publishes_the_port_on_the_managers_in_host_mode_and_no_vip() -> None:
+    stack, _ = render_stack(resolved(), SETTINGS, Owner.of(SETTINGS, 1), "app", EDGE)
+    app, redis = stack["services"]["app"], stack["services"]["redis"]
+    # No IPVS: nothing on the mesh, and names resolve to the tasks themselves (also redis for the app).
+    assert "ports" not in app and app["deploy"]["endpoint_mode"] == "dnsrr"
+    assert redis["deploy"]["endpoint_mode"] == "dnsrr"
+    assert app["healthcheck"]["test"][0] == "CMD-SHELL"  # readiness is still checked inside the app's task
+    edge = stack["services"][f"{EDGE_PREFIX}20001"]
+    assert edge["image"] == EDGE
+    assert edge["ports"] == [{"target": 20001, "published": 20001, "protocol": "tcp", "mode": "host"}]
+    assert edge["environment"] == {"PORTSIDE_EDGE_PORT": "20001", "PORTSIDE_EDGE_UPSTREAM": "app",
+                                   "PORTSIDE_EDGE_UPSTREAM_PORT": "8000"}
+    assert edge["deploy"]["mode"] == "global"
+    assert edge["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
+    assert edge["networks"] == app["networks"] == ["default"]
+    assert edge["labels"]["org.portside.edge"] == "app" and edge["deploy"]["labels"]["org.portside.edge"] == "app"
+    assert edge["labels"][LABEL_DEPLOYMENT] == "1"
+    assert set(stack["services"]) == {"app", "redis", f"{EDGE_PREFIX}20001"}
+
+
+def test_swarm_stack_with_the_edge_is_a_file_docker_stack_accepts() -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.fail("the docker command line client is needed (`make docker` installs it)")
+    stack, _ = render_stack(resolved(), SETTINGS, Owner.of(SETTINGS, 1), "app", EDGE)
+    out = subprocess.run([docker, "stack", "config", "-c", "-"], input=json.dumps(stack), capture_output=True,
+                         text=True, timeout=60, env={"DOCKER_HOST": "unix:///nonexistent", "PATH": "/usr/bin:/bin"},
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    parsed = yaml.safe_load(out.stdout)
+    assert parsed["services"][f"{EDGE_PREFIX}20001"]["ports"][0]["mode"] == "host"
+
+
+def test_swarm_stack_refuses_a_service_named_like_the_edge() -> None:
+    model = resolved()
+    model["services"][f"{EDGE_PREFIX}20001"] = model["services"].pop("redis")
+    with pytest.raises(PortsideError) as caught:
+        render_stack(model, SETTINGS, Owner.of(SETTINGS, 1), "app", EDGE)
+    assert caught.value.code == ErrorCode.POLICY_VIOLATION and EDGE_PREFIX in caught.value.message
+
+
+def test_swarm_publish_setting_picks_the_mesh_or_the_edge() -> None:
+    assert uses_edge(SETTINGS.model_copy(update={"swarm_publish": "edge"}))
+    assert not uses_edge(SETTINGS.model_copy(update={"swarm_publish": "mesh"}))
+    assert uses_edge(SETTINGS) == (not Path("/proc/net/ip_vs").exists())
+    tag = edge_image_tag(SETTINGS)
+    assert tag.startswith("127.0.0.1:5000/portside/edge:") and tag == edge_image_tag(SETTINGS)
+
+
 def test_swarm_engine_without_a_registry_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="PORTSIDE_REGISTRY"):
         Settings(engine="swarm")
@@ -117,3 +170,28 @@ def test_swarm_stack_from_a_generated_file_keeps_the_replicas_placement_and_limi
     assert app["deploy"]["resources"]["limits"]["cpus"] == "0.5"
     assert app["ports"][0]["mode"] == "ingress" and app["ports"][0]["target"] == 8000
     assert stack["services"]["redis"]["deploy"]["update_config"]["order"] == "stop-first"
+
+
+def _task(image: str, state: str, when: str, code: int | None = None, err: str | None = None) -> dict:
+    """A task as the engine lists it (the keys the crash rule reads)."""
+    status: dict = {"State": state, "Timestamp": when, "Err": err}
+    if code is not None:
+        status["ContainerStatus"] = {"ExitCode": code}
+    return {"Spec": {"ContainerSpec": {"Image": f"{image}@sha256:{'a' * 64}"}}, "Status": status,
+            "DesiredState": "running" if state == "running" else "shutdown"}
+
+
+def test_swarm_crash_rule_counts_exits_of_the_current_image_up_to_the_single_engines_limit() -> None:
+    new, old = "reg/portside/i-deployment-1:20", "reg/portside/i-deployment-1:10"
+    tasks = [
+        _task(old, "failed", "2026-11-29T09:00:00Z", 1, "task: non-zero exit (1)"),  # an earlier version's
+        _task(new, "failed", "2026-11-29T10:00:01Z", 3, "task: non-zero exit (3)"),
+        _task(new, "complete", "2026-11-29T10:00:05Z", 0),
+        _task(new, "running", "2026-11-29T10:00:09Z"),  # a replacement runs right now
+    ]
+    assert crash_loop(SETTINGS, tasks, new) is None  # two exits: Swarm restarting it is still "restarting"
+    tasks.append(_task(new, "failed", "2026-11-29T10:00:07Z", 3, "task: non-zero exit (3)"))
+    crashed = crash_loop(SETTINGS, tasks, new)
+    assert crashed is not None and (crashed.state, crashed.exit_code) == ("crashed", 3)
+    assert crashed.reason and "3 times" in crashed.reason and "non-zero exit (3)" in crashed.reason
+    assert crash_loop(SETTINGS.model_copy(update={"crash_restart_limit": 4}), tasks, new) is None

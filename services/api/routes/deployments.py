@@ -250,13 +250,18 @@ async def status(
         try:
             owner = Owner.of(settings, deployment.id)
             container = app_container(client, owner, deployment.app_service)
+            task = app_task_state(client, owner) if settings.engine == "swarm" else None
+            # Swarm: the engine reports CPU, memory and network only for containers on its own node; say where
+            # the other tasks run instead of leaving them out.
+            where = {"task_nodes": task.nodes} if task is not None else {}
+            elsewhere = ", ".join(f"{n} ({c})" for n, c in task.elsewhere.items()) if task is not None else ""
             if container is None:
-                if settings.engine == "swarm" and (task := app_task_state(client, owner)) is not None:
-                    # The task runs on another node: its state from the manager; usage figures live on that node.
+                if task is not None:
                     return data.model_copy(update={
-                        "container_id": task.container_id, "container_state": task.state,
-                        "engine_error": f"{task.running} of {task.desired} tasks running, on node {task.node_id}; "
-                                        "CPU, memory and network figures are read only for tasks on this node.",
+                        "container_id": task.container_id, "container_state": task.state, **where,
+                        "engine_error": f"{task.running} of {task.desired} tasks running, on {elsewhere or 'no node'};"
+                                        f" none on this node ({task.this_node}), and the engine reports CPU, memory "
+                                        "and network only for its own node's containers: no figures.",
                     })
                 return data
             stats = container_stats(container)
@@ -265,7 +270,9 @@ async def status(
                 "uptime_seconds": stats.uptime_seconds, "cpu_percent": stats.cpu_percent,
                 "memory_mb": stats.memory_mb, "memory_limit_mb": stats.memory_limit_mb,
                 "network_rx_bytes": stats.network_rx_bytes, "network_tx_bytes": stats.network_tx_bytes,
-                "ip_address": stats.ip_address, "ports": stats.ports,
+                "ip_address": stats.ip_address, "ports": stats.ports, **where,
+                **({"engine_error": f"The figures are of one task on this node ({task.this_node}); more run on "
+                                    f"{elsewhere}, with no figures."} if task is not None and elsewhere else {}),
             })
         finally:
             client.close()

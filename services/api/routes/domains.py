@@ -23,7 +23,8 @@ router = APIRouter(prefix="/api/deployments", tags=["domains"])
 
 async def _public(session: SessionDep, settings: Settings, deployment: Deployment) -> DomainsPublic:
     names = await proxy.domains_of(session, settings, deployment)
-    return DomainsPublic(domains=names, urls=proxy.domain_urls(settings, names) if settings.proxy_on else [])
+    return DomainsPublic(domains=names, urls=proxy.domain_urls(settings, names) if settings.proxy_on else [],
+                         default_domain=proxy.default_domain(settings, deployment.id, deployment.repo_name))
 
 
 def _taken(name: str) -> PortsideError:

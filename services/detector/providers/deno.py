@@ -10,10 +10,12 @@ from services.detector.providers.base import (
     W_FRAMEWORK,
     W_LOCKFILE,
     W_MANIFEST,
+    Unplannable,
     note,
     valid_port,
 )
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, serving_port
 from shared.source import SourceTree
 
 CONFIGS = ("deno.json", "deno.jsonc")
@@ -86,3 +88,16 @@ class DenoProvider:
                 break
         det.internal_port = port or 8000
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """Deno's image caches the entry file's imports, then runs the start task's command."""
+        if not det.start_command:
+            raise Unplannable(det.start_command_help or 'No start command found; add a "start" task to deno.json.')
+        start = det.start_command
+        manifests = [f for f in ("deno.json", "deno.jsonc", "deno.lock", "import_map.json") if src.has_file(f)]
+        entry = next((w for w in reversed(start.split()) if w.endswith((".ts", ".js", ".tsx", ".mjs"))), "")
+        if not entry:
+            entry = next((f for f in ("main.ts", "mod.ts", "server.ts", "main.js") if src.has_file(f)), "main.ts")
+        return BuildPlan("deno", det.framework, "deno", det.runtime_version or DEFAULT_VERSIONS["deno"],
+                         serving_port("deno", det.internal_port, False), start, det.build_command, manifests,
+                         template="deno/Dockerfile.j2", artifact=entry)

@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-from services.detector.providers.base import W_ENTRYPOINT, W_FRAMEWORK, W_MANIFEST, W_VERSION, as_dict, note
+from services.detector.providers.base import (
+    W_ENTRYPOINT,
+    W_FRAMEWORK,
+    W_MANIFEST,
+    W_VERSION,
+    Unplannable,
+    as_dict,
+    note,
+)
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 PKG_SERVICES = (
@@ -25,12 +34,16 @@ PKG_SERVICES = (
 )
 
 
+# C#, F# and Visual Basic projects: `dotnet restore` and `dotnet publish` take any of them.
+PROJECT_FILES = (".csproj", ".fsproj", ".vbproj")
+
+
 class DotnetProvider:
     name = "dotnet"
 
     def _projects(self, src: SourceTree) -> list[str]:
         return [f for f in src.glob("**/*.*proj", max_depth=3)
-                if f.endswith((".csproj", ".fsproj", ".vbproj")) and "test" not in f.lower()]
+                if f.endswith(PROJECT_FILES) and "test" not in f.lower()]
 
     def detect(self, src: SourceTree) -> bool:
         return bool(src.glob("*.sln", max_depth=0) or src.glob("*.csproj", max_depth=0) or
@@ -84,3 +97,28 @@ class DotnetProvider:
         det.start_command = f"dotnet out/{assembly}.dll" + (f" --urls http://0.0.0.0:{port}" if web else "")
         note(det, chosen, f"publishes {assembly}.dll", W_ENTRYPOINT)
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """`dotnet publish` of the detected project after a restore that sees every project file; a console app
+        (no web SDK, no port) listens on nothing."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["dotnet"])
+        project = next((w for w in (det.build_command or "").split() if w.endswith(PROJECT_FILES)), "")
+        every = sorted(p for p in src.glob("**/*.*proj") if p.endswith(PROJECT_FILES))
+        if not project:
+            found = [p for p in every if "test" not in PurePosixPath(p).name.lower()]
+            if not found:
+                # Detection's own sentence (a solution without a project names where to add it) is the better one.
+                raise Unplannable(det.start_command_help or "No project file (.csproj) found; add the app's project, "
+                                  "which Portside builds with `dotnet publish`.")
+            project = found[0]
+        # Every project file, so `dotnet restore` of the app's project sees its project references.
+        manifests = list(every)
+        manifests += [f for f in ("global.json", "nuget.config", "NuGet.Config", "Directory.Build.props",
+                                  "Directory.Packages.props") if src.has_file(f)]
+        dll = next((w for w in (det.start_command or "").split() if w.endswith(".dll")), "")
+        dll = dll.rsplit("/", 1)[-1] or PurePosixPath(project).stem + ".dll"
+        web = det.framework == "aspnetcore" or det.internal_port is not None
+        static = det.output_dir is not None and not det.start_command
+        port = serving_port("dotnet", det.internal_port, static)
+        return BuildPlan("dotnet", det.framework, "dotnet", version, port if web else None, "", det.build_command,
+                         manifests, template="dotnet/Dockerfile.j2", artifact=dll, target=project)

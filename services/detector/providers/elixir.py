@@ -10,10 +10,12 @@ from services.detector.providers.base import (
     W_LOCKFILE,
     W_MANIFEST,
     W_VERSION,
+    Unplannable,
     note,
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 DEP_SERVICES = {"postgrex": "postgres", "myxql": "mysql", "ecto_sqlite3": "sqlite", "redix": "redis",
@@ -68,3 +70,15 @@ class ElixirProvider:
             note(det, "mix.exs", "an OTP app: `mix run --no-halt`")
             det.internal_port = None
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """A mix release named after the app (`app:` in mix.exs), started by its own script."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["elixir"])
+        match = re.search(r"app:\s*:(\w+)", src.read_text("mix.exs") or "")
+        if not match:
+            raise Unplannable("mix.exs names no `app:`; add one to its project (`app: :my_app`): Portside builds a "
+                              "release named after it.")
+        manifests = ["mix.exs", *(["mix.lock"] if src.has_file("mix.lock") else [])]
+        return BuildPlan("elixir", det.framework, "mix", version, serving_port("elixir", det.internal_port, False),
+                         f"/app/bin/{match[1]} start", det.build_command, manifests, template="elixir/Dockerfile.j2",
+                         artifact=match[1])

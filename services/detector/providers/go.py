@@ -16,7 +16,7 @@ from services.detector.providers.base import (
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
-from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, BuildPlan, image_version, major_minor
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, image_version, major_minor, serving_port
 from shared.source import SourceTree
 
 # Module path prefix -> framework id; the first required one wins (gin before net/http routers).
@@ -126,7 +126,7 @@ class GoProvider:
             # imports the standard library alone, like `go run main.go` does.
             notes.append("No go.mod: the build runs `go mod init app`. Commit go.mod (and go.sum) to pin "
                          "dependencies.")
-        return BuildPlan("go", det.framework, "go", version, det.internal_port or DEFAULT_PORTS["go"],
+        return BuildPlan("go", det.framework, "go", version, serving_port("go", det.internal_port, False),
                          "/usr/local/bin/app", det.build_command, manifests, template="go/Dockerfile.j2",
                          target=target, artifact="app", locked="go.mod" in manifests, notes=notes)
 

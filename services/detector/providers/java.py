@@ -14,6 +14,7 @@ from services.detector.providers.base import (
 )
 from services.detector.providers.common import add_service, services_from_text
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 GRADLE_FILES = ("build.gradle.kts", "build.gradle")
@@ -178,3 +179,26 @@ class JavaProvider:
                     note(det, f, f"{f} binds port {m.group(1)}", 5)
                     return int(m.group(1))
         return 8080
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """Maven or Gradle builds the jar (tests skipped) after resolving dependencies from the build files alone;
+        the runtime image gets the jar (Quarkus: its fast-jar directory)."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["java"]).split(".")[0]
+        jar = next((w for w in (det.start_command or "").split() if w.endswith(".jar")), "")
+        pm = det.package_manager or ("gradle" if any(src.has_file(f) for f in ("build.gradle", "build.gradle.kts"))
+                                     else "maven")
+        if not jar:
+            jar = "target/*.jar" if pm == "maven" else "build/libs/*.jar"
+        build_words = (det.build_command or "").split()
+        if pm == "gradle":
+            tasks = [w for w in build_words[1:] if not w.startswith("-")] or ["build"]
+            manifests = [f for f in ("settings.gradle", "settings.gradle.kts", "build.gradle", "build.gradle.kts",
+                                     "gradle.properties") if src.has_file(f)]
+            build = "gradle --no-daemon -x test " + " ".join(tasks)
+        else:
+            manifests = ["pom.xml"]
+            build = "mvn -B -DskipTests package"
+        # Quarkus' fast-jar is a directory, not one jar: the whole directory goes to the runtime image.
+        artifact_dir = jar.rsplit("/", 1)[0] if "quarkus-app" in jar else ""
+        return BuildPlan("java", det.framework, pm, version, serving_port("java", det.internal_port, False), "", build,
+                         manifests, template="java/Dockerfile.j2", artifact=jar, target=artifact_dir)

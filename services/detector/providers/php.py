@@ -15,7 +15,9 @@ from services.detector.providers.base import (
     note,
 )
 from services.detector.providers.common import add_service
+from services.detector.providers.node.plan import NODE_LOCKFILES, node_install
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, image_version, major_minor, serving_port
 from shared.source import SourceTree
 
 PORT = 8000  # php's built-in server / artisan serve, bound by the start command below
@@ -89,3 +91,26 @@ class PhpProvider:
         if det.start_command is None:
             det.start_command_help = "No web root found: add public/index.php (or index.php) to serve the app."
         return det
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """PHP's built-in server on the web root; Composer's lockfile installs first, npm builds the assets."""
+        notes: list[str] = []
+        version = image_version("php", major_minor(det.runtime_version, DEFAULT_VERSIONS["php"]), notes)
+        port = serving_port("php", det.internal_port, False)
+        composer = src.has_file("composer.json")
+        locked = src.has_file("composer.lock")
+        manifests = ["composer.json", *(["composer.lock"] if locked else [])] if composer else []
+        start = det.start_command or f"php -S 0.0.0.0:{port} -t ."
+        match = re.search(r"-t\s+(\S+)", start)
+        docroot = match[1] if match else ("public" if src.has_dir("public") else ".")
+        assets = bool(det.build_command) and src.has_file("package.json")
+        node_locks = [f for f in NODE_LOCKFILES["npm"] if src.has_file(f)]
+        notes.append("PHP's built-in server with PHP_CLI_SERVER_WORKERS workers; "
+                     "for heavy traffic put php-fpm behind nginx.")
+        return BuildPlan(
+            "php", det.framework, "composer" if composer else "none", version, port,
+            f"php -S 0.0.0.0:{port} -t {docroot}", det.build_command if assets else None, manifests,
+            template="php/Dockerfile.j2", target=docroot, locked=locked,
+            install=node_install("npm", bool(node_locks), production_only=False) if assets else "",
+            artifact=" ".join(["package.json", *node_locks]) if assets else "", notes=notes,
+        )

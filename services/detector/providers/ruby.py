@@ -10,10 +10,12 @@ from services.detector.providers.base import (
     W_LOCKFILE,
     W_MANIFEST,
     W_VERSION,
+    Unplannable,
     note,
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 FRAMEWORKS = (("rails", "rails", 3000), ("railties", "rails", 3000), ("hanami", "hanami", 2300),
@@ -116,3 +118,29 @@ class RubyProvider:
         if m:
             det.runtime_version = m.group(1)
             note(det, ".tool-versions", f".tool-versions pins Ruby {m.group(1)}", W_VERSION)
+
+    def plan(self, det: Detection, src: SourceTree) -> BuildPlan:
+        """Bundler installs the lockfile in a build stage (with the headers its native gems need); the runtime image
+        gets only their shared libraries. A Jekyll or Middleman site is served by nginx."""
+        version = major_minor(det.runtime_version, DEFAULT_VERSIONS["ruby"])
+        locked = src.has_file("Gemfile.lock")
+        manifests = ["Gemfile", *(["Gemfile.lock"] if locked else [])]
+        gemfile = src.read_text("Gemfile") or ""
+        build_pkgs, run_pkgs = ["build-essential", "libyaml-dev"], []
+        if re.search(r"gem ['\"]pg['\"]", gemfile):
+            build_pkgs.append("libpq-dev")
+            run_pkgs.append("libpq5")
+        if re.search(r"gem ['\"](mysql2|trilogy)['\"]", gemfile):
+            build_pkgs.append("default-libmysqlclient-dev")
+            run_pkgs.append("libmariadb3")
+        if re.search(r"gem ['\"]sqlite3['\"]", gemfile):
+            run_pkgs.append("libsqlite3-0")
+        static = det.output_dir is not None and not det.start_command
+        if not static and not det.start_command:
+            raise Unplannable(det.start_command_help or "No start command found; add a Procfile with a `web:` line.")
+        return BuildPlan(
+            "ruby", det.framework, "bundler", version, serving_port("ruby", det.internal_port, static),
+            "" if static else det.start_command or "", det.build_command, manifests,
+            template="ruby/static.Dockerfile.j2" if static else "ruby/Dockerfile.j2", locked=locked,
+            output_dir=det.output_dir if static else None, build_packages=build_pkgs, runtime_packages=run_pkgs,
+        )

@@ -16,7 +16,7 @@ from services.detector.providers.base import (
 )
 from services.detector.providers.common import add_service
 from shared.detection import Detection
-from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, BuildPlan, major_minor
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, major_minor, serving_port
 from shared.source import SourceTree
 
 FRAMEWORKS = (("leptos", "leptos", 3000), ("loco-rs", "loco", 5150), ("axum", "axum", 3000),
@@ -107,7 +107,7 @@ class RustProvider:
         locked = src.has_file("Cargo.lock")
         manifests = ["Cargo.toml", *(["Cargo.lock"] if locked else [])]
         notes = [] if locked else ["No Cargo.lock: dependencies resolve at build time; commit Cargo.lock."]
-        return BuildPlan("rust", det.framework, "cargo", version, det.internal_port or DEFAULT_PORTS["rust"],
+        return BuildPlan("rust", det.framework, "cargo", version, serving_port("rust", det.internal_port, False),
                          f"/usr/local/bin/{binary}", det.build_command, manifests, template="rust/Dockerfile.j2",
                          artifact=binary, locked=locked, notes=notes)
 

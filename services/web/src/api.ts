@@ -187,6 +187,8 @@ export interface Detection {
   evidence: Evidence[];
   warnings: string[];
   alternatives: string[];
+  /** The other stacks found here that their provider can build, by stack: what `stack` on generate may choose. */
+  alternative_plans?: Record<string, unknown>;
   apps: Detection[];
   primary_app?: string | null;
 }
@@ -233,6 +235,23 @@ export interface Deployment {
   started_at: string | null;
   stopped_at: string | null;
   url: string | null;
+}
+
+/** GET/PUT /api/deployments/{id}/domains: `urls` pairs with `domains` when the proxy runs (empty otherwise). */
+export interface Domains {
+  domains: string[];
+  urls: string[];
+  default_domain: string | null;
+}
+
+/** GET /api/deployments/{id}/releases: what ran after each successful start, newest first. */
+export interface Release {
+  id: number;
+  image_tag: string;
+  created_at: string;
+  cpu_limit: number | null;
+  memory_limit: string | null;
+  env_keys: string[];
 }
 
 export interface Status {

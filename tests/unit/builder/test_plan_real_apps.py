@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from services.builder.dockerfile import render_dockerfile
-from services.builder.plan import DEFAULT_VERSIONS, IMAGE_VERSIONS, image_version, plan_for
+from services.builder.plan import plan_for
 from services.detector.service import detect
 from shared.docker.dockerfile import parse_dockerfile
+from shared.plan import DEFAULT_VERSIONS, IMAGE_VERSIONS, image_version
 from tests.conftest import FIXTURE_REPOS
 from tests.support import ROOT
 from tests.unit.builder.test_templates import GENERATED
@@ -79,16 +80,16 @@ def test_an_engines_lower_bound_gets_the_default_line_not_the_bound(tmp_path: Pa
     (tmp_path / "package.json").write_text(json.dumps(
         {"name": "x", "scripts": {"start": "node index.js"}, "engines": {"node": ">= 18"}}))
     (tmp_path / "index.js").write_text("require('http').createServer().listen(process.env.PORT)\n")
-    plan = plan_for(detect(tmp_path), tmp_path)
+    plan = plan_for(detect(tmp_path))
     assert plan.version == DEFAULT_VERSIONS["node"]
     (tmp_path / "package.json").write_text(json.dumps(
         {"name": "x", "scripts": {"start": "node index.js"}, "engines": {"node": "18.x"}}))
-    assert plan_for(detect(tmp_path), tmp_path).version == "18"
+    assert plan_for(detect(tmp_path)).version == "18"
 
 
 def test_go_without_go_mod_gets_a_module_at_build_time() -> None:
     root = FIXTURE_REPOS / "go-no-go-mod"
-    plan = plan_for(detect(root), root)
+    plan = plan_for(detect(root))
     dockerfile = render_dockerfile(plan)
     assert "RUN go mod init app" in dockerfile and "go mod download" not in dockerfile
     assert any("go.mod" in note for note in plan.notes)
@@ -96,8 +97,8 @@ def test_go_without_go_mod_gets_a_module_at_build_time() -> None:
 
 def test_sveltekit_adapter_auto_builds_with_adapter_node() -> None:
     root = FIXTURE_REPOS / "node-sveltekit-adapter-auto"
-    plan = plan_for(detect(root), root)
+    plan = plan_for(detect(root))
     assert plan.build_command and "@sveltejs/adapter-node" in plan.build_command
     assert plan.build_command.endswith("npm run build") and plan.start_command == "node build"
     explicit = FIXTURE_REPOS / "node-sveltekit"  # already on adapter-node: its build is left alone
-    assert plan_for(detect(explicit), explicit).build_command == "npm run build"
+    assert plan_for(detect(explicit)).build_command == "npm run build"

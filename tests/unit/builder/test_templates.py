@@ -43,7 +43,7 @@ def _plans() -> list[tuple[str, Detection, Path]]:
 GENERATED = []
 for _name, _detection, _root in _plans():
     try:
-        GENERATED.append((_name, plan_for(_detection, _root)))
+        GENERATED.append((_name, plan_for(_detection)))
     except PortsideError:
         pass
 IDS = [name for name, _ in GENERATED]
@@ -113,7 +113,7 @@ def test_dependency_manifests_are_copied_and_installed_before_the_source(name: s
     ],
 )
 def test_install_is_lockfile_exact(fixture: str, fragment: str) -> None:
-    assert fragment in render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture), FIXTURE_REPOS / fixture))
+    assert fragment in render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture)))
 
 
 @pytest.mark.parametrize(
@@ -123,13 +123,13 @@ def test_install_is_lockfile_exact(fixture: str, fragment: str) -> None:
      ("dotnet-aspnet", "FROM mcr.microsoft.com/dotnet/aspnet:8.0"), ("node-next", "FROM base")],
 )
 def test_compiled_and_built_apps_run_on_a_slim_runtime_stage(fixture: str, runtime: str) -> None:
-    text = render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture), FIXTURE_REPOS / fixture))
+    text = render_dockerfile(plan_for(detect(FIXTURE_REPOS / fixture)))
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert len(froms) >= 2 and froms[-1] == runtime
 
 
 def test_static_sites_are_served_on_an_unprivileged_port() -> None:
-    plan = plan_for(detect(FIXTURE_REPOS / "static-html"), FIXTURE_REPOS / "static-html")
+    plan = plan_for(detect(FIXTURE_REPOS / "static-html"))
     text = render_dockerfile(plan)
     assert plan.port == 8080 and "listen 8080;" in text and "USER nginx" in text
 
@@ -156,6 +156,6 @@ def test_npm_start_runs_the_script_itself_when_it_is_plain(tmp_path: Path) -> No
 def test_python_adds_the_server_the_start_command_needs(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask==3.0.0\n")
     (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
-    plan = plan_for(detect(tmp_path), tmp_path)
+    plan = plan_for(detect(tmp_path))
     assert plan.start_command.startswith("gunicorn ")
     assert plan.extra_packages == ["gunicorn==23.0.0"]

@@ -9,30 +9,33 @@ from pathlib import Path
 import pytest
 
 from services.builder.dockerfile import render_dockerfile
-from services.builder.plan import PROVIDER_PLANNED, plan_for
+from services.builder.plan import plan_for
 from services.detector.registry import PLANNERS
 from services.detector.service import detect
 from shared.detection import Detection
 from shared.errors import PortsideError
+from shared.plan import PLANNED_STACKS
 from tests.conftest import FIXTURE_REPOS
 
 
-def test_every_provider_planned_stack_has_its_planner() -> None:
-    assert set(PROVIDER_PLANNED) <= set(PLANNERS)
+def test_every_planned_stack_has_its_provider_planner_and_the_builder_plans_none() -> None:
+    assert set(PLANNED_STACKS) == set(PLANNERS)
+    import services.builder.plan as builder_plan
+
+    assert not hasattr(builder_plan, "PLANNERS")
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURE_REPOS.iterdir()
-                                           if p.name.split("-")[0] in PROVIDER_PLANNED))
-def test_the_plan_survives_the_trip_and_the_builder_needs_no_files(fixture: str, tmp_path: Path) -> None:
+                                           if p.name.split("-")[0] in PLANNED_STACKS))
+def test_the_plan_survives_the_trip_and_the_builder_needs_no_files(fixture: str) -> None:
     detection = detect(FIXTURE_REPOS / fixture)
-    if detection.stack not in PROVIDER_PLANNED or (detection.start_command is None and detection.output_dir is None):
+    if detection.stack not in PLANNED_STACKS or (detection.start_command is None and detection.output_dir is None):
         pytest.skip(f"{fixture} has nothing to run")
     assert detection.plan is not None and detection.plan.stack == detection.stack
     travelled = Detection.model_validate_json(detection.model_dump_json())
     assert travelled.plan == detection.plan
-    # The builder re-reads nothing: an empty directory renders the same Dockerfile as the repository itself.
-    assert render_dockerfile(plan_for(travelled, tmp_path)) == render_dockerfile(
-        plan_for(detection, FIXTURE_REPOS / fixture))
+    # The builder is given no directory: the plan that travelled is all it renders from.
+    assert render_dockerfile(plan_for(travelled)) == render_dockerfile(plan_for(detection))
 
 
 def test_go_plan_names_the_main_package_and_the_module_files(tmp_path: Path) -> None:
@@ -52,14 +55,43 @@ def test_python_without_a_start_command_has_no_plan_and_the_builder_says_how_to_
     detection = detect(tmp_path)
     assert detection.plan is None
     with pytest.raises(PortsideError, match="Procfile"):
-        plan_for(detection, tmp_path)
+        plan_for(detection)
 
 
-def test_a_stored_detection_of_the_old_shape_has_no_plan_and_is_refused_not_guessed(tmp_path: Path) -> None:
-    # Rows of schema 1 read as missing (the API detects again); a hand-made one without a plan is refused.
+def test_a_detection_without_a_plan_is_refused_not_guessed() -> None:
+    # Rows of an older schema read as missing (the API detects again); a hand-made one without a plan is refused.
     with pytest.raises(PortsideError) as err:
-        plan_for(Detection(stack="go", start_command="./bin/app"), tmp_path)
+        plan_for(Detection(stack="go", start_command="./bin/app"))
     assert err.value.code == "UNSUPPORTED_STACK"
+
+
+def test_a_provider_that_cannot_plan_says_what_to_add_and_the_builder_repeats_it(tmp_path: Path) -> None:
+    (tmp_path / "mix.exs").write_text("defmodule Hello.MixProject do\n  use Mix.Project\nend\n")
+    detection = detect(tmp_path)
+    assert detection.stack == "elixir" and detection.plan is None
+    assert detection.start_command_help == ("mix.exs names no `app:`; add one to its project (`app: :my_app`): "
+                                             "Portside builds a release named after it.")
+    with pytest.raises(PortsideError, match="names no `app:`"):
+        plan_for(detection)
+
+
+def test_dotnet_plans_an_fsharp_project_and_a_solution_without_one_keeps_detections_sentence(tmp_path: Path) -> None:
+    fsharp = tmp_path / "fs"
+    fsharp.mkdir()
+    (fsharp / "App.fsproj").write_text('<Project Sdk="Microsoft.NET.Sdk.Web"><PropertyGroup>'
+                                       "<TargetFramework>net8.0</TargetFramework></PropertyGroup></Project>")
+    plan = detect(fsharp).plan
+    assert plan is not None and (plan.target, plan.manifests, plan.artifact) == ("App.fsproj", ["App.fsproj"],
+                                                                                 "App.dll")
+    assert "RUN dotnet restore App.fsproj" in render_dockerfile(plan)
+    solution = tmp_path / "sln"
+    solution.mkdir()
+    (solution / "App.sln").write_text("Microsoft Visual Studio Solution File, Format Version 12.00\n")
+    detection = detect(solution)
+    assert detection.stack == "dotnet" and detection.plan is None
+    assert detection.start_command_help == "No .csproj found: add the web project to the solution directory."
+    with pytest.raises(PortsideError, match="add the web project to the solution directory"):
+        plan_for(detection)
 
 
 def test_an_old_gunicorn_pin_gets_the_setuptools_its_pkg_resources_import_needs(tmp_path: Path) -> None:

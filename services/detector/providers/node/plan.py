@@ -13,13 +13,12 @@ from services.detector.providers.base import Unplannable, as_dict
 from services.detector.providers.node.package_manager import pnpm_major
 from shared.detection import Detection
 from shared.plan import (
-    DEFAULT_PORTS,
     DEFAULT_VERSIONS,
     SHELL_CHARS,
-    STATIC_PORT,
     BuildPlan,
     image_version,
     major_minor,
+    serving_port,
     version_key,
 )
 from shared.source import SourceTree
@@ -238,7 +237,7 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan:
     if det.framework == "sveltekit" and build and not static:
         build = _sveltekit_node_adapter(src, package, pm, build, notes)
     return BuildPlan(
-        "node", det.framework, pm, major, _port(det, static), start, build, manifests,
+        "node", det.framework, pm, major, serving_port("node", det.internal_port, static), start, build, manifests,
         template="node/static.Dockerfile.j2" if static else "node/Dockerfile.j2",
         install=node_install(pm, locked, production_only=False, keep_cache=bool(build and not static)),
         prod_install=node_prune(pm, locked) if build and not static else node_install(pm, locked, production_only=True),
@@ -263,10 +262,6 @@ def _tool(pm: str, src: SourceTree, package: dict[str, Any], notes: list[str]) -
         notes.append(f"pnpm {major}: the major that reads this pnpm-lock.yaml (a newer pnpm refuses it).")
     return f"pnpm@{major}"
 
-
-def _port(det: Detection, static: bool) -> int:
-    # A site built to files is served by nginx whatever port its dev server used.
-    return STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["node"]
 
 
 def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str) -> BuildPlan:
@@ -295,7 +290,8 @@ def _workspace_plan(det: Detection, src: SourceTree, root: SourceTree, rel: str)
         raise Unplannable(f"The app's build writes to {det.output_dir}, outside the workspace; set its outDir "
                           "inside it.")
     return BuildPlan(
-        "node", det.framework, pm, major, _port(det, static), start, build, [], template="node/workspace.Dockerfile.j2",
+        "node", det.framework, pm, major, serving_port("node", det.internal_port, static), start, build, [],
+        template="node/workspace.Dockerfile.j2",
         install=node_install(pm, lock is not None, production_only=False),
         output_dir=output, spa=static and det.framework not in _MULTI_PAGE,
         locked=lock is not None, notes=notes, workspace_root=posixpath.relpath(root.app_path or ".", src.app_path),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from shared.detection import Detection
-from shared.plan import DEFAULT_PORTS, DEFAULT_VERSIONS, STATIC_PORT, BuildPlan, image_version, major_minor
+from shared.plan import DEFAULT_VERSIONS, BuildPlan, image_version, major_minor, serving_port
 from shared.source import SourceTree
 
 MANIFESTS = [
@@ -153,7 +153,7 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
         build_packages, runtime_packages = NATIVE["psycopg2"]
         notes.append(f"psycopg2 builds from source here (no wheel for Python {version}): the install gets "
                      f"{' '.join(build_packages)} (removed after it) and keeps {' '.join(runtime_packages)}.")
-    port = STATIC_PORT if static else det.internal_port or DEFAULT_PORTS["python"]
+    port = serving_port("python", det.internal_port, static)
     return BuildPlan(
         "python", det.framework, pm, version, port, start, det.build_command, manifests, extras,
         "python/static.Dockerfile.j2" if static else "python/Dockerfile.j2",

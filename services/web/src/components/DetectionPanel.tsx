@@ -15,6 +15,7 @@ export function DetectionPanel({
   onApp?: (p: string) => void;
 }) {
   const d = detection;
+  const buildable = Object.keys(d.alternative_plans ?? {}).filter((a) => a !== d.stack);
   const facts: [string, string | number | null | undefined][] = [
     ["Stack", d.stack],
     ["Framework", d.framework],
@@ -81,10 +82,10 @@ export function DetectionPanel({
         Stack to generate for {d.alternatives.length > 0 && <span className="muted">(alternatives: {d.alternatives.join(", ")})</span>}
         <select value={stack} onChange={(e) => onStack(e.target.value)} aria-describedby="stack-help">
           <option value="">{d.stack} (detected)</option>
-          {d.alternatives.filter((a) => a !== d.stack).map((a) => <option key={a} value={a}>{a}</option>)}
+          {buildable.map((a) => <option key={a} value={a}>{a}</option>)}
         </select>
       </label>
-      <p id="stack-help" className="muted small">Override the stack only when detection picked the wrong one.</p>
+      <p id="stack-help" className="muted small">Portside builds the stack it detects, or another stack it found here and can build (listed above); for anything else add your own Dockerfile.</p>
     </section>
   );
 }

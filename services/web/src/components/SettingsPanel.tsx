@@ -56,7 +56,6 @@ export function SettingsPanel({ deployment, readOnly }: { deployment: Deployment
     setGenError(null);
     try {
       const body: Record<string, unknown> = { app_path: deployment.app_path };
-      if (deployment.stack) body.stack = deployment.stack;
       if (portNumber) body.internal_port = portNumber; // the port the app listens on; `port` would be the host port
       if (cpu.trim()) body.cpu_limit = Number(cpu);
       if (memory.trim()) body.memory_limit = memory.trim();

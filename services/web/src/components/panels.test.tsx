@@ -1,9 +1,10 @@
 import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, ApiError, online, setTokens, tokens, type Detection } from "../api";
+import { api, ApiError, online, setTokens, tokens, type Deployment, type Detection } from "../api";
 import { actionState } from "../pages/DeploymentPage";
 import { DetectionPanel } from "./DetectionPanel";
 import { markersFrom } from "./FilesEditor";
+import { SettingsPanel } from "./SettingsPanel";
 import { ConnectionBanner, ErrorBox } from "./common";
 import { UsageHistory } from "./StatusPanel";
 
@@ -45,9 +46,9 @@ describe("DetectionPanel", () => {
     stack: "node", confidence: 64, framework: "express", package_manager: "npm", runtime_version: "20",
     has_dockerfile: false, has_compose: false, detected_db: "postgres", internal_port: 3000,
     start_command: "node server.js", app_path: "", evidence: [{ file: "package.json", reason: "depends on express" }],
-    warnings: [], alternatives: ["bun", "deno"], apps: [],
+    warnings: [], alternatives: ["bun", "deno", "python"], alternative_plans: { bun: {}, deno: {} }, apps: [],
   };
-  it("shows the facts, the confidence as a meter, the evidence, and offers the alternatives", () => {
+  it("shows the facts, the confidence as a meter, the evidence, and offers the alternatives it can build", () => {
     const onStack = vi.fn();
     render(<DetectionPanel detection={detection} stack="" onStack={onStack} appPath="" />);
     expect(screen.getByRole("meter").getAttribute("aria-valuenow")).toBe("64");
@@ -64,6 +65,24 @@ describe("DetectionPanel", () => {
     render(<DetectionPanel detection={{ ...detection, apps }} stack="" onStack={() => {}} appPath="api" onApp={onApp} />);
     fireEvent.change(screen.getByLabelText(/holds 2 apps/), { target: { value: "web" } });
     expect(onApp).toHaveBeenCalledWith("web");
+  });
+});
+
+describe("SettingsPanel", () => {
+  it("generates again without naming the stack last generated (the app may be another stack now)", async () => {
+    const sent: { url: string; body: unknown }[] = [];
+    vi.stubGlobal("fetch", vi.fn(async (url: string, init: RequestInit) => {
+      sent.push({ url, body: init.body ? JSON.parse(String(init.body)) : null });
+      return url.endsWith("/env") ? json({ variables: [] }) : json({ deployment_id: 8 });
+    }));
+    vi.stubGlobal("scrollTo", vi.fn()); // navigating to the new deployment scrolls, which jsdom lacks
+    const deployment = { id: 7, repository_id: 3, app_path: "", stack: "node", internal_port: 3000,
+                         cpu_limit: null, memory_limit: null } as unknown as Deployment;
+    render(<SettingsPanel deployment={deployment} />);
+    fireEvent.click(screen.getByRole("button", { name: "Generate with these settings" }));
+    await waitFor(() => expect(sent.some((s) => s.url.endsWith("/api/deployments/generate/3"))).toBe(true));
+    const generate = sent.find((s) => s.url.endsWith("/api/deployments/generate/3"));
+    expect(generate?.body).toEqual({ app_path: "", internal_port: 3000 });
   });
 });
 

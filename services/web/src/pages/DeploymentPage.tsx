@@ -2,14 +2,16 @@ import { useCallback, useEffect, useState } from "react";
 import { api, type Deployment, type Detection } from "../api";
 import { useAuth } from "../auth";
 import { DetectionPanel } from "../components/DetectionPanel";
+import { DomainsPanel } from "../components/DomainsPanel";
 import { FilesEditor } from "../components/FilesEditor";
 import { LogsPanel } from "../components/LogsPanel";
+import { ReleasesPanel } from "../components/ReleasesPanel";
 import { SettingsPanel } from "../components/SettingsPanel";
 import { StatusPanel } from "../components/StatusPanel";
 import { BUSY, Confirm, ErrorBox, StatusBadge, useInterval, useLoad } from "../components/common";
 import { Link, navigate } from "../router";
 
-const TABS = ["Overview", "Files", "Settings", "Detection"] as const;
+const TABS = ["Overview", "Files", "Settings", "Domains", "Releases", "Detection"] as const;
 type Tab = (typeof TABS)[number];
 const STOPPABLE = new Set(["queued", "building", "starting", "running", "crashed", "stopping"]);
 const DEPLOYABLE = new Set(["ready", "stopped", "build_failed", "crashed", "error", "detected", "pending", "running"]);
@@ -100,7 +102,8 @@ export function DeploymentPage({ id }: { id: number }) {
     setActionError(null);
     try {
       const body: Record<string, unknown> = { app_path: d.app_path };
-      if (stackOverride || d.stack) body.stack = stackOverride || d.stack;
+      // Only the user's choice: the stored stack is the one last generated, and the app may be another stack now.
+      if (stackOverride) body.stack = stackOverride;
       if (d.internal_port) body.internal_port = d.internal_port;
       if (d.cpu_limit) body.cpu_limit = d.cpu_limit;
       if (d.memory_limit) body.memory_limit = d.memory_limit;
@@ -204,6 +207,14 @@ export function DeploymentPage({ id }: { id: number }) {
       </div>
       <div id="dpanel-Settings" role="tabpanel" aria-labelledby="dtab-Settings" hidden={tab !== "Settings"}>
         <SettingsPanel deployment={d} readOnly={readOnly} />
+      </div>
+      <div id="dpanel-Domains" role="tabpanel" aria-labelledby="dtab-Domains" hidden={tab !== "Domains"}>
+        {tab === "Domains" && <DomainsPanel deploymentId={d.id} readOnly={readOnly} />}
+      </div>
+      <div id="dpanel-Releases" role="tabpanel" aria-labelledby="dtab-Releases" hidden={tab !== "Releases"}>
+        {tab === "Releases" && (
+          <ReleasesPanel deploymentId={d.id} runningImage={d.running_image_tag} busy={busy || !!pending} readOnly={readOnly} onRolledBack={() => void reload()} />
+        )}
       </div>
       <div id="dpanel-Detection" role="tabpanel" aria-labelledby="dtab-Detection" hidden={tab !== "Detection"}>
         {detection ? (
