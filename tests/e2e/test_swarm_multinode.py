@@ -116,7 +116,9 @@ def test_swarm_app_on_the_second_node_answers_through_the_first_nodes_port_and_s
     status = system.call("GET", f"/api/deployments/{deployment_id}/status")["data"]
     assert status["container_state"] == "running", status
     assert status["container_id"] == tasks[0]["Status"]["ContainerStatus"]["ContainerID"]
-    assert nodes[cluster.names[1]] in (status["engine_error"] or ""), status
+    # No figures for a task on another node, and the status says where it runs (nodes named by host name).
+    assert status["task_nodes"] == {cluster.names[1]: 1}, status
+    assert cluster.names[1] in (status["engine_error"] or ""), status
     deadline = time.monotonic() + 60
     while True:
         entries = system.call("GET", f"/api/deployments/{deployment_id}/logs", params={"lines": 200})["data"]["entries"]
