@@ -308,9 +308,7 @@ class SourceTree:
         if path is not None and path.is_file():
             try:
                 if path.stat().st_size <= max_bytes:
-                    data = path.read_bytes()
-                    if b"\x00" not in data[:8192]:  # NUL bytes mean a binary file, not text
-                        text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+                    text = _text_of(path.read_bytes())
             except OSError:
                 text = None
         self._cache[key] = text
@@ -327,7 +325,7 @@ class SourceTree:
                 data = handle.read(max_bytes)
         except OSError:
             return None
-        return None if b"\x00" in data else data.decode("utf-8", errors="replace").lstrip("\ufeff")
+        return _text_of(data)
 
     # -- writing ---------------------------------------------------------------------------------------
     def write_text(self, rel: str, text: str, mode: int = 0o644) -> None:
@@ -389,3 +387,10 @@ class SourceTree:
 
     def read_yaml_all(self, rel: str) -> list[Any] | None:
         return self._parse(rel, "yaml stream", lambda t: list(yaml.safe_load_all(t)))
+
+
+def _text_of(data: bytes) -> str | None:
+    """Bytes read from a repository file as text; None for a binary file (NUL bytes in its first 8 KB)."""
+    if b"\x00" in data[:8192]:
+        return None
+    return data.decode("utf-8", errors="replace").lstrip("\ufeff")
