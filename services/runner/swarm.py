@@ -23,7 +23,12 @@ from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, Owner, docker_client
 from shared.docker.build import push_image
 from shared.docker.client import engine_or_none
 from shared.docker.compose import ComposeResult
-from shared.docker.containers import LABEL_EDGE, STACK_NAMESPACE, remove_deployment_resources
+from shared.docker.containers import (
+    LABEL_EDGE,
+    STACK_NAMESPACE,
+    WANTED_TASK_STATES,
+    remove_deployment_resources,
+)
 from shared.errors import ErrorCode, PortsideError
 
 log = logging.getLogger(__name__)
@@ -436,6 +441,16 @@ def crash_loop(settings: Settings, tasks: list[dict[str, Any]], image: str) -> S
                         f"its task exited {len(exited)} times and Swarm replaced it each time; the last: {why}")
 
 
+def service_state(settings: Settings, tasks: list[dict[str, Any]], image: str) -> ServiceState:
+    """What one service's tasks are doing. A task Swarm still wants but that is not running (failed, starting,
+    pending, or a replacement waiting out the restart delay) is being replaced by Swarm itself (restart_policy
+    any): "restarting", until the crash rule says it is a crash loop. Only a service with no such task is gone."""
+    states = [t.get("Status", {}) for t in tasks if t.get("DesiredState") in WANTED_TASK_STATES]
+    running = any(s.get("State") == "running" for s in states)
+    return crash_loop(settings, tasks, image) or ServiceState(
+        "running" if running else "restarting" if states else "gone")
+
+
 def services_by_deployment(settings: Settings) -> dict[int, dict[str, ServiceState]]:
     """deployment id -> {service: what its tasks are doing} for this installation, across nodes."""
     client = docker_client(settings, timeout=30)
@@ -451,15 +466,7 @@ def services_by_deployment(settings: Settings) -> dict[int, dict[str, ServiceSta
             tasks = svc.tasks()
             image = str(svc.attrs.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {})
                         .get("Image") or "").split("@")[0]
-            states = [t.get("Status", {}) for t in tasks if t.get("DesiredState") == "running"]
-            running = next((s for s in states if s.get("State") == "running"), None)
-            # A task Swarm still wants running but that is not (failed, starting, pending) is being replaced by
-            # Swarm itself (restart_policy any): "restarting", until the crash rule says it is a crash loop.
-            # Only a service with no such task is gone.
-            found.setdefault(int(deployment), {})[name] = (
-                crash_loop(settings, tasks, image)
-                or ServiceState("running" if running else "restarting" if states else "gone")
-            )
+            found.setdefault(int(deployment), {})[name] = service_state(settings, tasks, image)
         return found
     finally:
         client.close()

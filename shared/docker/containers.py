@@ -305,11 +305,15 @@ def app_service(client: docker.DockerClient, owner: Owner) -> Any | None:
     return found[0] if found else None
 
 
+# Desired states of a task Swarm means to run: `ready` is a replacement waiting out restart_policy's delay.
+WANTED_TASK_STATES = frozenset({"ready", "running"})
+
+
 def app_task_state(client: docker.DockerClient, owner: Owner) -> TaskState | None:
     service = app_service(client, owner)
     if service is None:
         return None
-    tasks = [t for t in service.tasks() if t.get("DesiredState") == "running"]
+    tasks = [t for t in service.tasks() if t.get("DesiredState") in WANTED_TASK_STATES]
     best = next((t for t in tasks if t.get("Status", {}).get("State") == "running"), tasks[0] if tasks else None)
     desired = int((service.attrs.get("Spec", {}).get("Mode", {}).get("Replicated") or {}).get("Replicas") or 1)
     running = sum(1 for t in tasks if t.get("Status", {}).get("State") == "running")

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from services.builder.compose import render_compose
-from services.runner.swarm import EDGE_PREFIX, crash_loop, edge_image_tag, render_stack, uses_edge
+from services.runner.swarm import EDGE_PREFIX, crash_loop, edge_image_tag, render_stack, service_state, uses_edge
 from shared.config import Settings
 from shared.docker import LABEL_DEPLOYMENT, Owner
 from shared.docker.validate import check_compose
@@ -172,13 +172,14 @@ def test_swarm_stack_from_a_generated_file_keeps_the_replicas_placement_and_limi
     assert stack["services"]["redis"]["deploy"]["update_config"]["order"] == "stop-first"
 
 
-def _task(image: str, state: str, when: str, code: int | None = None, err: str | None = None) -> dict:
+def _task(image: str, state: str, when: str, code: int | None = None, err: str | None = None,
+          desired: str | None = None) -> dict:
     """A task as the engine lists it (the keys the crash rule reads)."""
     status: dict = {"State": state, "Timestamp": when, "Err": err}
     if code is not None:
         status["ContainerStatus"] = {"ExitCode": code}
     return {"Spec": {"ContainerSpec": {"Image": f"{image}@sha256:{'a' * 64}"}}, "Status": status,
-            "DesiredState": "running" if state == "running" else "shutdown"}
+            "DesiredState": desired or ("running" if state == "running" else "shutdown")}
 
 
 def test_swarm_crash_rule_counts_exits_of_the_current_image_up_to_the_single_engines_limit() -> None:
@@ -195,3 +196,15 @@ def test_swarm_crash_rule_counts_exits_of_the_current_image_up_to_the_single_eng
     assert crashed is not None and (crashed.state, crashed.exit_code) == ("crashed", 3)
     assert crashed.reason and "3 times" in crashed.reason and "non-zero exit (3)" in crashed.reason
     assert crash_loop(SETTINGS.model_copy(update={"crash_restart_limit": 4}), tasks, new) is None
+
+
+def test_a_replacement_waiting_out_the_restart_delay_is_restarting_not_gone() -> None:
+    # Between an exit and its replacement's start (restart_policy delay), Swarm's only live task wants `ready`,
+    # not `running`. Read as "gone", the reconciler marked the app crashed with no exit code before the crash rule.
+    new = "reg/portside/i-deployment-1:20"
+    tasks = [_task(new, "failed", "2026-11-29T10:00:01Z", 3, "task: non-zero exit (3)"),
+             _task(new, "new", "2026-11-29T10:00:02Z", desired="ready")]
+    assert service_state(SETTINGS, tasks, new).state == "restarting"
+    assert service_state(SETTINGS, tasks[:1], new).state == "gone"
+    tasks.append(_task(new, "running", "2026-11-29T10:00:04Z"))
+    assert service_state(SETTINGS, tasks, new).state == "running"
