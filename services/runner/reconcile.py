@@ -88,46 +88,79 @@ def _stuck_rule(settings: Settings, status: str) -> tuple[float, S, ErrorCode, s
     return rules.get(S(status))
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What Postgres says about one deployment, read in one pass."""
+
+    id: int
+    status: str
+    app_service: str
+    updated_at: datetime
+
+
+async def _deployments(ctx: WorkerContext) -> dict[int, Recorded]:
+    async with ctx.sessions() as session:
+        rows = (await session.execute(
+            select(Deployment.id, Deployment.status, Deployment.app_service, Deployment.updated_at)
+        )).all()
+    return {row.id: Recorded(row.id, row.status, row.app_service, row.updated_at) for row in rows}
+
+
+def _unchanged(before: dict[int, Recorded], row: Recorded) -> bool:
+    """The row is as it was before the engine was read: what the engine showed can be judged against it."""
+    return before.get(row.id) == row
+
+
+async def _remove_leftovers(ctx: WorkerContext, deployment_id: int) -> bool:
+    """Take down what runs for a deployment that should have nothing running (or no longer exists). The row stays
+    locked while the containers go, so a deploy asked for meanwhile waits for the teardown instead of losing its
+    new containers to it; False when its status says it may run something after all."""
+    async with ctx.sessions() as session:
+        status = await session.scalar(
+            select(Deployment.status).where(Deployment.id == deployment_id).with_for_update())
+        if status is not None and S(status) in MAY_HAVE_CONTAINERS:
+            return False
+        await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
+        if status is not None:
+            await record_event(session, deployment_id, status, "the reconciler removed containers left running")
+        await session.commit()
+    return True
+
+
 async def reconcile_once(ctx: WorkerContext) -> Report:
     settings = ctx.settings
     report = Report()
+    # The engine is read between two reads of Postgres. Listing it takes a while on a busy machine, and a start
+    # may become `running` meanwhile, its container created after the listing: a row that changed while the
+    # engine was read is judged on the next pass, against a newer picture, never against this older one.
+    before = await _deployments(ctx)
     try:
         running = await anyio.to_thread.run_sync(_containers_by_deployment, settings)
     except PortsideError as exc:
         log.warning("reconcile skipped: %s", exc.message)
         return report
     now = datetime.now(UTC)
-    async with ctx.sessions() as session:
-        rows = (await session.execute(
-            select(Deployment.id, Deployment.status, Deployment.app_service, Deployment.updated_at)
-        )).all()
-    known = {row.id: row for row in rows}
+    known = await _deployments(ctx)
+    rows = list(known.values())
 
     for deployment_id in running:
         row = known.get(deployment_id)
-        if row is None or S(row.status) not in MAY_HAVE_CONTAINERS:
-            await anyio.to_thread.run_sync(teardown, settings, deployment_id, False)
+        if (row is None or S(row.status) not in MAY_HAVE_CONTAINERS) and await _remove_leftovers(ctx, deployment_id):
             report.removed_leftovers.append(deployment_id)
-            if row is not None:
-                async with ctx.sessions() as session:
-                    await record_event(
-                        session, deployment_id, row.status, "the reconciler removed containers left running"
-                    )
-                    await session.commit()
 
     for row in rows:
         status = S(row.status)
         age = (now - row.updated_at).total_seconds()
         if status == S.RUNNING:
             seen = running.get(row.id, {}).get(row.app_service)
-            if seen is not None and seen.state in ("running", "restarting"):
+            if (seen is not None and seen.state in ("running", "restarting")) or not _unchanged(before, row):
                 continue
             what = f"{seen.state} with exit code {seen.exit_code}" if seen else "gone"
             message = f"the app container is {what} (found by the reconciler)"
             if seen and seen.reason:
                 message = (f"The app kept exiting (exit code {seen.exit_code}) after it was running: {seen.reason} "
                            "(found by the reconciler).")
-            if await mark_down(ctx, row.id, S.CRASHED, message, ErrorCode.APP_CRASHED,
+            if await mark_down(ctx, row.id, S.RUNNING, S.CRASHED, message, ErrorCode.APP_CRASHED,
                                seen.exit_code if seen else None):
                 report.crashed.append(row.id)
         elif status == S.STOPPING and age > STOPPING_GRACE:
@@ -140,10 +173,11 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
             _, target, code, reason = rule
             message = f"{row.status} for {age:.0f} s: {reason}"
             if target == S.CRASHED:
-                applied = await mark_down(ctx, row.id, target, message, code)
+                applied = await mark_down(ctx, row.id, status, target, message, code)
             else:
                 async with ctx.sessions() as session:
-                    applied = (await transition(session, row.id, target, message, error_code=code)).applied
+                    applied = (await transition(session, row.id, target, message, error_code=code,
+                                                only_from=frozenset({status}))).applied
                     await session.commit()
             if applied:
                 report.unstuck.append(row.id)

@@ -438,14 +438,16 @@ async def _crash(ctx: WorkerContext, deployment_id: int, failure: StartFailure, 
 
 
 async def mark_down(
-    ctx: WorkerContext, deployment_id: int, to: S, message: str, code: ErrorCode, exit_code: int | None = None
+    ctx: WorkerContext, deployment_id: int, seen: S, to: S, message: str, code: ErrorCode,
+    exit_code: int | None = None,
 ) -> bool:
-    """Move a deployment to a failure status and take its containers down before anyone can read that status:
-    the guarded UPDATE holds the row until the teardown is done and the transaction commits. False when the
-    status had already moved on (another replica, a redeploy), in which case nothing is touched."""
+    """Move a deployment that is still in `seen` (the status its evidence was read against) to a failure status
+    and take its containers down before anyone can read that status: the guarded UPDATE holds the row until the
+    teardown is done and the transaction commits. False when the status had moved on (another replica, a stop, a
+    redeploy that reached `starting` meanwhile), in which case nothing is touched."""
     async with ctx.sessions() as session:
         result = await transition(session, deployment_id, to, message, error_code=code, exit_code=exit_code,
-                                  upstream=None)
+                                  only_from=frozenset({seen}), upstream=None)
         if result.applied:
             await anyio.to_thread.run_sync(teardown, ctx.settings, deployment_id, False)
         await session.commit()

@@ -117,7 +117,8 @@ async def handle_death(ctx: WorkerContext, died: Died) -> None:
     why = "kept exiting" if restarts >= ctx.settings.crash_restart_limit else "exited"
     message = f"The app {why} (exit code {died.exit_code}) after it was running." + (
         "\nLast lines:\n" + "\n".join(tail) if tail else "")
-    if not await mark_down(ctx, died.deployment_id, S.CRASHED, message, ErrorCode.APP_CRASHED, died.exit_code):
+    if not await mark_down(ctx, died.deployment_id, S.RUNNING, S.CRASHED, message, ErrorCode.APP_CRASHED,
+                           died.exit_code):
         return
     await ctx.log(died.deployment_id, message.splitlines()[0])
     await ctx.publish(

@@ -46,9 +46,11 @@ async def transition(
     message: str | None = None,
     *,
     error_code: str | None = None,
+    only_from: frozenset[DeploymentStatus] | None = None,
     **fields: Any,
 ) -> TransitionResult:
-    """Move a deployment to `to` if its current status allows it, record the event, and set `fields`.
+    """Move a deployment to `to` if its current status allows it (and is in `only_from`, when given: what the
+    caller saw, so a status that moved on meanwhile is not overwritten), record the event, and set `fields`.
 
     Entering a failure status records `error_code` and the message as `error_message`; entering a status
     that starts a new attempt clears them. The guard is in the UPDATE's WHERE clause, so two replicas racing
@@ -61,7 +63,7 @@ async def transition(
     )).first()
     if before is None:
         return TransitionResult(applied=False, current=None)
-    sources = [s.value for s in allowed_sources(to)]
+    sources = [s.value for s in allowed_sources(to) if only_from is None or s in only_from]
     values: dict[str, Any] = {"status": to.value, "updated_at": func.now()}
     if to in _FAILURES:
         values.update(error_code=error_code, error_message=message)

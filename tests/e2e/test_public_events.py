@@ -4,23 +4,28 @@ PostgreSQL. The whole system's path (deploy, `portside events`, webhooks over HT
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import uuid4
 
+import anyio
 import docker
 import nats
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.runner import reconcile
 from services.runner.reconcile import reconcile_once
 from services.runner.watcher import Died, handle_death
 from shared.config import Settings
-from shared.db.models import Deployment, Repository
+from shared.db.models import Deployment, OutboxEvent, Repository
+from shared.db.repository import transition
 from shared.db.session import make_engine, make_sessionmaker
+from shared.db.status import DeploymentStatus as S
 from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
 from shared.messaging.outbox import relay_once
 from shared.worker import WorkerContext, make_context
@@ -72,12 +77,14 @@ def exited(engine: docker.DockerClient, own: Settings) -> Iterator:  # type: ign
             pass
 
 
-async def running_deployment(sessions: async_sessionmaker[AsyncSession], path: Path, **fields: object) -> int:
+async def running_deployment(
+    sessions: async_sessionmaker[AsyncSession], path: Path, status: str = "running", **fields: object
+) -> int:
     async with sessions() as session:
         repo = Repository(name="events", path=str(path))
         session.add(repo)
         await session.flush()
-        deployment = Deployment(repository_id=repo.id, repo_name="events", status="running", app_service="app",
+        deployment = Deployment(repository_id=repo.id, repo_name="events", status=status, app_service="app",
                                 **fields)
         session.add(deployment)
         await session.commit()
@@ -88,7 +95,16 @@ async def published(own: Settings, sessions: async_sessionmaker[AsyncSession], d
     client = await nats.connect(own.require_nats_url())
     js = client.jetstream()
     try:
-        await relay_once(sessions, js, own)  # what the runner's relay has not sent yet
+        # Every staged event is on the stream once the outbox is empty. The runner's own relay may be publishing
+        # right now, holding the lock, and then this relay_once sends nothing: wait for the rows to go.
+        deadline = time.monotonic() + 60
+        while True:
+            await relay_once(sessions, js, own)
+            async with sessions() as session:
+                if not await session.scalar(select(func.count()).select_from(OutboxEvent)):
+                    break
+            assert time.monotonic() < deadline, "the outbox was not emptied"
+            await asyncio.sleep(0.1)
         info = await js.stream_info(own.events_stream_name)
         sub = await js.subscribe("portside.events.v1.>", ordered_consumer=True, deliver_policy="all")  # type: ignore[arg-type]
         found = []
@@ -115,6 +131,37 @@ async def test_the_reconciler_finding_an_exited_app_publishes_one_change_and_the
     assert [e["event"] for e in events] == ["deployment.status_changed", "deployment.crashed", "port.freed"]
     assert (events[0]["previous_status"], events[0]["status"]) == ("running", "crashed")
     assert events[1]["exit_code"] == 7 and events[2]["port"] == 39123
+    await _forget(sessions, deployment_id)
+
+
+async def test_a_start_that_became_running_while_the_engine_was_read_is_judged_on_the_next_pass(
+    runner: WorkerContext, sessions: async_sessionmaker[AsyncSession], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The engine is listed first (no container of this start yet: compose up comes later), then the start
+    # passes its readiness wait and the row becomes `running`, all before the reconciler reads Postgres. That
+    # listing says nothing about the running app: on a busy CI machine it was read as "gone" and crashed it.
+    deployment_id = await running_deployment(sessions, tmp_path, status="starting")
+    listed = reconcile._containers_by_deployment
+
+    async def became_running() -> None:
+        async with sessions() as session:
+            assert (await transition(session, deployment_id, S.RUNNING, "the app answers")).applied
+            await session.commit()
+
+    def listing_while_it_starts(settings: Settings) -> dict:
+        found = listed(settings)
+        anyio.from_thread.run(became_running)
+        return found
+
+    monkeypatch.setattr(reconcile, "_containers_by_deployment", listing_while_it_starts)
+    assert (await reconcile_once(runner)).crashed == []
+    async with sessions() as session:
+        row = await session.get(Deployment, deployment_id)
+        assert row is not None and row.status == "running"
+    monkeypatch.undo()
+    # A pass that listed the engine while the row already said `running` judges it: no container is a crash.
+    assert (await reconcile_once(runner)).crashed == [deployment_id]
     await _forget(sessions, deployment_id)
 
 

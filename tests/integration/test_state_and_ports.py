@@ -33,6 +33,21 @@ async def test_transition_applies_only_from_allowed_statuses_and_records_events(
     assert events == ["queued"]
 
 
+async def test_a_crash_verdict_read_against_running_leaves_a_redeploy_that_reached_starting_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # The reconciler and the watcher judge a `running` row, then act seconds later (a teardown, a settle wait):
+    # by then a redeploy may be `starting`, which the state machine would let `crashed` overwrite.
+    deployment_id = await make_deployment(sessions, f"/tmp/{uuid4()}", status="starting")
+    async with sessions() as session:
+        stale = await transition(session, deployment_id, S.CRASHED, "gone", error_code=ErrorCode.APP_CRASHED,
+                                 only_from=frozenset({S.RUNNING}))
+        assert not stale.applied and stale.current == "starting"
+        fresh = await transition(session, deployment_id, S.CRASHED, "not ready", only_from=frozenset({S.STARTING}))
+        assert fresh.applied
+        await session.commit()
+
+
 async def test_two_racing_transitions_only_one_wins(sessions: async_sessionmaker[AsyncSession]) -> None:
     deployment_id = await make_deployment(sessions, f"/tmp/{uuid4()}", status="stopped")
 
