@@ -74,8 +74,15 @@ def test_a_deploy_seen_through_portside_events_and_webhooks(
 
         statuses = changes_in_timeline(hooked, deployment_id)
         assert statuses == ["generating", "ready", "queued", "building", "starting", "running"]
-        seen = cli_events(hooked, "--deployment", str(deployment_id))
-        changes = [e["payload"]["status"] for e in seen if e["subject"].endswith(".deployment.status_changed")]
+        # The outbox relay publishes after the commit, on its own: the last change may reach the stream after the
+        # deploy's answer did.
+        deadline = time.monotonic() + 60
+        while True:
+            seen = cli_events(hooked, "--deployment", str(deployment_id))
+            changes = [e["payload"]["status"] for e in seen if e["subject"].endswith(".deployment.status_changed")]
+            if changes[-1:] == ["running"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert changes == statuses  # exactly one public event per status change
         assert all(e["deployment_id"] == deployment_id for e in seen)
         kinds = [e["subject"].removeprefix("portside.events.v1.") for e in seen]

@@ -114,8 +114,16 @@ async def test_worker_metrics_count_jobs_by_outcome_and_time_them(
         await ctx.publish(Subject.DETECT_REQUESTED, bad)
         # 7 once; 13 twice (max_deliver 2), then given up.
         await _wait(lambda: sorted(handled) == [7, 13, 13])
-        await asyncio.sleep(0.3)  # the outcome is counted after the handler returns
-        after = (await http.get(f"{url}/metrics")).text
+        # The outcome is counted after the handler returns, and the duration last, after a give-up's own
+        # database write and publish: wait until all three deliveries are timed.
+        count = "portside_job_duration_seconds_count"
+        deadline = time.monotonic() + 20
+        while True:
+            after = (await http.get(f"{url}/metrics")).text
+            timed = _sample(after, count, stage="detect") - _sample(before, count, stage="detect")
+            if timed >= 3 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
 
     kind = Subject.DETECT_REQUESTED.value
 
@@ -124,7 +132,6 @@ async def test_worker_metrics_count_jobs_by_outcome_and_time_them(
         return _sample(after, "portside_jobs_total", **labels) - _sample(before, "portside_jobs_total", **labels)
 
     assert (moved("ok"), moved("retried"), moved("failed")) == (1, 1, 1)
-    count = "portside_job_duration_seconds_count"
     assert _sample(after, count, stage="detect") - _sample(before, count, stage="detect") == 3
     assert _sample(after, "portside_job_duration_seconds_sum", stage="detect") > 0
     # Lag of this worker's own durable consumer, read at scrape time: everything was delivered.
