@@ -151,8 +151,12 @@ def test_concurrency_limit_of_one_makes_the_second_build_wait_then_both_run(limi
     first = _deployment(limited, _repo(tmp_path, "first", "RUN echo first-build && sleep 6"))
     second = _deployment(limited, _repo(tmp_path, "second", "RUN echo second-build"))
     limited.call("POST", f"/api/deployments/{first}/deploy")
-    limited.wait_status(first, {"building"}, timeout=30)
-    time.sleep(1)  # the first holds the only slot
+    # `building` comes before the slot is taken: wait for the first line the build writes holding it.
+    deadline = time.monotonic() + 120
+    while "building with " not in limited.call("GET", f"/api/deployments/{first}/logs",
+                                                  params={"lines": 1000})["data"]["logs"]:
+        assert time.monotonic() < deadline, _messages(limited, first)
+        time.sleep(0.2)
     limited.call("POST", f"/api/deployments/{second}/deploy")
     deadline = time.monotonic() + 30
     while not any("waiting for a build slot" in m for m in _messages(limited, second)):
