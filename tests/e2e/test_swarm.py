@@ -188,8 +188,10 @@ def test_swarm_stop_removes_the_stack_its_tasks_and_its_network(
 
 
 # Serves, then dies: a gunicorn worker exiting with code 3 makes its master halt with code 3 ("worker failed to
-# boot"), so the task's container exits 3 after LIFETIME s, every time Swarm starts it again.
-LIFETIME = 10
+# boot"), so the task's container exits 3 after LIFETIME s, every time Swarm starts it again. A task is `running`
+# only once its health check passed, and the first check runs 3 s after the start, then every 3 s: on a loaded
+# machine a slow boot is healthy at 9 s, too close to a 10 s lifetime (the deploy itself then fails).
+LIFETIME = 20
 CRASH_LATER = f"import os\nimport threading\n\nthreading.Timer({LIFETIME}, os._exit, (3,)).start()\n"
 
 
