@@ -217,7 +217,7 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
     async with ctx.sessions() as session:
         previous = fallback if fallback and fallback != plan.image_tag else None
         fields: dict = {"previous_image_tag": previous} if previous else {}
-        await transition(
+        moved = await transition(
             session, deployment_id, S.RUNNING,
             f"answering on {url}" + (f"; {fallback_note[1]}" if fallback_note else ""),
             container_id=container_id, started_at=func.now(), stopped_at=None, running_image_tag=plan.image_tag,
@@ -225,6 +225,15 @@ async def run(ctx: WorkerContext, deployment_id: int, correlation_id: str, image
             error_message=fallback_note[1] if fallback_note else None,
             exit_code=None, **fields,
         )
+        if not moved.applied and moved.current != S.RUNNING:
+            # Stopped (or given up on) while it started: compose may have started the app after the stop's own
+            # teardown, and nothing may run for that status. The row stays locked until this teardown is done.
+            await anyio.to_thread.run_sync(teardown, settings, deployment_id, False)
+            await session.commit()
+            message = f"The start ended after the deployment became {moved.current}; what it started was removed."
+            await ctx.log(deployment_id, message)
+            await _fail(ctx, deployment_id, correlation_id, ErrorCode.INVALID_STATE, message)
+            return
         if fallback_note is None:  # after a fallback, the files in Postgres are the failed version's
             await _record_release(session, deployment_id, plan.image_tag)
         await session.commit()
