@@ -7,8 +7,8 @@ import pytest
 from services.builder.dockerfile import render_dockerfile
 from services.detector.providers.node import is_dev_command, port_in_js
 from services.detector.providers.node.package_manager import node_major, workspace_globs
-from shared.source import SourceTree
 from services.detector.service import detect
+from shared.source import SourceTree
 
 pytestmark = pytest.mark.unit
 
