@@ -169,6 +169,8 @@ def test_workspace_members_are_read_from_every_manifest_and_only_from_their_pack
         "lerna.json": {"packages": ["tools/*"]},
     })
     assert workspace_globs(SourceTree(root)) == ["apps/*", "packages/*", "tools/*"]
+    # Lerna's packages are apps to find, not members a package manager installs at the root.
+    assert workspace_globs(SourceTree(root), lerna=False) == ["apps/*", "packages/*"]
 
 
 def test_an_app_with_no_lockfile_and_no_node_version_gets_the_lts_todays_releases_target(repo) -> None:

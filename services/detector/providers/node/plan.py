@@ -130,7 +130,7 @@ def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
     for depth in range(1, len(parts) + 1):
         root = SourceTree(src.repo_root, "/".join(parts[:-depth]))
         rel = "/".join(parts[-depth:])
-        if any(fnmatch.fnmatch(rel, g) for g in workspace_globs(root)):
+        if any(fnmatch.fnmatch(rel, g) for g in workspace_globs(root, lerna=False)):
             return root, rel
     return None
 
@@ -144,7 +144,7 @@ def _workspace_builds(root: SourceTree, rel: str, pm: str, notes: list[str]) -> 
     directory: a package whose `main` is its `dist/` (tsc, tsup) is not there until it is built, and the app's
     own build (remix, vite without nx's task graph) does not build it ("Cannot find module .../dist/index.js")."""
     members: dict[str, tuple[str, dict[str, Any]]] = {}
-    for pattern in workspace_globs(root):
+    for pattern in workspace_globs(root, lerna=False):
         for manifest in root.glob(f"{pattern}/package.json", max_depth=pattern.count("/") + 2):
             package = as_dict(root.read_json(manifest))
             name = package.get("name")
