@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from services.detector import scoring
 from services.detector.providers import common
 from services.detector.providers.base import as_dict, note
+from services.detector.providers.node.package_manager import workspace_globs
 from shared.detection import Detection
 from shared.source import SourceTree
 
@@ -20,28 +21,8 @@ _PAIR_DIRS = ("backend", "frontend", "api", "web", "server", "client", "app", "w
 _PRIMARY_NAMES = ("web", "app", "www", "site", "frontend", "api", "server", "backend")
 
 
-def _workspace_globs(src: SourceTree) -> list[str]:
-    globs: list[str] = []
-    pkg = src.read_json("package.json") if src.has_file("package.json") else None
-    if isinstance(pkg, dict):
-        ws = pkg.get("workspaces")
-        if isinstance(ws, dict):
-            ws = ws.get("packages")
-        if isinstance(ws, list):
-            globs += [str(w) for w in ws]
-    if src.has_file("pnpm-workspace.yaml"):
-        data = src.read_yaml("pnpm-workspace.yaml")
-        if isinstance(data, dict) and isinstance(data.get("packages"), list):
-            globs += [str(w) for w in data["packages"]]
-    if src.has_file("lerna.json"):
-        data = src.read_json("lerna.json")
-        if isinstance(data, dict) and isinstance(data.get("packages"), list):
-            globs += [str(w) for w in data["packages"]]
-    return globs
-
-
 def _is_workspace_root(src: SourceTree) -> bool:
-    return bool(_workspace_globs(src)) or src.has_file("turbo.json") or src.has_file("nx.json")
+    return bool(workspace_globs(src)) or src.has_file("turbo.json") or src.has_file("nx.json")
 
 
 def _expand(src: SourceTree, pattern: str) -> list[str]:
@@ -60,7 +41,7 @@ def _expand(src: SourceTree, pattern: str) -> list[str]:
 
 def _candidate_dirs(src: SourceTree) -> list[str]:
     dirs: list[str] = []
-    for pattern in _workspace_globs(src):
+    for pattern in workspace_globs(src):
         dirs += _expand(src, pattern)
     for parent in _APP_DIRS:
         if src.has_dir(parent) and (parent != "packages" or not dirs):

@@ -6,8 +6,9 @@ import pytest
 
 from services.builder.dockerfile import render_dockerfile
 from services.detector.providers.node import is_dev_command, port_in_js
-from services.detector.providers.node.package_manager import node_major
+from services.detector.providers.node.package_manager import node_major, workspace_globs
 from services.detector.service import detect
+from shared.source import SourceTree
 
 pytestmark = pytest.mark.unit
 
@@ -158,6 +159,18 @@ def test_workspace_packages_the_app_needs_are_built_first_dependencies_before_de
         "npm --prefix ../../packages/tokens run build && npm --prefix ../../packages/ui run build && npm run build")
     assert any("built first: evil, tokens, ui" in n for n in plan.notes)
     assert any("'packages/bad name;rm -rf' is not built first" in n for n in plan.notes)
+
+
+def test_workspace_members_are_read_from_every_manifest_and_only_from_their_packages_lists(repo) -> None:
+    # pnpm-workspace.yaml holds other lists too (onlyBuiltDependencies): their items are not member globs.
+    root = repo({
+        "package.json": {"name": "ws", "private": True, "workspaces": {"packages": ["./apps/*/", "!apps/old"]}},
+        "pnpm-workspace.yaml": "packages:\n  - 'packages/*'\n  - apps/*\nonlyBuiltDependencies:\n  - esbuild\n",
+        "lerna.json": {"packages": ["tools/*"]},
+    })
+    assert workspace_globs(SourceTree(root)) == ["apps/*", "packages/*", "tools/*"]
+    # Lerna's packages are apps to find, not members a package manager installs at the root.
+    assert workspace_globs(SourceTree(root), lerna=False) == ["apps/*", "packages/*"]
 
 
 def test_an_app_with_no_lockfile_and_no_node_version_gets_the_lts_todays_releases_target(repo) -> None:

@@ -28,6 +28,29 @@ PNPM_FOR_LOCKFILE = ((5.4, "7"), (6.1, "8"))
 PNPM_OLDEST, PNPM_CURRENT = 7, "9"
 
 
+def workspace_globs(root: SourceTree, *, lerna: bool = True) -> list[str]:
+    """The member globs of a workspace root: package.json `workspaces` (a list, or yarn 1's `{packages: [...]}`),
+    pnpm-workspace.yaml `packages` and, with `lerna`, lerna.json `packages`; negations dropped, `./` and a trailing
+    `/` removed. pnpm-workspace.yaml is read as YAML: its other lists (onlyBuiltDependencies) are not members.
+    Lerna's list names apps to find, but a lerna-only repository installs each package in its own directory (no
+    package manager installs them at the root), so the planner asks without it."""
+    found: list[Any] = []
+    pkg = root.read_json("package.json") if root.has_file("package.json") else None
+    if isinstance(pkg, dict):
+        workspaces = pkg.get("workspaces")
+        if isinstance(workspaces, dict):
+            workspaces = workspaces.get("packages")
+        if isinstance(workspaces, list):
+            found += workspaces
+    manifests = (("pnpm-workspace.yaml", root.read_yaml),) + ((("lerna.json", root.read_json),) if lerna else ())
+    for name, read in manifests:
+        data = read(name) if root.has_file(name) else None
+        if isinstance(data, dict) and isinstance(data.get("packages"), list):
+            found += data["packages"]
+    globs = (g.strip().removeprefix("./").rstrip("/") for g in found if isinstance(g, str))
+    return list(dict.fromkeys(g for g in globs if g and not g.startswith("!")))
+
+
 def detect_package_manager(src: SourceTree, pkg: dict[str, Any], det: Detection) -> str:
     """The `packageManager` field wins over lockfiles (it is what corepack enforces); npm when nothing says."""
     field = pkg.get("packageManager")

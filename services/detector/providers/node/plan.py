@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from services.detector.providers.base import Unplannable, as_dict
-from services.detector.providers.node.package_manager import pnpm_major
+from services.detector.providers.node.package_manager import pnpm_major, workspace_globs
 from shared.detection import Detection
 from shared.plan import (
     DEFAULT_VERSIONS,
@@ -123,19 +123,6 @@ def _start(det: Detection, package: dict[str, Any], static: bool, src: SourceTre
     return f"env {variable}=true {start}"
 
 
-def _workspace_globs(root: SourceTree) -> list[str]:
-    """The member globs of a workspace root: package.json `workspaces` and pnpm-workspace.yaml `packages`."""
-    globs: list[str] = []
-    workspaces = _package_json(root).get("workspaces")
-    if isinstance(workspaces, dict):
-        workspaces = workspaces.get("packages")
-    if isinstance(workspaces, list):
-        globs += [g for g in workspaces if isinstance(g, str)]
-    globs += re.findall(r"^\s*-\s*['\"]?([^'\"\n#]+?)['\"]?\s*$", root.read_text("pnpm-workspace.yaml") or "",
-                        re.MULTILINE)
-    return [g.rstrip("/").removeprefix("./") for g in globs if not g.startswith("!")]
-
-
 def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
     """The workspace root above the app (inside the repository) whose workspace globs include the app, and the
     app's path from it; None for an app that is not a workspace member."""
@@ -143,7 +130,7 @@ def _workspace_of(src: SourceTree) -> tuple[SourceTree, str] | None:
     for depth in range(1, len(parts) + 1):
         root = SourceTree(src.repo_root, "/".join(parts[:-depth]))
         rel = "/".join(parts[-depth:])
-        if any(fnmatch.fnmatch(rel, g) for g in _workspace_globs(root)):
+        if any(fnmatch.fnmatch(rel, g) for g in workspace_globs(root, lerna=False)):
             return root, rel
     return None
 
@@ -157,7 +144,7 @@ def _workspace_builds(root: SourceTree, rel: str, pm: str, notes: list[str]) -> 
     directory: a package whose `main` is its `dist/` (tsc, tsup) is not there until it is built, and the app's
     own build (remix, vite without nx's task graph) does not build it ("Cannot find module .../dist/index.js")."""
     members: dict[str, tuple[str, dict[str, Any]]] = {}
-    for pattern in _workspace_globs(root):
+    for pattern in workspace_globs(root, lerna=False):
         for manifest in root.glob(f"{pattern}/package.json", max_depth=pattern.count("/") + 2):
             package = as_dict(root.read_json(manifest))
             name = package.get("name")
