@@ -15,10 +15,13 @@ import anyio
 import docker
 import nats
 import pytest
+import yaml
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.runner import reconcile
+from services.builder.compose import render_compose
+from services.runner import reconcile, service
+from services.runner.engine import teardown
 from services.runner.reconcile import reconcile_once
 from services.runner.watcher import Died, handle_death
 from shared.config import Settings
@@ -26,6 +29,7 @@ from shared.db.models import Deployment, OutboxEvent, Repository
 from shared.db.repository import transition
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.status import DeploymentStatus as S
+from shared.docker import Owner
 from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
 from shared.messaging.outbox import relay_once
 from shared.worker import WorkerContext, make_context
@@ -155,13 +159,13 @@ async def test_a_start_that_became_running_while_the_engine_was_read_is_judged_o
         return found
 
     monkeypatch.setattr(reconcile, "_containers_by_deployment", listing_while_it_starts)
-    assert (await reconcile_once(runner)).crashed == []
+    assert deployment_id not in (await reconcile_once(runner)).crashed
     async with sessions() as session:
         row = await session.get(Deployment, deployment_id)
         assert row is not None and row.status == "running"
     monkeypatch.undo()
     # A pass that listed the engine while the row already said `running` judges it: no container is a crash.
-    assert (await reconcile_once(runner)).crashed == [deployment_id]
+    assert deployment_id in (await reconcile_once(runner)).crashed
     await _forget(sessions, deployment_id)
 
 
@@ -183,6 +187,49 @@ async def test_the_watcher_seeing_the_app_die_publishes_one_change_and_the_crash
     assert [e["event"] for e in events] == ["deployment.status_changed", "deployment.crashed"]
     assert events[1]["exit_code"] == 3 and events[1]["error_code"] == "APP_CRASHED"
     await _forget(sessions, deployment_id)
+
+
+async def test_a_stop_that_came_while_the_app_started_leaves_nothing_running(
+    runner: WorkerContext, sessions: async_sessionmaker[AsyncSession], own: Settings, engine: docker.DockerClient,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stop takes the deployment down at once, but the start's `compose up` may run after that teardown: the
+    # start then finishes on an app that its status says is stopped, and nothing else would remove it.
+    source = tmp_path / "app"
+    (source / ".deployment").mkdir(parents=True)
+    deployment_id = await running_deployment(sessions, source, status="building", image_tag="python:3.12-slim")
+    compose = yaml.safe_load(render_compose(owner=Owner.of(own, deployment_id), repo_name="race", port=8000,
+                                            services=[]))
+    compose["services"]["app"]["command"] = ["python", "-m", "http.server", "8000"]
+    async with sessions() as session:
+        row = await session.get(Deployment, deployment_id)
+        assert row is not None
+        row.compose_content = yaml.safe_dump(compose)
+        await session.commit()
+    started = service._start
+
+    async def stopped_meanwhile(ctx: WorkerContext, plan: service.StartPlan) -> tuple[service.StartPlan, str]:
+        done = await started(ctx, plan)
+        async with sessions() as session:  # what the stop handler does, its teardown done before `up` ran
+            assert (await transition(session, deployment_id, S.STOPPING, "stopping")).applied
+            assert (await transition(session, deployment_id, S.STOPPED, "stopped; port released")).applied
+            await session.commit()
+        return done
+
+    monkeypatch.setattr(service, "_start", stopped_meanwhile)
+    try:
+        await service.run(runner, deployment_id, "corr-stop-while-starting")
+        filters = {"label": [f"{LABEL_INSTANCE}={own.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
+        assert engine.containers.list(all=True, filters=filters) == []
+        async with sessions() as session:
+            row = await session.get(Deployment, deployment_id)
+            assert row is not None and row.status == "stopped"
+        events = await published(own, sessions, deployment_id)
+        assert [(e["previous_status"], e["status"]) for e in events if e["event"] == "deployment.status_changed"] == [
+            ("building", "starting"), ("starting", "stopping"), ("stopping", "stopped")]
+    finally:
+        teardown(own, deployment_id, False)
+        await _forget(sessions, deployment_id)
 
 
 async def _forget(sessions: async_sessionmaker[AsyncSession], deployment_id: int) -> None:
