@@ -26,9 +26,12 @@ class Bus:
         async def on_fact(body: dict, message: NatsMessage) -> None:
             self._resolve(message.raw_message.subject, body)
 
-        # Every fact in the contract table, each on its own core subscription.
+        # Every fact in the contract table, each on its own core subscription. no_reply: a worker publishes a fact
+        # to JetStream as a request whose reply is the stream's ack, and a core subscriber sees that reply subject
+        # too. FastStream would answer it with the handler's empty result, and when that came first the worker
+        # read it as the ack, failed (JSONDecodeError) after its work was done, and its job ran again.
         for fact in FACTS:
-            self.broker.subscriber(fact.value)(on_fact)
+            self.broker.subscriber(fact.value, no_reply=True)(on_fact)
 
     def _resolve(self, subject_text: str, body: dict) -> None:
         subject = Subject(subject_text)  # subscribed only to the table's facts

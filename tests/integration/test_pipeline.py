@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
 import yaml
 from sqlalchemy import select, update
@@ -23,7 +26,7 @@ from shared.db.models import Deployment, DetectionRecord
 from shared.db.repository import load_detection
 from shared.db.status import DeploymentStatus as S
 from shared.errors import ErrorCode, PortsideError
-from shared.messaging.events import RunRequested
+from shared.messaging.events import RunCompleted, RunRequested
 from shared.messaging.subjects import Subject
 from shared.net import os_port_free
 from shared.worker import WorkerContext, make_context
@@ -269,3 +272,23 @@ async def test_register_repository_clones_a_git_url_with_real_git(
                 session, settings, path=None, url=f"file://{origin}", branch="nope", name=None
             )
         assert info.value.code == ErrorCode.GIT_CLONE_FAILED
+
+
+async def test_the_apis_fact_subscriptions_never_answer_a_workers_publish(bus: Bus, settings: Settings) -> None:
+    # A worker publishes a fact to JetStream as a request: the stream's ack is the one reply it may get. The API's
+    # core subscription on the same subject sees that reply subject too; an answer from it, when it came before
+    # the ack, failed the worker's job after its work was done (json.loads of an empty body), and the job ran again.
+    client = await nats.connect(settings.require_nats_url())
+    try:
+        inbox = client.new_inbox()
+        replies = await client.subscribe(inbox)
+        payload = RunCompleted(deployment_id=999_998, container_id="c", port=20000, url="http://x").model_dump_json()
+        await client.publish(Subject.RUN_COMPLETED.value, payload.encode(), reply=inbox)
+        await client.flush()
+        answers = []
+        with contextlib.suppress(nats.errors.TimeoutError):
+            while True:
+                answers.append((await replies.next_msg(timeout=2)).data)
+    finally:
+        await client.close()
+    assert [json.loads(a)["stream"] for a in answers] == [settings.stream_name], answers
