@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
 
@@ -295,13 +296,26 @@ def stale_cache_mounts(records: Iterable[dict[str, Any]], instance: str, deploym
     return stale
 
 
+def build_cache_records(client: docker.DockerClient, attempts: int = 5) -> list[dict[str, Any]]:
+    """`client.df()["BuildCache"]`. The engine runs one disk usage count at a time and refuses a second one
+    ("a disk usage operation is already running", a 500): that one is asked again after a second."""
+    for attempt in range(attempts):
+        try:
+            return list(client.df().get("BuildCache") or [])
+        except APIError as exc:
+            if "already running" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    return []
+
+
 def sweep_cache_mounts(client: docker.DockerClient, instance: str, deployments: set[int],
                        unused_since: datetime) -> tuple[list[str], int]:
     """The disk janitor's pass over BuildKit's cache mounts (see stale_cache_mounts): the record ids removed and
     the bytes freed. Each goes alone, by its whole id: the engine matches the `id` filter as a regular expression,
     so a bare id would also remove every record whose id contains it."""
     try:
-        records = client.df().get("BuildCache") or []
+        records = build_cache_records(client)
     except ENGINE_ERRORS as exc:  # the next pass tries again
         log.info("no build cache listing for the janitor: %s", exc)
         return [], 0
