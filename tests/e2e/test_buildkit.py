@@ -37,6 +37,9 @@ def buildkit(engine: docker.DockerClient, tmp_path_factory: pytest.TempPathFacto
     env = {"PORTSIDE_BUILDKIT": "on", "PORTSIDE_BUILD_MEMORY": "none", "PORTSIDE_JANITOR_INTERVAL_SECONDS": "10"}
     with running_system(tmp_path_factory.mktemp("buildkit-home"), engine, env) as system:
         yield system
+    # Its deployments' cache mounts and install steps' layers (the janitor keeps a live deployment's), once the
+    # images that share those layers are gone with the system.
+    _prune_records(engine, f"PORTSIDE_CACHE_ID=portside-{system.instance}-")
 
 
 def test_generated_app_builds_with_buildkit_and_a_cache_mount_and_answers(
