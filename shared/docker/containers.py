@@ -255,9 +255,10 @@ def sweep_images(
 
 
 # The cache id a BuildKit cache mount record names (Owner.cache_id): in the command, where the builder puts it
-# (BuildKit 0.8 in Docker 20.10 records no id), or at the end, where newer BuildKit adds ` with id "<id>"`.
+# (BuildKit 0.8 in Docker 20.10 records no id), or at the end, where newer BuildKit adds ` with id "<id>"`
+# (solver/llbsolver/mounts/mount.go: "cached mount %s from %s", then " with id %q").
 _MARKED_RE = re.compile(rf"^cached mount \S+ from exec (?:\S+ )+?-c {CACHE_ID_VAR}=(\S+) ")
-_NAMED_RE = re.compile(r'^cached mount \S+ from exec .* with id "([^"]+)"$')
+_NAMED_RE = re.compile(r'^cached mount \S+ from .* with id "([^"]+)"$')
 # Parsed from the right: the instance may hold hyphens and digits, a deployment id is digits, a tool letters.
 _CACHE_ID_RE = re.compile(r"portside-(.+)-(\d+)-([a-z]+)")
 _RECORD_ID_RE = re.compile(r"[a-z0-9]+")
@@ -311,9 +312,9 @@ def build_cache_records(client: docker.DockerClient, attempts: int = 5) -> list[
 
 def sweep_cache_mounts(client: docker.DockerClient, instance: str, deployments: set[int],
                        unused_since: datetime) -> tuple[list[str], int]:
-    """The disk janitor's pass over BuildKit's cache mounts (see stale_cache_mounts): the record ids removed and
-    the bytes freed. Each goes alone, by its whole id: the engine matches the `id` filter as a regular expression,
-    so a bare id would also remove every record whose id contains it."""
+    """The disk janitor's pass over BuildKit's cache mounts (see stale_cache_mounts): the cache ids of the records
+    removed, and the bytes freed. Each goes alone, by its whole id: the engine matches the `id` filter as a regular
+    expression, so a bare id would also remove every record whose id contains it."""
     try:
         records = build_cache_records(client)
     except ENGINE_ERRORS as exc:  # the next pass tries again
@@ -325,8 +326,8 @@ def sweep_cache_mounts(client: docker.DockerClient, instance: str, deployments: 
         try:
             # (The SDK's stubs list only `dangling` and `until`; the engine takes every field of a record.)
             pruned = client.api.prune_builds(filters={"id": f"^{mount.record_id}$"})  # type: ignore[arg-type]
-        except ENGINE_ERRORS as exc:  # e.g. a build took it meanwhile; a later pass tries again
-            log.info("cache mount %s (%s) stays: %s", mount.record_id, mount.cache_id, exc)
+        except ENGINE_ERRORS as exc:  # the engine failing (a record a build took meanwhile is just not deleted)
+            log.warning("cache mount %s (%s) stays: %s", mount.record_id, mount.cache_id, exc)
             continue
         if mount.record_id in (pruned.get("CachesDeleted") or []):
             removed.append(mount.cache_id)
