@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     # Builds running at once across every builder replica (Postgres advisory locks); a build waits for a slot.
     max_concurrent_builds: int = Field(default=2, ge=1, le=1000)
     # The disk janitor (in the builder) runs this often: it keeps the newest keep_images images per deployment and
-    # removes Portside's untagged images (build leftovers) older than build_cache_max_age_hours.
+    # removes Portside's untagged images (build leftovers) older than build_cache_max_age_hours, and (unless
+    # buildkit is off) the BuildKit cache mounts of deleted deployments or unused for build_cache_max_age_hours.
     janitor_interval_seconds: float = Field(default=3600.0, gt=0)
     build_cache_max_age_hours: float = Field(default=24.0, ge=0)
     ready_timeout_seconds: float = 90.0

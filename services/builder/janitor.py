@@ -1,7 +1,8 @@
 """The disk janitor: every PORTSIDE_JANITOR_INTERVAL_SECONDS, each deployment keeps its newest
 PORTSIDE_KEEP_IMAGES images (and those it runs or may roll back to), deleted deployments keep none, and untagged
 images older than PORTSIDE_BUILD_CACHE_MAX_AGE_HOURS go. Only images carrying this installation's labels; on Swarm,
-the same rule for its tags in PORTSIDE_REGISTRY."""
+the same rule for its tags in PORTSIDE_REGISTRY. Unless PORTSIDE_BUILDKIT=off, BuildKit's cache mounts of deleted
+deployments, and those unused for PORTSIDE_BUILD_CACHE_MAX_AGE_HOURS, go too (only those naming this installation)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 from shared.db.models import Deployment
 from shared.docker.client import engine_or_none
-from shared.docker.containers import SweepReport, sweep_images
+from shared.docker.containers import SweepReport, sweep_cache_mounts, sweep_images
 from shared.docker.registry import sweep_registry
 from shared.worker import WorkerContext
 
@@ -34,12 +35,20 @@ async def sweep(ctx: WorkerContext) -> SweepReport | None:
         with engine_or_none(settings) as client:
             if client is None:
                 return None
-            return sweep_images(client, settings.instance, keep, settings.keep_images, cutoff)
+            report = sweep_images(client, settings.instance, keep, settings.keep_images, cutoff)
+            if settings.buildkit != "off":
+                # A deployment made after the read above is missing from `keep`; its cache is in use (never
+                # removed) while its build runs, so only a build begun and ended within this pass could lose its
+                # downloads, which its next build fetches again.
+                report.removed_cache_mounts, report.freed_cache_bytes = sweep_cache_mounts(
+                    client, settings.instance, set(keep), cutoff)
+            return report
 
     report = await anyio.to_thread.run_sync(on_engine)
-    if report is not None and (report.removed_tags or report.removed_untagged):
-        log.info("janitor removed images %s and %d untagged", ", ".join(report.removed_tags) or "none",
-                 len(report.removed_untagged))
+    if report is not None and (report.removed_tags or report.removed_untagged or report.removed_cache_mounts):
+        log.info("janitor removed images %s and %d untagged, and BuildKit cache mounts %s (%.1f MB)",
+                 ", ".join(report.removed_tags) or "none", len(report.removed_untagged),
+                 ", ".join(report.removed_cache_mounts) or "none", report.freed_cache_bytes / 1024**2)
     if settings.engine == "swarm" and settings.registry:
         # The same rule in the registry the nodes pull from; its disk is freed by its garbage collector.
         pruned = await anyio.to_thread.run_sync(sweep_registry, settings.registry, settings.instance, keep,

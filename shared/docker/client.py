@@ -24,6 +24,10 @@ ENGINE_ERRORS = (DockerException, RequestException)
 LABEL_MANAGED = "org.portside.managed"
 LABEL_INSTANCE = "org.portside.instance"
 LABEL_DEPLOYMENT = "org.portside.deployment-id"
+# BuildKit's cache mounts take no labels, and Docker 20.10's BuildKit leaves the cache id out of a mount's record
+# (its Description is "cached mount <target> from exec <command>"): the builder starts each step it mounts a cache
+# for with `PORTSIDE_CACHE_ID=<id> `, so the record names its owner and the janitor can find it.
+CACHE_ID_VAR = "PORTSIDE_CACHE_ID"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class Owner:
     def image_repo(self) -> str:
         repo = f"portside/{self.instance}-deployment-{self.deployment_id}"
         return f"{self.registry}/{repo}" if self.registry else repo
+
+    def cache_id(self, tool: str) -> str:
+        """The id of the deployment's own BuildKit cache mount for `tool`'s downloads (pip, npm, ...)."""
+        return f"portside-{self.instance}-{self.deployment_id}-{tool}"
 
 
 @contextmanager

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import docker
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, Owner
+from shared.docker.client import CACHE_ID_VAR, ENGINE_ERRORS, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, Owner
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +217,9 @@ def _own_tags(image: Image, owner: Owner) -> list[str]:
 class SweepReport:
     removed_tags: list[str]
     removed_untagged: list[str]
+    # The cache ids of the BuildKit cache mount records removed, and the bytes the engine says that freed.
+    removed_cache_mounts: list[str] = field(default_factory=list)
+    freed_cache_bytes: int = 0
 
 
 def sweep_images(
@@ -246,6 +252,87 @@ def sweep_images(
         except DockerException as exc:  # a parent of a kept image, or in use: a later pass tries again
             log.info("untagged image %s stays: %s", image.short_id, exc)
     return report
+
+
+# The cache id a BuildKit cache mount record names (Owner.cache_id): in the command, where the builder puts it
+# (BuildKit 0.8 in Docker 20.10 records no id), or at the end, where newer BuildKit adds ` with id "<id>"`
+# (solver/llbsolver/mounts/mount.go: "cached mount %s from %s", then " with id %q").
+_MARKED_RE = re.compile(rf"^cached mount \S+ from exec (?:\S+ )+?-c {CACHE_ID_VAR}=(\S+) ")
+_NAMED_RE = re.compile(r'^cached mount \S+ from .* with id "([^"]+)"$')
+# Parsed from the right: the instance may hold hyphens and digits, a deployment id is digits, a tool letters.
+_CACHE_ID_RE = re.compile(r"portside-(.+)-(\d+)-([a-z]+)")
+_RECORD_ID_RE = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A BuildKit cache mount record (from `client.df()["BuildCache"]`) that belongs to one of this
+    installation's deployments."""
+
+    record_id: str
+    cache_id: str
+    deployment_id: int
+    size: int
+    last_used: datetime | None
+
+
+def stale_cache_mounts(records: Iterable[dict[str, Any]], instance: str, deployments: set[int],
+                       unused_since: datetime) -> list[CacheMount]:
+    """The cache mounts of this installation whose deployment is not in `deployments` (deleted), or that were last
+    used before `unused_since`. A record in use, of another installation or not made by Portside is never one."""
+    stale: list[CacheMount] = []
+    for record in records:
+        description, record_id = str(record.get("Description") or ""), str(record.get("ID") or "")
+        if record.get("Type") != "exec.cachemount" or record.get("InUse") or not _RECORD_ID_RE.fullmatch(record_id):
+            continue
+        named = _MARKED_RE.match(description) or _NAMED_RE.match(description)
+        owner = _CACHE_ID_RE.fullmatch(named[1]) if named else None
+        if owner is None or owner[1] != instance:
+            continue
+        last_used = parse_docker_time(record.get("LastUsedAt"))
+        deployment_id = int(owner[2])
+        if deployment_id in deployments and (last_used is None or last_used >= unused_since):
+            continue
+        stale.append(CacheMount(record_id, owner[0], deployment_id, int(record.get("Size") or 0), last_used))
+    return stale
+
+
+def build_cache_records(client: docker.DockerClient, attempts: int = 5) -> list[dict[str, Any]]:
+    """`client.df()["BuildCache"]`. The engine runs one disk usage count at a time and refuses a second one
+    ("a disk usage operation is already running", a 500): that one is asked again after a second."""
+    for attempt in range(attempts):
+        try:
+            return list(client.df().get("BuildCache") or [])
+        except APIError as exc:
+            if "already running" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    return []
+
+
+def sweep_cache_mounts(client: docker.DockerClient, instance: str, deployments: set[int],
+                       unused_since: datetime) -> tuple[list[str], int]:
+    """The disk janitor's pass over BuildKit's cache mounts (see stale_cache_mounts): the cache ids of the records
+    removed, and the bytes freed. Each goes alone, by its whole id: the engine matches the `id` filter as a regular
+    expression, so a bare id would also remove every record whose id contains it."""
+    try:
+        records = build_cache_records(client)
+    except ENGINE_ERRORS as exc:  # the next pass tries again
+        log.info("no build cache listing for the janitor: %s", exc)
+        return [], 0
+    removed: list[str] = []
+    freed = 0
+    for mount in stale_cache_mounts(records, instance, deployments, unused_since):
+        try:
+            # (The SDK's stubs list only `dangling` and `until`; the engine takes every field of a record.)
+            pruned = client.api.prune_builds(filters={"id": f"^{mount.record_id}$"})  # type: ignore[arg-type]
+        except ENGINE_ERRORS as exc:  # the engine failing (a record a build took meanwhile is just not deleted)
+            log.warning("cache mount %s (%s) stays: %s", mount.record_id, mount.cache_id, exc)
+            continue
+        if mount.record_id in (pruned.get("CachesDeleted") or []):
+            removed.append(mount.cache_id)
+            freed += int(pruned.get("SpaceReclaimed") or 0)
+    return removed, freed
 
 
 def last_exit_code(client: docker.DockerClient, container: Container) -> int | None:

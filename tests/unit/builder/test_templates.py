@@ -159,3 +159,40 @@ def test_python_adds_the_server_the_start_command_needs(tmp_path: Path) -> None:
     plan = plan_for(detect(tmp_path))
     assert plan.start_command.startswith("gunicorn ")
     assert plan.extra_packages == ["gunicorn==23.0.0"]
+
+
+@pytest.mark.parametrize(
+    ("files", "copied", "args"),
+    [
+        ({"requirements.txt": "flask==3.0.3\ngunicorn==23.0.0\npsycopg2==2.9.9\n"},
+         "COPY requirements.txt ./", "-r requirements.txt"),
+        ({"pyproject.toml": '[tool.poetry]\nname = "a"\n[tool.poetry.dependencies]\npython = "^3.12"\n'
+                            'flask = "3.0.3"\ngunicorn = "23.0.0"\npsycopg2 = "2.9.9"\n', "poetry.lock": ""},
+         "COPY --from=lock /tmp/requirements.txt ./requirements.lock.txt", "-r requirements.lock.txt"),
+        ({"pyproject.toml": '[project]\nname = "a"\nversion = "1"\ndependencies = ["flask==3.0.3", '
+                            '"gunicorn==23.0.0", "psycopg2==2.9.9"]\n'}, "COPY . .", "."),
+        ({"environment.yml": "dependencies:\n  - flask=3.0\n  - pip:\n"
+                             "      - gunicorn==23.0.0\n      - psycopg2==2.9.9\n"}, None, ""),
+    ],
+    ids=["pip", "poetry", "pip-project", "conda"],
+)
+def test_a_compiled_dependency_builds_in_a_throw_away_stage_whatever_installs_it(
+    tmp_path: Path, files: dict[str, str], copied: str | None, args: str,
+) -> None:
+    # The compiler stays in the build stage; the runtime stage gets the virtualenv and libpq5 only.
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "Procfile").write_text("web: gunicorn --bind 0.0.0.0:8000 app:app\n")
+    (tmp_path / "app.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    plan = plan_for(detect(tmp_path))
+    assert plan.build_packages, plan.package_manager
+    text = render_dockerfile(plan)
+    stages = text.split("\nFROM ")
+    build, runtime = stages[-2], stages[-1]
+    assert build.startswith(f"python:{plan.version}-slim AS build\n") and "gcc" in build
+    assert copied is None or f"\n{copied}\n" in build
+    assert f"install --no-cache-dir{' ' if args else ''}{args}" in build and "psycopg2" in text
+    assert "gcc" not in runtime and "pip --python" not in runtime and "libpq5" in runtime
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    if hadolint_path() is not None:
+        assert lint_dockerfile(text) == []

@@ -140,9 +140,16 @@ def test_psycopg2_without_a_wheel_for_the_python_gets_its_compiler_and_keeps_onl
     assert plan is not None and plan.version == "3.11"
     assert (plan.build_packages, plan.runtime_packages) == (["gcc", "libc6-dev", "libpq-dev", "python3-dev"],
                                                             ["libpq5"])
+    # The compiler and headers live in a throw-away stage that builds the virtualenv; the runtime stage installs
+    # only libpq5 (and drops apt's caches) and copies the virtualenv in.
     text = render_dockerfile(plan)
-    assert "install -y --no-install-recommends gcc libc6-dev libpq-dev python3-dev libpq5 \\" in text
-    assert "apt-get purge -y --auto-remove gcc libc6-dev libpq-dev python3-dev \\" in text
+    build, runtime = text.split("\nFROM python:3.11-slim\n")
+    assert "FROM python:3.11-slim AS build" in build
+    assert "install -y --no-install-recommends gcc libc6-dev libpq-dev python3-dev \\" in build
+    assert "pip --python /opt/venv/bin/python install --no-cache-dir -r requirements.txt" in build
+    assert "install -y --no-install-recommends libpq5 \\\n && apt-get clean \\" in runtime
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    assert "gcc" not in runtime and "pip --python" not in runtime
     for requirement, compiles in (("psycopg2-binary==2.9.9", False), ("psycopg2-binary", False),
                                   ("psycopg2==2.9.9", True), ("psycopg2-binary==2.9.4", True),
                                   ("psycopg2cffi==2.9.0", False), ("psycopg[binary]==3.2.3", False)):

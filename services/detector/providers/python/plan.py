@@ -28,7 +28,9 @@ SETUPTOOLS = "setuptools==80.9.0"  # the last line with pkg_resources (81 drops 
 # python3-dev: Portside's local stand-in images (Debian's Python) have no headers; the official images do.
 NATIVE = {"psycopg2": (["gcc", "libc6-dev", "libpq-dev", "python3-dev"], ["libpq5"])}
 _BINARY_WHEELS = {"3.11": (2, 9, 5), "3.12": (2, 9, 9), "3.13": (2, 9, 10)}
-_PSYCOPG2 = re.compile(r"^\s*[\"']?psycopg2(-binary)?(?![\w-])\s*(?:\[[^\]]*\])?\s*(?:==\s*([0-9.]+))?", re.MULTILINE)
+# A requirement line, an entry of a TOML array (`dependencies = ["psycopg2==2.9.9", ...]`) or of a YAML list.
+_PSYCOPG2 = re.compile(r"(?:^|[\[,])\s*(?:-\s+)?[\"']?psycopg2(-binary)?(?![\w-])\s*(?:\[[^\]]*\])?"
+                       r"\s*(?:==\s*([0-9.]+))?", re.MULTILINE)
 _OLD_GUNICORN = re.compile(r"^\s*gunicorn\s*(?:\[[^\]]*\])?\s*(?:==|<=|~=|<)\s*(\d+)", re.MULTILINE)
 
 
@@ -151,8 +153,8 @@ def plan(det: Detection, src: SourceTree) -> BuildPlan | None:
     runtime_packages: list[str] = []
     if _compiles_psycopg2(text, version):
         build_packages, runtime_packages = NATIVE["psycopg2"]
-        notes.append(f"psycopg2 builds from source here (no wheel for Python {version}): the install gets "
-                     f"{' '.join(build_packages)} (removed after it) and keeps {' '.join(runtime_packages)}.")
+        notes.append(f"psycopg2 builds from source here (no wheel for Python {version}): a build stage gets "
+                     f"{' '.join(build_packages)}; the image keeps only {' '.join(runtime_packages)}.")
     port = serving_port("python", det.internal_port, static)
     return BuildPlan(
         "python", det.framework, pm, version, port, start, det.build_command, manifests, extras,
