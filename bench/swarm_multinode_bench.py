@@ -10,6 +10,7 @@ the same path from this machine (the user's view). Writes bench/results/swarm_mu
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import shutil
 import statistics
@@ -35,27 +36,6 @@ from tests.swarm_support import (
 
 RESULTS = ROOT / "bench" / "results" / "swarm_multinode.json"
 REQUESTS = 300
-CLIENT = """
-import http.client, json, sys, time
-edge_host, edge_port, task_host, task_port, n = sys.argv[1:6]
-edge_port, task_port, n = int(edge_port), int(task_port), int(n)
-def ask(host, port):
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection(host, port, timeout=10)
-    conn.request("GET", "/")
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    assert response.status == 200, response.status
-    return (time.perf_counter() - started) * 1000
-for _ in range(20):
-    ask(edge_host, edge_port), ask(task_host, task_port)
-through, direct = [], []
-for _ in range(n):
-    through.append(ask(edge_host, edge_port))
-    direct.append(ask(task_host, task_port))
-print(json.dumps({"through": through, "direct": direct}))
-"""
 
 
 def _ask(host: str, port: int) -> float:
@@ -69,6 +49,20 @@ def _ask(host: str, port: int) -> float:
     conn.close()
     assert response.status == 200, response.status
     return (time.perf_counter() - started) * 1000
+
+
+# Run inside the edge's network namespace: the same _ask, then both paths in turn, after a warm-up.
+CLIENT = "import http.client, json, sys, time\n" + inspect.getsource(_ask) + """
+edge_host, edge_port, task_host, task_port, n = sys.argv[1:6]
+edge_port, task_port, n = int(edge_port), int(task_port), int(n)
+for _ in range(20):
+    _ask(edge_host, edge_port), _ask(task_host, task_port)
+through, direct = [], []
+for _ in range(n):
+    through.append(_ask(edge_host, edge_port))
+    direct.append(_ask(task_host, task_port))
+print(json.dumps({"through": through, "direct": direct}))
+"""
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
