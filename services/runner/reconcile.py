@@ -141,14 +141,13 @@ async def reconcile_once(ctx: WorkerContext) -> Report:
         return report
     now = datetime.now(UTC)
     known = await _deployments(ctx)
-    rows = list(known.values())
 
     for deployment_id in running:
         row = known.get(deployment_id)
         if (row is None or S(row.status) not in MAY_HAVE_CONTAINERS) and await _remove_leftovers(ctx, deployment_id):
             report.removed_leftovers.append(deployment_id)
 
-    for row in rows:
+    for row in known.values():
         status = S(row.status)
         age = (now - row.updated_at).total_seconds()
         if status == S.RUNNING:
