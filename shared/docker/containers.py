@@ -26,8 +26,14 @@ STACK_NAMESPACE = "com.docker.stack.namespace"
 LABEL_EDGE = "org.portside.edge"
 
 
+def labelled_containers(client: docker.DockerClient, filters: dict[str, Any]) -> list[Container]:
+    """Every container (running or not) that matches `filters`. The engine lists, then each one is inspected: one
+    removed in between (a Swarm task being replaced, a stack coming down) is left out rather than raising NotFound."""
+    return client.containers.list(all=True, filters=filters, ignore_removed=True)
+
+
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
-    return client.containers.list(all=True, filters=owner.filters)
+    return labelled_containers(client, owner.filters)
 
 
 def service_of(labels: dict[str, str]) -> str | None:
@@ -69,7 +75,7 @@ def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volum
     """Remove every container (and network; volumes only if asked) labelled with the deployment. Returns
     how many containers were removed. Used after `compose down`, in case files were edited or lost."""
     removed = 0
-    for container in client.containers.list(all=True, filters=owner.filters):
+    for container in labelled_containers(client, owner.filters):
         try:
             container.remove(force=True)
             removed += 1

@@ -10,7 +10,7 @@ import docker
 
 from services.runner.readiness import loopback_note
 from shared.docker import LABEL_MANAGED
-from shared.docker.containers import container_stats
+from shared.docker.containers import container_stats, labelled_containers
 
 
 def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: docker.DockerClient) -> None:
@@ -27,9 +27,35 @@ def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: d
         after = container_stats(container)  # gone entirely by now
         assert after.state == "removed" and after.uptime_seconds is None
     finally:
-        for leftover in engine.containers.list(all=True, filters={"label": "org.portside.test=engine-reads"}):
+        for leftover in labelled_containers(engine, {"label": "org.portside.test=engine-reads"}):
             leftover.remove(force=True)
 
+
+def test_listing_while_a_container_is_removed_leaves_it_out(engine: docker.DockerClient) -> None:
+    # The engine lists, then each container is inspected; a Swarm task replaced or a stack coming down in between
+    # used to raise NotFound out of the reconciler, a stop and the status answer.
+    label = {"label": "org.portside.test=engine-reads"}
+    first, second = (engine.containers.create("python:3.12-slim", ["sleep", "300"],
+                                              labels={LABEL_MANAGED: "true", "org.portside.test": "engine-reads"})
+                     for _ in range(2))
+    inspect = engine.api.inspect_container
+    removed: list[str] = []
+
+    def remove_the_other_first(container_id: str) -> dict:
+        if not removed:  # as if another process removed the other container right after the engine listed it
+            other = second if container_id.startswith(first.id) else first
+            other.remove(force=True)
+            removed.append(other.id)
+        return inspect(container_id)
+
+    engine.api.inspect_container = remove_the_other_first  # type: ignore[method-assign]
+    try:
+        found = labelled_containers(engine, label)
+    finally:
+        del engine.api.inspect_container
+        for leftover in labelled_containers(engine, label):
+            leftover.remove(force=True)
+    assert [c.id for c in found] == [c.id for c in (first, second) if c.id not in removed]
 
 def test_an_app_listening_on_loopback_in_its_container_is_named_as_the_reason_it_never_answered(
     engine: docker.DockerClient,
