@@ -81,6 +81,10 @@ def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volum
             removed += 1
         except NotFound:
             continue  # already gone: what we wanted
+        except APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc):
+                continue  # Swarm's agent (or another clean-up) is removing it now
+            raise
     for network in client.networks.list(filters=owner.filters):
         try:
             network.remove()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import docker
 
 from services.runner.readiness import loopback_note
 from shared.docker import LABEL_MANAGED
-from shared.docker.containers import container_stats, labelled_containers
+from shared.docker.client import Owner
+from shared.docker.containers import container_stats, labelled_containers, remove_deployment_resources
 
 
 def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: docker.DockerClient) -> None:
@@ -56,6 +58,28 @@ def test_listing_while_a_container_is_removed_leaves_it_out(engine: docker.Docke
         for leftover in labelled_containers(engine, label):
             leftover.remove(force=True)
     assert [c.id for c in found] == [c.id for c in (first, second) if c.id not in removed]
+
+def test_clean_ups_removing_the_same_deployment_at_once_all_succeed(engine: docker.DockerClient) -> None:
+    # A stop's clean-up beside Swarm's agent (or the reconciler) removing the same containers: the engine answers
+    # the second remover 409 "removal ... already in progress", which is what that remover wanted.
+    owner = Owner(f"engine-reads-{uuid.uuid4().hex[:8]}", 1)
+    for _ in range(3):
+        engine.containers.run("python:3.12-slim", ["sleep", "300"], detach=True,
+                              labels={**owner.labels, "org.portside.test": "engine-reads"})
+    errors: list[BaseException] = []
+
+    def clean_up() -> None:
+        try:
+            remove_deployment_resources(engine, owner)
+        except BaseException as exc:  # noqa: BLE001 - the test reports what any remover raised
+            errors.append(exc)
+
+    removers = [threading.Thread(target=clean_up) for _ in range(4)]
+    for remover in removers:
+        remover.start()
+    for remover in removers:
+        remover.join()
+    assert errors == [] and labelled_containers(engine, owner.filters) == []
 
 def test_an_app_listening_on_loopback_in_its_container_is_named_as_the_reason_it_never_answered(
     engine: docker.DockerClient,
