@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 
-from docker.errors import NotFound
-
 from services.runner import swarm
 from shared.config import Settings
 from shared.docker import Owner
@@ -18,6 +16,7 @@ from shared.docker.containers import (
     app_containers,
     container_address,
     prune_images,
+    remove_container,
     remove_deployment_resources,
 )
 from shared.docker.registry import prune_registry
@@ -99,9 +98,6 @@ def _remove_containers(settings: Settings, deployment_id: int, service: str, kee
         for container in app_containers(client, Owner.of(settings, deployment_id), service):
             if container.id in keep:
                 continue
-            try:
-                container.remove(force=True)
+            if remove_container(container):
                 removed.append(str(container.id))
-            except NotFound:
-                continue
     return removed

@@ -71,20 +71,26 @@ def logs_tail(container: Container, lines: int = 50) -> list[str]:
     return raw.decode("utf-8", errors="replace").splitlines()
 
 
+def remove_container(container: Container) -> bool:
+    """Force-remove a container; False if it was already gone or another remover (Swarm's agent, a second
+    clean-up) is removing it now: the engine answers that one 409 "removal ... already in progress"."""
+    try:
+        container.remove(force=True)
+        return True
+    except NotFound:
+        return False
+    except APIError as exc:
+        if exc.status_code == 409 and "already in progress" in str(exc):
+            return False
+        raise
+
+
 def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volumes: bool = False) -> int:
     """Remove every container (and network; volumes only if asked) labelled with the deployment. Returns
     how many containers were removed. Used after `compose down`, in case files were edited or lost."""
     removed = 0
     for container in labelled_containers(client, owner.filters):
-        try:
-            container.remove(force=True)
-            removed += 1
-        except NotFound:
-            continue  # already gone: what we wanted
-        except APIError as exc:
-            if exc.status_code == 409 and "already in progress" in str(exc):
-                continue  # Swarm's agent (or another clean-up) is removing it now
-            raise
+        removed += remove_container(container)
     for network in client.networks.list(filters=owner.filters):
         try:
             network.remove()
