@@ -19,7 +19,7 @@ import uuid
 import docker
 
 from shared.docker.build import BuildLimits, BuildLine, build_context, build_image
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from tests.support import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "build_limits.json"
@@ -57,7 +57,7 @@ def stop_latency(engine: docker.DockerClient) -> float:
         dockerfile="Dockerfile.limits", tag=f"portside-bench/limits:{uuid.uuid4().hex[:8]}",
         labels={LABEL: "limits"}, on_line=on_line, should_stop=should_stop,
     )
-    while labelled_containers(engine, {"id": step[0]}):
+    while list_containers(engine, {"id": step[0]}):
         time.sleep(0.05)
     return time.monotonic() - asked[0]
 

@@ -18,7 +18,7 @@ import docker
 import httpx
 
 from shared.docker.compose import compose_command
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from shared.net import free_tcp_port
 from tests.conftest import copy_fixture
 from tests.support import ROOT, System, remove_instance_resources
@@ -53,7 +53,7 @@ class Stack:
         labels = [f"com.docker.compose.project={self.project}"]
         if service:
             labels.append(f"com.docker.compose.service={service}")
-        return labelled_containers(engine, {"label": labels})
+        return list_containers(engine, {"label": labels})
 
     def wait_healthy(self, engine: docker.DockerClient, service: str, count: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -84,11 +84,11 @@ class Stack:
 def leftovers(engine: docker.DockerClient, project: str) -> list[str]:
     """Anything of the project (containers, networks, volumes) or of its deployments still on the engine."""
     label = {"label": f"com.docker.compose.project={project}"}
-    found = [f"container {c.name}" for c in labelled_containers(engine, label)]
+    found = [f"container {c.name}" for c in list_containers(engine, label)]
     found += [f"network {n.name}" for n in engine.networks.list(filters=label)]
     found += [f"volume {v.name}" for v in engine.volumes.list(filters=label)]
     apps = {"label": f"org.portside.instance={project}"}
-    found += [f"app container {c.name}" for c in labelled_containers(engine, apps)]
+    found += [f"app container {c.name}" for c in list_containers(engine, apps)]
     return found
 
 

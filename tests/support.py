@@ -21,7 +21,7 @@ import docker
 import httpx
 
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers, remove_container
 from shared.net import free_tcp_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +118,7 @@ class System:
     def containers(self, engine: docker.DockerClient, deployment_id: int) -> list:
         """Every container of this installation's deployment, running or not (found by label)."""
         filters = {"label": [f"{LABEL_INSTANCE}={self.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
-        return labelled_containers(engine, filters)
+        return list_containers(engine, filters)
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """`portside ARGS` against this system, as its admin (the exit code is the caller's to check)."""
@@ -311,8 +311,8 @@ def running_system(
 def remove_instance_resources(engine: docker.DockerClient, instance: str) -> None:
     """Whatever a failed test left behind for this instance (never another installation's resources)."""
     label = {"label": f"{LABEL_INSTANCE}={instance}"}
-    for container in labelled_containers(engine, label):
-        container.remove(force=True)
+    for container in list_containers(engine, label):
+        remove_container(container)
     for network in engine.networks.list(filters=label):
         network.remove()
     for image in engine.images.list(filters=label):

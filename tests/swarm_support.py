@@ -20,7 +20,7 @@ import httpx
 from services.runner.swarm import edge_image_tag
 from shared.config import Settings
 from shared.docker import LABEL_INSTANCE
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from shared.net import free_tcp_port
 from tests.support import ROOT
 
@@ -93,7 +93,7 @@ def remove_instance_stacks(engine: docker.DockerClient, instance: str, timeout: 
         service.remove()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not labelled_containers(engine, label) and not engine.networks.list(filters=label):
+        if not list_containers(engine, label) and not engine.networks.list(filters=label):
             return
         for network in engine.networks.list(filters=label):
             try:

@@ -23,7 +23,7 @@ from shared.db.models import Deployment
 from shared.db.repository import record_event, transition
 from shared.db.status import DeploymentStatus as S
 from shared.docker import LABEL_DEPLOYMENT, LABEL_INSTANCE, docker_client
-from shared.docker.containers import COMPOSE_SERVICE, labelled_containers
+from shared.docker.containers import COMPOSE_SERVICE, list_containers
 from shared.errors import ErrorCode, PortsideError
 from shared.worker import WorkerContext
 
@@ -60,7 +60,7 @@ def _containers_by_deployment(settings: Settings) -> dict[int, dict[str, Seen]]:
     try:
         found: dict[int, dict[str, Seen]] = defaultdict(dict)
         mounted: list[str] = []
-        for container in labelled_containers(client, {"label": f"{LABEL_INSTANCE}={settings.instance}"}):
+        for container in list_containers(client, {"label": f"{LABEL_INSTANCE}={settings.instance}"}):
             deployment = container.labels.get(LABEL_DEPLOYMENT, "")
             mounted += [str(m.get("Source")) for m in container.attrs.get("Mounts") or [] if m.get("Type") == "bind"]
             if deployment.isdigit():

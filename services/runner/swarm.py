@@ -27,7 +27,7 @@ from shared.docker.containers import (
     LABEL_EDGE,
     STACK_NAMESPACE,
     WANTED_TASK_STATES,
-    labelled_containers,
+    list_containers,
     remove_deployment_resources,
 )
 from shared.errors import ErrorCode, PortsideError
@@ -408,7 +408,7 @@ def teardown(settings: Settings, deployment_id: int, volumes: bool) -> None:
         namespace: dict[str, str | list[str] | bool] = {"label": f"{STACK_NAMESPACE}={owner.project}"}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            left = (_services(client, owner) or labelled_containers(client, namespace)
+            left = (_services(client, owner) or list_containers(client, namespace)
                     or client.networks.list(filters=namespace))
             if not left:
                 break

@@ -26,14 +26,14 @@ STACK_NAMESPACE = "com.docker.stack.namespace"
 LABEL_EDGE = "org.portside.edge"
 
 
-def labelled_containers(client: docker.DockerClient, filters: dict[str, Any]) -> list[Container]:
+def list_containers(client: docker.DockerClient, filters: dict[str, Any]) -> list[Container]:
     """Every container (running or not) that matches `filters`. The engine lists, then each one is inspected: one
     removed in between (a Swarm task being replaced, a stack coming down) is left out rather than raising NotFound."""
     return client.containers.list(all=True, filters=filters, ignore_removed=True)
 
 
 def deployment_containers(client: docker.DockerClient, owner: Owner) -> list[Container]:
-    return labelled_containers(client, owner.filters)
+    return list_containers(client, owner.filters)
 
 
 def service_of(labels: dict[str, str]) -> str | None:
@@ -89,7 +89,7 @@ def remove_deployment_resources(client: docker.DockerClient, owner: Owner, volum
     """Remove every container (and network; volumes only if asked) labelled with the deployment. Returns
     how many containers were removed. Used after `compose down`, in case files were edited or lost."""
     removed = 0
-    for container in labelled_containers(client, owner.filters):
+    for container in deployment_containers(client, owner):
         removed += remove_container(container)
     for network in client.networks.list(filters=owner.filters):
         try:

@@ -23,7 +23,7 @@ import pytest
 
 from shared.docker import Owner
 from shared.docker.build import BuildLimits, build_context, build_image
-from shared.docker.containers import labelled_containers, sweep_images
+from shared.docker.containers import list_containers, sweep_images
 from tests.support import ROOT, System, running_system
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -127,10 +127,10 @@ def test_cancel_kills_the_running_build_within_seconds(limited: System, engine: 
     started = time.monotonic()
     cancelled = limited.call("POST", f"/api/deployments/{deployment_id}/cancel", expect=200)["data"]
     assert cancelled["status"] == "build_failed" and cancelled["error_code"] == "BUILD_CANCELLED"
-    while labelled_containers(engine, {"id": step_container}) and time.monotonic() - started < 30:
+    while list_containers(engine, {"id": step_container}) and time.monotonic() - started < 30:
         time.sleep(0.2)
     gone_after = time.monotonic() - started
-    assert not labelled_containers(engine, {"id": step_container}), "the build container outlived cancel"
+    assert not list_containers(engine, {"id": step_container}), "the build container outlived cancel"
     assert gone_after < 10, f"the build container went {gone_after:.1f} s after cancel"
     # Not stuck: the status stays, a second cancel is refused with a sentence, and a new deploy is accepted.
     assert limited.wait_status(deployment_id, {"build_failed"}, timeout=5)["error_code"] == "BUILD_CANCELLED"

@@ -21,7 +21,7 @@ from services.builder.generate import generate_files
 from services.detector.service import detect
 from shared.docker import Owner
 from shared.docker.build import BuildLine, build_context, build_image
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from shared.docker.dockerfile import parse_dockerfile
 from tests.conftest import copy_fixture
 from tests.support import ROOT
@@ -80,7 +80,7 @@ def _ensure_images(engine: docker.DockerClient, images: list[str]) -> list[str]:
 def cleanup(engine: docker.DockerClient) -> Iterator[list[str]]:
     tags: list[str] = []
     yield tags
-    for container in labelled_containers(engine, {"label": f"{LABEL}={RUN_ID}"}):
+    for container in list_containers(engine, {"label": f"{LABEL}={RUN_ID}"}):
         container.remove(force=True)
     for tag in tags:
         try:

@@ -12,7 +12,7 @@ import docker
 from services.runner.readiness import loopback_note
 from shared.docker import LABEL_MANAGED
 from shared.docker.client import Owner
-from shared.docker.containers import container_stats, labelled_containers, remove_deployment_resources
+from shared.docker.containers import container_stats, list_containers, remove_deployment_resources
 
 
 def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: docker.DockerClient) -> None:
@@ -29,7 +29,7 @@ def test_stats_of_a_container_removed_mid_read_are_left_out_not_raised(engine: d
         after = container_stats(container)  # gone entirely by now
         assert after.state == "removed" and after.uptime_seconds is None
     finally:
-        for leftover in labelled_containers(engine, {"label": "org.portside.test=engine-reads"}):
+        for leftover in list_containers(engine, {"label": "org.portside.test=engine-reads"}):
             leftover.remove(force=True)
 
 
@@ -52,10 +52,10 @@ def test_listing_while_a_container_is_removed_leaves_it_out(engine: docker.Docke
 
     engine.api.inspect_container = remove_the_other_first  # type: ignore[method-assign]
     try:
-        found = labelled_containers(engine, label)
+        found = list_containers(engine, label)
     finally:
         del engine.api.inspect_container
-        for leftover in labelled_containers(engine, label):
+        for leftover in list_containers(engine, label):
             leftover.remove(force=True)
     assert [c.id for c in found] == [c.id for c in (first, second) if c.id not in removed]
 
@@ -79,7 +79,7 @@ def test_clean_ups_removing_the_same_deployment_at_once_all_succeed(engine: dock
         remover.start()
     for remover in removers:
         remover.join()
-    assert errors == [] and labelled_containers(engine, owner.filters) == []
+    assert errors == [] and list_containers(engine, owner.filters) == []
 
 def test_an_app_listening_on_loopback_in_its_container_is_named_as_the_reason_it_never_answered(
     engine: docker.DockerClient,

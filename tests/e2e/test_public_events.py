@@ -31,7 +31,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.db.status import DeploymentStatus as S
 from shared.docker import Owner
 from shared.docker.client import LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from shared.messaging.outbox import relay_once
 from shared.worker import WorkerContext, make_context
 
@@ -221,7 +221,7 @@ async def test_a_stop_that_came_while_the_app_started_leaves_nothing_running(
     try:
         await service.run(runner, deployment_id, "corr-stop-while-starting")
         filters = {"label": [f"{LABEL_INSTANCE}={own.instance}", f"{LABEL_DEPLOYMENT}={deployment_id}"]}
-        assert labelled_containers(engine, filters) == []
+        assert list_containers(engine, filters) == []
         async with sessions() as session:
             row = await session.get(Deployment, deployment_id)
             assert row is not None and row.status == "stopped"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from shared.docker import LABEL_INSTANCE
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from tests.conftest import copy_fixture
 from tests.support import StartupFailed, System, running_system
 from tests.swarm_support import (
@@ -184,7 +184,7 @@ def test_swarm_stop_removes_the_stack_its_tasks_and_its_network(
     assert data["status"] == "stopped"
     stack = {"label": f"com.docker.stack.namespace={system.instance}-{deployment_id}"}
     assert engine.services.list(filters=stack) == []
-    assert labelled_containers(engine, stack) == []
+    assert list_containers(engine, stack) == []
     assert engine.networks.list(filters=stack) == []
 
 
@@ -213,7 +213,7 @@ def test_swarm_app_that_keeps_exiting_after_it_ran_ends_crashed_with_the_tasks_e
     # Taken down as a crash is on the single engine: no service, task container or network left.
     stack = {"label": f"com.docker.stack.namespace={system.instance}-{deployment_id}"}
     assert engine.services.list(filters=stack) == []
-    assert labelled_containers(engine, stack) == []
+    assert list_containers(engine, stack) == []
     assert engine.networks.list(filters=stack) == []
 
 

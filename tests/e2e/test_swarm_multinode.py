@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from services.runner.swarm import EDGE_PREFIX
-from shared.docker.containers import labelled_containers
+from shared.docker.containers import list_containers
 from tests.conftest import copy_fixture
 from tests.support import StartupFailed, System, running_system
 from tests.swarm_support import (
@@ -164,7 +164,7 @@ def test_swarm_app_on_the_second_node_answers_through_the_first_nodes_port_and_s
     deadline = time.monotonic() + 60
     while True:
         left = [(i, c.name) for i, node in enumerate((multinode.manager, multinode.worker))
-                for c in labelled_containers(node, stack)]
+                for c in list_containers(node, stack)]
         left += [(i, n.name) for i, node in enumerate((multinode.manager, multinode.worker))
                  for n in node.networks.list(filters=stack)]
         if not left:
